@@ -1,0 +1,85 @@
+"""Build ``docker compose`` command lines for a stack, and run them through a runner.
+
+A runner is any callable ``run(argv, *, env=None, capture=False, check=True)``
+that returns an object with ``.exited`` (int) and ``.stdout`` (str). Tasks pass
+one built on invoke's ``Context.run``; :func:`subprocess_runner` is the plain one.
+Command lines are argv lists, joined with :func:`shlex.join` only at the edge.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from typing import Callable, Mapping, Protocol, Sequence
+
+from .config import LabConfig
+from .stacks import Stack
+
+
+class Result(Protocol):
+    exited: int
+    stdout: str
+
+
+Runner = Callable[..., Result]
+
+
+@dataclass
+class ProcessResult:
+    exited: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def subprocess_runner(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                      capture: bool = False, check: bool = True) -> ProcessResult:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(list(argv), env=full_env, text=True,
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.PIPE if capture else None)
+    result = ProcessResult(proc.returncode, proc.stdout or "", proc.stderr or "")
+    if check and proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, list(argv), result.stdout, result.stderr)
+    return result
+
+
+def compose_env(config: LabConfig) -> dict[str, str]:
+    """Variables the compose files need from the host, beyond ``.env``."""
+    return {"MQLAB_LEDGER_HOST_DIR": str(config.ledger_dir)}
+
+
+def compose_argv(config: LabConfig, stack: Stack, *args: str) -> list[str]:
+    argv = ["docker", "compose", "--project-directory", str(config.root)]
+    for path in config.env_files:
+        argv += ["--env-file", str(path)]
+    argv += ["-f", str(config.root / stack.compose_file), *args]
+    return argv
+
+
+def up_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
+    build = ["--no-build"] if config.offline else ["--build"]
+    return compose_argv(config, stack, "up", "--detach", "--wait", *build,
+                        "--scale", f"consumer={consumers}")
+
+
+def scale_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
+    return compose_argv(config, stack, "up", "--detach", "--wait", "--no-build", "--no-recreate",
+                        "--scale", f"consumer={consumers}")
+
+
+def down_argv(config: LabConfig, stack: Stack, volumes: bool) -> list[str]:
+    return compose_argv(config, stack, "down", "--remove-orphans", *(["--volumes"] if volumes else []))
+
+
+def logs_argv(config: LabConfig, stack: Stack, services: Sequence[str], follow: bool, tail: int | None) -> list[str]:
+    extra = ["--follow"] if follow else []
+    if tail is not None:
+        extra += ["--tail", str(tail)]
+    return compose_argv(config, stack, "logs", *extra, *services)
+
+
+def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id: str) -> list[str]:
+    return compose_argv(config, stack, "run", "--rm", "--no-deps", "-T", "producer",
+                        "producer", "--count", str(count), "--size", str(size), "--run-id", run_id)

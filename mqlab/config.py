@@ -1,0 +1,91 @@
+"""The lab's settings on the host: ``.env``, optionally ``images/offline.env``, then the environment.
+
+Compose reads the same files with the same precedence (the process environment
+wins over env files, and a later env file wins over an earlier one), so what the
+host sees here is what the containers get.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .errors import UsageError
+
+ENV_FILE = ".env"
+OFFLINE_ENV_FILE = "images/offline.env"
+TRUE = {"1", "true", "yes", "on"}
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Parse a Compose-style env file: KEY=VALUE lines, # comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise UsageError(f"{path.name}:{number}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    root: Path
+    offline: bool
+    values: Mapping[str, str]
+
+    @property
+    def env_files(self) -> list[Path]:
+        files = [self.root / ENV_FILE]
+        if self.offline:
+            files.append(self.root / OFFLINE_ENV_FILE)
+        return files
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.values.get(key, default)
+
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int = 1 << 31) -> int:
+        """An integer setting; a value that is not a number is a one-line UsageError."""
+        raw = self.values.get(key)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise UsageError(f"{key}={raw!r} is not a number (set in .env or the environment)") from None
+        if not minimum <= value <= maximum:
+            raise UsageError(f"{key}={value} is out of range {minimum}..{maximum}")
+        return value
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.root / ".mqlab" / "ledger"
+
+
+def offline_default(environ: Mapping[str, str] | None = None) -> bool:
+    """``MQLAB_OFFLINE=1`` makes the images built from packages the default."""
+    environ = os.environ if environ is None else environ
+    return environ.get("MQLAB_OFFLINE", "").strip().lower() in TRUE
+
+
+def load(root: Path, offline: bool, environ: Mapping[str, str] | None = None) -> LabConfig:
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    files = [root / ENV_FILE] + ([root / OFFLINE_ENV_FILE] if offline else [])
+    for path in files:
+        if not path.exists():
+            raise UsageError(f"{path} is missing: run from a checkout of the lab")
+        values.update(parse_env_file(path))
+    for key in list(values):
+        if key in environ:
+            values[key] = environ[key]
+    return LabConfig(root=root, offline=offline, values=values)

@@ -1,0 +1,236 @@
+"""Stack lifecycle: up, down, scale, ps, logs, produce, verify.
+
+Every operation takes a :class:`~mqlab.config.LabConfig` and a runner (see
+:mod:`mqlab.compose`), so the tasks stay thin and the logic is testable.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import compose, ledger, preflight
+from .config import LabConfig
+from .errors import LabError, UsageError
+from .stacks import STACKS, Stack, get_stack, stack_of_project
+
+Echo = Callable[[str], None]
+
+
+def _image_names(config: LabConfig, stack: Stack) -> list[str]:
+    return [config.get(key) for key in stack.images if config.get(key)]
+
+
+def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, echo: Echo, client) -> None:
+    """Make sure the broker images exist: pull them, or build them from packages with --offline."""
+    if config.offline:
+        from . import images
+
+        images.build_for_stack(config.root, stack.name, progress=echo)
+        return
+    missing = []
+    for name in _image_names(config, stack):
+        try:
+            client.images.get(name)
+        except Exception:
+            missing.append(name)
+    if not missing:
+        return
+    echo(f"pulling {', '.join(missing)}")
+    result = run(compose.compose_argv(config, stack, "pull", "--quiet", *stack.brokers),
+                 env=compose.compose_env(config), capture=True, check=False)
+    if result.exited != 0:
+        raise LabError(
+            f"could not pull {', '.join(missing)} (no registry reachable?): "
+            f"run `invoke up {stack.name} --offline` to build the images from packages instead"
+        )
+
+
+def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo) -> Stack:
+    stack = get_stack(stack_name)
+    preflight.check_consumers(consumers)
+    client = preflight.docker_client()
+    preflight.check_compose()
+    projects = preflight.running_projects(client)
+    if not any(c.status == "running" for c in projects.get(stack.project, [])):
+        preflight.check_ports(config, stack, client)
+    ensure_broker_images(config, stack, run, echo, client)
+    config.ledger_dir.mkdir(parents=True, exist_ok=True)
+    if stack.legacy:
+        echo(f"{stack.name} is the legacy ZooKeeper-mode stack (Kafka 3.9); prefer `kafka` (KRaft) for new work")
+    echo(f"starting {stack.name} with {consumers} consumer(s); waiting for health checks")
+    result = run(compose.up_argv(config, stack, consumers), env=compose.compose_env(config), check=False)
+    if result.exited != 0:
+        # Leave nothing half-started behind.
+        run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
+        raise LabError(f"{stack.name} did not become healthy (docker compose exit {result.exited}); "
+                       "see the output above, the stack was taken down")
+    echo(f"{stack.name} is up: `invoke logs --follow` shows messages flowing, `invoke produce {stack.name} --count 10000` sends a run")
+    return stack
+
+
+def _stacks_to_act_on(stack_name: str | None, client) -> list[Stack]:
+    if stack_name:
+        return [get_stack(stack_name)]
+    found = []
+    for project in preflight.running_projects(client):
+        stack = stack_of_project(project)
+        if stack:
+            found.append(stack)
+    return found
+
+
+def down(config: LabConfig, stack_name: str | None, volumes: bool, run: compose.Runner, echo: Echo) -> list[Stack]:
+    if stack_name:
+        get_stack(stack_name)
+    client = preflight.docker_client()
+    preflight.check_compose()
+    stacks = _stacks_to_act_on(stack_name, client)
+    if not stacks:
+        echo("no mqlab stack is running")
+    for stack in stacks:
+        echo(f"stopping {stack.name}" + (" and removing its volumes" if volumes else ""))
+        run(compose.down_argv(config, stack, volumes), env=compose.compose_env(config), check=True)
+    return stacks
+
+
+def scale(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo) -> None:
+    stack = get_stack(stack_name)
+    preflight.check_consumers(consumers)
+    client = preflight.docker_client()
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    echo(f"scaling {stack.name} consumers to {consumers}")
+    result = run(compose.scale_argv(config, stack, consumers), env=compose.compose_env(config), check=False)
+    if result.exited != 0:
+        raise LabError(f"scaling {stack.name} failed (docker compose exit {result.exited})")
+
+
+@dataclass
+class Row:
+    stack: str
+    service: str
+    name: str
+    state: str
+    health: str
+    ports: str
+
+
+def ps(client=None) -> list[Row]:
+    client = client or preflight.docker_client()
+    rows = []
+    for project, containers in sorted(preflight.running_projects(client).items()):
+        for c in containers:
+            state = c.attrs.get("State", {})
+            health = (state.get("Health") or {}).get("Status", "-")
+            ports = []
+            for container_port, bindings in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+                for b in bindings or ():
+                    ports.append(f"{b.get('HostIp')}:{b.get('HostPort')}->{container_port}")
+            rows.append(Row(project[len("mqlab-"):], c.labels.get("com.docker.compose.service", "?"),
+                            c.name, c.status, health, ", ".join(sorted(set(ports)))))
+    rows.sort(key=lambda r: (r.stack, r.service, r.name))
+    return rows
+
+
+def resolve_stack_for_service(stack_name: str | None, client) -> Stack:
+    """The stack a logs/stats call is about: the one given, or the only one running."""
+    if stack_name:
+        return get_stack(stack_name)
+    stacks = _stacks_to_act_on(None, client)
+    if len(stacks) == 1:
+        return stacks[0]
+    if not stacks:
+        raise UsageError("no mqlab stack is running: `invoke up <stack>` first")
+    raise UsageError("several stacks are running (" + ", ".join(s.name for s in stacks) + "): pass --stack")
+
+
+def logs(config: LabConfig, stack_name: str | None, service: str | None, follow: bool, tail: int | None,
+         run: compose.Runner) -> None:
+    client = preflight.docker_client()
+    stack = resolve_stack_for_service(stack_name, client)
+    services = [service] if service else []
+    valid = {"producer", "consumer", *stack.brokers}
+    if service and service not in valid:
+        raise UsageError(f"unknown service {service!r} in {stack.name}: choose one of {', '.join(sorted(valid))}")
+    run(compose.logs_argv(config, stack, services, follow, tail), env=compose.compose_env(config), check=False)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def count_lines(directory: Path, pattern: str) -> int:
+    total = 0
+    for path in directory.glob(pattern):
+        with path.open("rb") as fh:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    return total
+
+
+def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
+            progress: Callable[[int, int], None], echo: Echo, poll: float = 0.25) -> str:
+    """Run a one-shot producer container for ``count`` messages, reporting acked progress.
+
+    Returns the run id. Raises LabError when the producer fails."""
+    stack = get_stack(stack_name)
+    preflight.check_count(count)
+    preflight.check_size(size)
+    client = preflight.docker_client()
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    run_id = run_id or new_run_id()
+    directory = ledger.run_dir(config.ledger_dir, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    ledger.record_latest(config.ledger_dir, stack.name, run_id)
+    argv = compose.produce_argv(config, stack, count, size, run_id)
+    env = {**os.environ, **compose.compose_env(config)}
+    output = directory / "producer-output.log"
+    with output.open("w") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            while proc.poll() is None:
+                progress(count_lines(directory, "sent-*.tsv"), count)
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait(timeout=30)
+            raise
+    progress(count_lines(directory, "sent-*.tsv"), count)
+    if proc.returncode != 0:
+        tail = output.read_text(errors="replace").strip().splitlines()[-3:]
+        raise LabError(f"producer failed (exit {proc.returncode}): " + (" | ".join(tail) or "no output"))
+    return run_id
+
+
+def consumer_names(client, stack: Stack) -> dict[str, str]:
+    """Map container hostnames (what the services call themselves) to compose container names."""
+    names = {}
+    try:
+        for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={stack.project}"}):
+            hostname = c.attrs.get("Config", {}).get("Hostname", "")
+            if hostname:
+                names[hostname] = c.name
+    except Exception:
+        pass
+    return names
+
+
+def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
+           on_poll: Callable[[ledger.Report], None] | None = None) -> tuple[ledger.Report, str]:
+    stack = get_stack(stack_name)
+    run_id = run_id or ledger.latest_run(config.ledger_dir, stack.name)
+    report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll)
+    try:
+        names = consumer_names(preflight.docker_client(), stack)
+    except LabError:
+        names = {}
+    return report, ledger.render(report, names)
+
+
+__all__ = ["up", "down", "scale", "ps", "logs", "produce", "verify", "STACKS"]

@@ -1,0 +1,173 @@
+"""The ledger: account for every message of a run by id, from the receipt files.
+
+Producers and consumers append one line per message to their own files under
+``<ledger>/<run_id>/`` (see ``mqlab_services.ledger`` for the writer):
+
+- ``sent-<producer>.tsv``: ``id  seq  send_ns  ack_ns``, written after the broker confirmed it;
+- ``recv-<consumer>.tsv``: ``id  src  seq  send_ns  recv_ns``, written after processing and before the ack.
+
+:func:`verify` merges them into a :class:`Report`: how many were sent and
+acked, received (and by which consumer), lost (acked, never received),
+duplicated (received more than once), received without an ack on record,
+and out of order per producer and consumer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+from .errors import UsageError
+
+LATEST = "latest-{stack}"
+
+
+def run_dir(ledger: Path, run_id: str) -> Path:
+    return ledger / run_id
+
+
+def _lines(path: Path) -> Iterator[list[str]]:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.endswith("\n"):  # a torn last line is still being written
+                parts = line.rstrip("\n").split("\t")
+                if parts and parts[0]:
+                    yield parts
+
+
+@dataclass
+class Report:
+    run_id: str
+    sent: int = 0
+    received: int = 0  # deliveries, duplicates included
+    unique_received: int = 0
+    lost: int = 0
+    duplicated: int = 0  # ids delivered more than once
+    extra_deliveries: int = 0  # deliveries beyond the first
+    unacked_received: int = 0  # received, but no producer ack on record
+    out_of_order: int = 0
+    per_producer: dict[str, int] = field(default_factory=dict)
+    per_consumer: dict[str, int] = field(default_factory=dict)
+    lost_ids: list[str] = field(default_factory=list)
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.sent > 0
+
+
+def read_run(ledger: Path, run_id: str, sample_lost: int = 5) -> Report:
+    """Merge the receipt files of ``run_id`` into a Report."""
+    directory = run_dir(ledger, run_id)
+    if not directory.is_dir():
+        raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
+    report = Report(run_id)
+    acked: set[str] = set()
+    for path in sorted(directory.glob("sent-*.tsv")):
+        producer = path.stem[len("sent-"):]
+        n = 0
+        for parts in _lines(path):
+            acked.add(parts[0])
+            n += 1
+        report.per_producer[producer] = n
+    report.sent = len(acked)
+
+    counts: Counter[str] = Counter()
+    latencies: list[int] = []
+    for path in sorted(directory.glob("recv-*.tsv")):
+        consumer = path.stem[len("recv-"):]
+        n = 0
+        last_seq: dict[str, int] = {}
+        for parts in _lines(path):
+            n += 1
+            counts[parts[0]] += 1
+            if len(parts) >= 5:
+                src, seq = parts[1], int(parts[2])
+                if seq < last_seq.get(src, -1):
+                    report.out_of_order += 1
+                last_seq[src] = max(seq, last_seq.get(src, -1))
+                latencies.append(int(parts[4]) - int(parts[3]))
+        report.per_consumer[consumer] = n
+
+    report.received = sum(counts.values())
+    report.unique_received = len(counts)
+    report.duplicated = sum(1 for c in counts.values() if c > 1)
+    report.extra_deliveries = report.received - report.unique_received
+    lost = [i for i in acked if i not in counts]
+    report.lost = len(lost)
+    report.lost_ids = sorted(lost)[:sample_lost]
+    report.unacked_received = sum(1 for i in counts if i not in acked)
+    if latencies:
+        latencies.sort()
+        report.latency_p50_ms = latencies[len(latencies) // 2] / 1e6
+        report.latency_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6
+    return report
+
+
+def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: float = 120.0,
+                 poll: float = 0.5, on_poll: Callable[[Report], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> Report:
+    """Read the run until every acked message is received, or nothing new arrived for ``settle``
+    seconds, or ``timeout`` passed. Bounded in time; returns the last Report."""
+    start = last_change = clock()
+    last_seen = -1
+    while True:
+        report = read_run(ledger, run_id)
+        if on_poll:
+            on_poll(report)
+        if report.sent and report.lost == 0:
+            return report
+        now = clock()
+        if report.received != last_seen:
+            last_seen, last_change = report.received, now
+        if now - last_change >= settle or now - start >= timeout:
+            return report
+        sleep(poll)
+
+
+def record_latest(ledger: Path, stack: str, run_id: str) -> None:
+    ledger.mkdir(parents=True, exist_ok=True)
+    (ledger / LATEST.format(stack=stack)).write_text(run_id + "\n")
+
+
+def latest_run(ledger: Path, stack: str) -> str:
+    marker = ledger / LATEST.format(stack=stack)
+    if not marker.exists():
+        raise UsageError(f"no produce run recorded for {stack}: run `invoke produce {stack} --count N` first, or pass --run-id")
+    return marker.read_text().strip()
+
+
+def render(report: Report, names: Mapping[str, str] | None = None) -> str:
+    """The verify table as plain text."""
+    names = names or {}
+    rows: list[tuple[str, str]] = [
+        ("sent and acked by the broker", f"{report.sent:,}"),
+    ]
+    for producer, n in sorted(report.per_producer.items()):
+        rows.append((f"  by producer {names.get(producer, producer)}", f"{n:,}"))
+    rows.append(("received (deliveries)", f"{report.received:,}"))
+    for consumer, n in sorted(report.per_consumer.items(), key=lambda kv: names.get(kv[0], kv[0])):
+        share = f" ({n / report.received:.0%})" if report.received else ""
+        rows.append((f"  by consumer {names.get(consumer, consumer)}", f"{n:,}{share}"))
+    rows += [
+        ("lost (acked, never received)", f"{report.lost:,}"),
+        ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),
+        ("received without an ack on record", f"{report.unacked_received:,}"),
+        ("out of order (per producer, per consumer)", f"{report.out_of_order:,}"),
+    ]
+    if report.latency_p50_ms is not None:
+        rows.append(("end-to-end latency p50 / p99", f"{report.latency_p50_ms:.1f} ms / {report.latency_p99_ms:.1f} ms"))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"run {report.run_id}"]
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    if report.lost_ids:
+        lines.append("  first lost ids: " + ", ".join(report.lost_ids))
+    verdict = "OK: every acked message was received" if report.ok else (
+        "FAIL: nothing was sent" if report.sent == 0 else f"FAIL: {report.lost:,} acked messages lost")
+    lines.append(verdict)
+    return "\n".join(lines)

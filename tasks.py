@@ -1,0 +1,183 @@
+"""mqlab tasks. Each one parses its flags and calls the library in ``mqlab/``.
+
+Run ``invoke --list`` for the tasks and ``invoke --help <task>`` for their flags.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from pathlib import Path
+
+from invoke import Exit, task
+from invoke.exceptions import UnexpectedExit
+
+from mqlab import config as lab_config
+from mqlab import lab, ledger
+from mqlab.errors import LabError
+from mqlab.stacks import STACKS
+
+ROOT = Path(__file__).resolve().parent
+STACK_NAMES = ", ".join(STACKS)
+OFFLINE_HELP = "use the images built from packages (`invoke images`), building what is missing; default from MQLAB_OFFLINE"
+
+
+def lab_task(fn):
+    """Turn the lab's errors into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LabError as exc:
+            raise Exit(f"mqlab: {exc}", code=1) from None
+        except UnexpectedExit as exc:
+            raise Exit(f"mqlab: `{exc.result.command}` failed with exit {exc.result.exited}", code=exc.result.exited or 1) from None
+
+    return wrapper
+
+
+def _runner(c):
+    def run(argv, *, env=None, capture=False, check=True):
+        return c.run(shlex.join(argv), env=env or {}, hide=capture, warn=not check, pty=False, in_stream=False)
+
+    return run
+
+
+def _config(offline: bool = False):
+    return lab_config.load(ROOT, offline or lab_config.offline_default())
+
+
+def _echo(message: str) -> None:
+    print(f"mqlab: {message}", flush=True)
+
+
+@task(help={
+    "stack": f"the stack to start: {STACK_NAMES}",
+    "consumers": "how many consumer containers to start (default 1, or MQLAB_CONSUMERS)",
+    "offline": OFFLINE_HELP,
+})
+@lab_task
+def up(c, stack, consumers=None, offline=False):
+    """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
+    cfg = _config(offline)
+    n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab.preflight.parse_int(consumers, "consumers")
+    lab.up(cfg, stack, n, _runner(c), _echo)
+
+
+@task(help={
+    "stack": f"the stack to stop ({STACK_NAMES}); default: every running mqlab stack",
+    "volumes": "also remove the stack's volumes (a clean slate: broker data is lost)",
+})
+@lab_task
+def down(c, stack=None, volumes=False):
+    """Stop a stack (or all of them) and remove its containers."""
+    lab.down(_config(), stack, volumes, _runner(c), _echo)
+
+
+@task
+@lab_task
+def ps(c):
+    """List the containers of every mqlab stack, with state, health and ports."""
+    rows = lab.ps()
+    if not rows:
+        print("no mqlab stack is running")
+        return
+    headers = ("STACK", "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS")
+    table = [headers] + [(r.stack, r.service, r.name, r.state, r.health, r.ports) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@task(help={
+    "service": "one service: producer, consumer, or the broker's name; default: all",
+    "stack": "the stack; needed only when several are running",
+    "follow": "keep printing new lines until Ctrl-C",
+    "tail": "show only the last N lines of each container",
+})
+@lab_task
+def logs(c, service=None, stack=None, follow=False, tail=None):
+    """Show the logs of a running stack's services."""
+    n = None if tail is None else lab.preflight.parse_int(tail, "tail")
+    lab.logs(_config(), stack, service, follow, n, _runner(c))
+
+
+@task(help={
+    "stack": f"the running stack to scale ({STACK_NAMES})",
+    "consumers": "the number of consumer containers wanted",
+})
+@lab_task
+def scale(c, stack, consumers):
+    """Change the number of consumer containers of a running stack."""
+    lab.scale(_config(), stack, lab.preflight.parse_int(consumers, "consumers"), _runner(c), _echo)
+
+
+@task(help={
+    "stack": f"the running stack to send to ({STACK_NAMES})",
+    "count": "how many messages to send (1 to 10,000,000)",
+    "size": "the size of each message in bytes, envelope included (default 512)",
+    "run_id": "a name for this run (default: a new time-based id)",
+})
+@lab_task
+def produce(c, stack, count, size=512, run_id=None):
+    """Send COUNT messages through a one-shot producer container, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    n = lab.preflight.parse_int(count, "count")
+    s = lab.preflight.parse_int(size, "size")
+    cfg = _config()
+    with Progress(TextColumn("acked"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as bar:
+        job = bar.add_task("acked", total=n)
+        run = lab.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo)
+    _echo(f"run {run} sent; check it with `invoke verify {stack}`")
+
+
+@task(help={
+    "stack": f"the stack the run went through ({STACK_NAMES})",
+    "run_id": "the run to check (default: the latest `invoke produce` on this stack)",
+    "settle": "stop waiting when nothing new arrived for this many seconds (default 10)",
+    "timeout": "wait at most this many seconds for consumers to catch up (default 120)",
+})
+@lab_task
+def verify(c, stack, run_id=None, settle=10, timeout=120):
+    """Account for every message of a run: sent, received, lost, duplicated. Fails if any acked message is lost."""
+    report, text = lab.verify(_config(), stack, run_id, float(settle), float(timeout))
+    print(text)
+    if not report.ok:
+        raise Exit(code=1)
+
+
+@task(help={
+    "rebuild": "rebuild every image even when an up-to-date one exists",
+    "only": "build only this image (base, rabbitmq, redis, kafka, bitnami-kafka, bitnami-zookeeper, services)",
+})
+@lab_task
+def images(c, rebuild=False, only=None):
+    """Build every image the stacks use from Debian packages and Maven Central, without a registry."""
+    from mqlab import images as lab_images
+
+    lab_images.build_all(ROOT, rebuild=rebuild, only=only, progress=_echo)
+
+
+@task(help={
+    "unit": "run only the unit tests (no Docker needed)",
+    "e2e": "run only the end-to-end tests (a real engine and brokers)",
+    "stack": "run only the e2e tests of this stack (rabbitmq, redis, kafka, kafka-zookeeper)",
+    "k": "only tests matching this pytest -k expression",
+})
+@lab_task
+def test(c, unit=False, e2e=False, stack=None, k=None):
+    """Run the test suite: unit tests, then end-to-end tests against real stacks."""
+    argv = [sys.executable, "-m", "pytest"]
+    if unit and not e2e:
+        argv.append("tests/unit")
+    elif e2e and not unit:
+        argv.append("tests/e2e")
+    if stack:
+        argv += ["-m", lab.get_stack(stack).name.replace("-", "_")]
+    if k:
+        argv += ["-k", k]
+    c.run(shlex.join(argv), pty=False, in_stream=False)

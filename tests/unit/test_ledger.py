@@ -1,0 +1,103 @@
+import time
+from pathlib import Path
+
+import pytest
+
+from mqlab import ledger
+from mqlab.errors import UsageError
+
+
+def write(path: Path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        for parts in lines:
+            fh.write("\t".join(str(p) for p in parts) + "\n")
+
+
+def sent(ids, producer="p1"):
+    return [(i, n, 1000 + n, 2000 + n) for n, i in enumerate(ids)]
+
+
+def recv(ids, src="p1", seqs=None):
+    seqs = seqs if seqs is not None else range(len(ids))
+    return [(i, src, s, 1000 + s, 5_000_000 + 1000 + s) for i, s in zip(ids, seqs)]
+
+
+def test_all_received_is_ok(tmp_path):
+    ids = [f"m{i}" for i in range(10)]
+    write(tmp_path / "r1" / "sent-p1.tsv", sent(ids))
+    write(tmp_path / "r1" / "recv-c1.tsv", recv(ids[:6]))
+    write(tmp_path / "r1" / "recv-c2.tsv", recv(ids[6:], seqs=range(6, 10)))
+    report = ledger.read_run(tmp_path, "r1")
+    assert (report.sent, report.received, report.lost, report.duplicated) == (10, 10, 0, 0)
+    assert report.per_consumer == {"c1": 6, "c2": 4}
+    assert report.ok
+    assert report.latency_p50_ms == pytest.approx(5.0)
+
+
+def test_lost_duplicated_and_unacked_are_counted(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b", "c", "d"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a", "b", "b", "x"], seqs=[0, 1, 1, 9]))
+    report = ledger.read_run(tmp_path, "r")
+    assert report.lost == 2
+    assert report.lost_ids == ["c", "d"]
+    assert report.duplicated == 1
+    assert report.extra_deliveries == 1
+    assert report.unacked_received == 1
+    assert not report.ok
+    text = ledger.render(report)
+    assert "FAIL: 2 acked messages lost" in text
+    assert "first lost ids: c, d" in text
+
+
+def test_out_of_order_per_producer(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b", "c"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a", "c", "b"], seqs=[0, 2, 1]))
+    assert ledger.read_run(tmp_path, "r").out_of_order == 1
+
+
+def test_torn_last_line_is_ignored(tmp_path):
+    path = tmp_path / "r" / "sent-p1.tsv"
+    write(path, sent(["a"]))
+    with path.open("a") as fh:
+        fh.write("b\t1\t5")  # still being written
+    assert ledger.read_run(tmp_path, "r").sent == 1
+
+
+def test_unknown_run_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no ledger for run 'nope'"):
+        ledger.read_run(tmp_path, "nope")
+
+
+def test_latest_run_round_trip_and_missing(tmp_path):
+    with pytest.raises(UsageError, match="invoke produce redis"):
+        ledger.latest_run(tmp_path, "redis")
+    ledger.record_latest(tmp_path, "redis", "run-7")
+    assert ledger.latest_run(tmp_path, "redis") == "run-7"
+
+
+def test_wait_returns_early_when_complete(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a"]))
+    calls = []
+    report = ledger.wait_for_run(tmp_path, "r", settle=5, timeout=5, sleep=calls.append)
+    assert report.ok and calls == []
+
+
+def test_wait_gives_up_after_settle_without_progress(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a"]))
+    now = [0.0]
+    report = ledger.wait_for_run(tmp_path, "r", settle=3, timeout=100, poll=1,
+                                 clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert report.lost == 1
+    assert 3 <= now[0] <= 4
+
+
+def test_hundred_thousand_messages_read_quickly(tmp_path):
+    ids = [f"{i:032x}" for i in range(100_000)]
+    write(tmp_path / "big" / "sent-p1.tsv", sent(ids))
+    write(tmp_path / "big" / "recv-c1.tsv", recv(ids[:50_000]))
+    write(tmp_path / "big" / "recv-c2.tsv", recv(ids[50_000:], seqs=range(50_000, 100_000)))
+    report = ledger.read_run(tmp_path, "big")
+    assert report.sent == 100_000 and report.received == 100_000 and report.lost == 0

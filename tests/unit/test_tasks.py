@@ -1,0 +1,87 @@
+"""The tasks through invoke's MockContext: flags reach the library, errors are one line."""
+
+import shlex
+import sys
+
+import pytest
+from invoke import Exit, MockContext, Result
+
+import tasks
+from mqlab import ledger
+
+
+def test_unknown_stack_is_one_line_listing_the_stacks():
+    with pytest.raises(Exit) as err:
+        tasks.up(MockContext(), "rabbit")
+    message = str(err.value.message)
+    assert message.startswith("mqlab: unknown stack 'rabbit'")
+    assert "rabbitmq, redis, kafka, kafka-zookeeper" in message
+    assert err.value.code == 1
+
+
+def test_docker_not_reachable_is_one_line(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(Exit) as err:
+        tasks.up(MockContext(), "redis")
+    assert "Docker engine not reachable" in err.value.message
+    assert "\n" not in err.value.message
+
+
+@pytest.mark.parametrize("count,size,expected", [
+    ("0", 512, "--count must be a whole number"),
+    ("ten", 512, "--count must be a number, got 'ten'"),
+    ("10", "5", "--size must be from"),
+])
+def test_bad_count_or_size_is_refused_before_any_command(count, size, expected):
+    ctx = MockContext()  # any ctx.run would raise: nothing may run
+    with pytest.raises(Exit) as err:
+        tasks.produce(ctx, "redis", count, size)
+    assert expected in err.value.message
+
+
+def test_bad_consumers_value():
+    with pytest.raises(Exit) as err:
+        tasks.scale(MockContext(), "kafka", "-2")
+    assert "--consumers must be from 0 to 32" in err.value.message
+
+
+def test_env_value_not_a_number(monkeypatch):
+    monkeypatch.setenv("MQLAB_CONSUMERS", "three")
+    with pytest.raises(Exit) as err:
+        tasks.up(MockContext(), "redis")
+    assert "MQLAB_CONSUMERS='three' is not a number" in err.value.message
+
+
+def test_test_task_runs_pytest_on_the_unit_suite():
+    expected = shlex.join([sys.executable, "-m", "pytest", "tests/unit", "-m", "kafka_zookeeper"])
+    ctx = MockContext(run={expected: Result("", exited=0)})
+    tasks.test(ctx, unit=True, stack="kafka-zookeeper")
+    ctx.run.assert_called_once()
+
+
+def test_verify_reads_the_latest_run_and_fails_on_loss(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    (tmp_path / ".env").write_text("A=1\n")
+    led = tmp_path / ".mqlab" / "ledger"
+    (led / "r1").mkdir(parents=True)
+    (led / "r1" / "sent-p.tsv").write_text("a\t0\t1\t2\nb\t1\t1\t2\n")
+    (led / "r1" / "recv-c.tsv").write_text("a\tp\t0\t1\t9\n")
+    ledger.record_latest(led, "redis", "r1")
+    with pytest.raises(Exit) as err:
+        tasks.verify(MockContext(), "redis", settle=0, timeout=0)
+    assert err.value.code == 1
+    out = capsys.readouterr().out
+    assert "run r1" in out and "FAIL: 1 acked messages lost" in out
+    (led / "r1" / "recv-c.tsv").write_text("a\tp\t0\t1\t9\nb\tp\t1\t1\t9\n")
+    tasks.verify(MockContext(), "redis", settle=0, timeout=0)
+    assert "OK: every acked message was received" in capsys.readouterr().out
+
+
+def test_every_task_and_flag_has_help():
+    from invoke import Collection
+
+    for name, t in Collection.from_module(tasks).tasks.items():
+        assert t.__doc__ and t.__doc__.strip(), name
+        params = [p for p in t.get_arguments() if p.name not in ("c",)]
+        for p in params:
+            assert p.help, f"{name} --{p.name} has no help"
