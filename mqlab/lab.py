@@ -70,6 +70,7 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
         run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
         raise LabError(f"{stack.name} did not become healthy (docker compose exit {result.exited}); "
                        "see the output above, the stack was taken down")
+    wait_for_consumers(config, stack, consumers, echo)
     echo(f"{stack.name} is up: `invoke logs --follow` shows messages flowing, `invoke produce {stack.name} --count 10000` sends a run")
     return stack
 
@@ -109,6 +110,19 @@ def scale(config: LabConfig, stack_name: str, consumers: int, run: compose.Runne
     result = run(compose.scale_argv(config, stack, consumers), env=compose.compose_env(config), check=False)
     if result.exited != 0:
         raise LabError(f"scaling {stack.name} failed (docker compose exit {result.exited})")
+    wait_for_consumers(config, stack, consumers, echo)
+
+
+def wait_for_consumers(config: LabConfig, stack: Stack, consumers: int, echo: Echo, timeout: float = 90.0) -> None:
+    """Wait until the broker itself sees the consumers attached (for Kafka: the group is stable)."""
+    from . import probe
+
+    echo(f"waiting for the broker to see {consumers} consumer(s) attached")
+    seen = probe.wait_for_consumers(config, stack, consumers, timeout=timeout)
+    if seen != consumers:
+        raise LabError(f"after {timeout:.0f} s the broker sees {max(seen, 0)} consumer(s) attached, not {consumers}; "
+                       "check `invoke logs consumer`")
+    echo(f"{consumers} consumer(s) attached")
 
 
 @dataclass
