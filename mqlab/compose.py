@@ -51,7 +51,9 @@ def compose_env(config: LabConfig) -> dict[str, str]:
 
 
 def compose_argv(config: LabConfig, stack: Stack, *args: str) -> list[str]:
-    argv = ["docker", "compose", "--project-directory", str(config.root)]
+    # No --project-directory: paths in the compose files are relative to compose/,
+    # exactly as when a user runs `docker compose -f compose/<stack>.yml` by hand.
+    argv = ["docker", "compose"]
     for path in config.env_files:
         argv += ["--env-file", str(path)]
     argv += ["-f", str(config.root / stack.compose_file), *args]

@@ -61,7 +61,7 @@ def test_compose_argv_uses_env_files_and_stack_file(tmp_path):
     root = make_root(tmp_path, "A=1\n", "B=2\n")
     cfg = config.load(root, True, {})
     argv = compose.up_argv(cfg, get_stack("kafka"), 3)
-    assert argv[:4] == ["docker", "compose", "--project-directory", str(root)]
+    assert argv[:3] == ["docker", "compose", "--env-file"]
     assert argv.count("--env-file") == 2 and str(root / "images/offline.env") in argv
     assert argv[argv.index("-f") + 1] == str(root / "compose/kafka.yml")
     assert "--no-build" in argv and argv[-2:] == ["--scale", "consumer=3"]
