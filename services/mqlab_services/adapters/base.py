@@ -1,0 +1,78 @@
+"""The one small interface every broker adapter implements.
+
+An adapter wraps one native client (pika, redis-py, kafka-python) for one
+:class:`~mqlab_services.settings.Settings`. It is used from one thread::
+
+    adapter.connect()                 # connect and declare the topology (idempotent)
+    adapter.ping()                    # a real round trip; seconds
+    acks = adapter.publish(batch)     # [(body, key), ...] -> [ack_ns or None, ...]
+    adapter.consume(handler, running) # until running() is False
+    adapter.close()                   # never raises
+
+Broker loss surfaces as one of ``adapter.errors``; the caller closes, backs off and
+connects again. Configuration that retrying cannot fix raises BrokerConfigError.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+from ..settings import Settings
+
+#: One outgoing message: the encoded envelope and an optional partition key.
+Outgoing = tuple[bytes, "bytes | None"]
+
+#: Called with each batch of received message bodies (possibly empty when idle).
+#: When it returns, the batch has been processed and the adapter acks or commits it;
+#: when it raises, nothing in the batch is acked and the broker will deliver it again.
+Handler = Callable[[list[bytes]], None]
+
+
+class BrokerConfigError(Exception):
+    """The broker refused our topology or settings; retrying will not help."""
+
+
+class Adapter(abc.ABC):
+    """Base class: holds the settings and names the retryable errors."""
+
+    #: Registry name, e.g. "rabbitmq".
+    name: str = ""
+    #: Exceptions that mean "the broker is gone or not there yet": reconnect.
+    errors: tuple[type[BaseException], ...] = (OSError,)
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the connection and declare what this mode needs (queue, group, topic)."""
+
+    @abc.abstractmethod
+    def ping(self) -> float:
+        """One round trip to the broker; returns its duration in seconds."""
+
+    @abc.abstractmethod
+    def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+        """Send a batch and wait for the broker's confirms.
+
+        Returns, for each message in order, the time (ns since epoch) its confirm
+        arrived, or None when the broker refused it or did not confirm in time.
+        Only confirmed messages may be recorded as sent.
+        """
+
+    @abc.abstractmethod
+    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+        """Deliver batches to ``handler`` and ack each after it returns, until ``running()`` is False.
+
+        Returns at most about a second after ``running()`` turns False, having acked
+        what the handler processed.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection; safe to call twice, after a failure, or before connect."""
+
+    def describe(self) -> str:
+        """One line on what the current mode guarantees, for the start-up log."""
+        return (self.__doc__ or self.name).strip().splitlines()[0]

@@ -1,0 +1,174 @@
+"""Kafka adapter (kafka-python >= 3.0.12).
+
+Modes:
+- ``acks-all`` (safe, default): the producer uses ``acks=all`` and the idempotent producer
+  (``enable_idempotence=True``: broker-side de-duplication of the producer's own retries),
+  and a message counts as sent only when its send future succeeded. Consumers in the group
+  ``MQLAB_GROUP`` (``mqlab``) run with auto-commit off and commit offsets only after the
+  handler has processed the records returned by a poll; a consumer that dies before the
+  commit leaves the records to be read again by whoever gets the partition.
+- ``autocommit`` (lossy): ``acks=1`` without idempotence, and offsets auto-committed every
+  second in the background, whether or not the records were processed. A consumer that
+  dies loses what was committed but not processed; a leader failure loses what was acked
+  by the leader alone.
+
+Connect with ``MQLAB_URL=host:port[,host:port...]`` (the bootstrap servers; inside the lab's
+compose network ``kafka:19092``, from the host ``localhost:9092``).
+
+Options:
+- ``MQLAB_TOPIC``: ``datascience``, created if missing with ``MQLAB_PARTITIONS`` (3) partitions
+  and ``MQLAB_REPLICATION`` (1) replicas; an existing topic is used as it is.
+- ``MQLAB_GROUP``: the consumer group; new groups start at the earliest offset.
+- ``MQLAB_KEY``: ``none`` spreads records over the partitions (consumers share the work);
+  ``src`` keys them by producer name (one partition per producer: per-producer order).
+- ``MQLAB_BATCH``: records per send/flush round and per poll/commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import kafka.errors
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from .base import Adapter, BrokerConfigError, Handler, Outgoing
+
+log = logging.getLogger("mqlab")
+
+CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's acks before treating the broker as lost
+POLL_MS = 500  # consumer poll wait; also how quickly a stop request is seen
+TOPIC_ALREADY_EXISTS = kafka.errors.TopicAlreadyExistsError.errno
+
+
+def bootstrap_servers(settings) -> list[str]:
+    url = settings.url.split("://", 1)[-1]  # tolerate kafka://host:port
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
+def producer_config(settings) -> dict:
+    safe = settings.safe
+    return {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "client_id": f"mqlab-{settings.name}",
+        "acks": "all" if safe else 1,
+        "enable_idempotence": safe,
+        "linger_ms": 5,
+        "max_block_ms": 10_000,  # fail a send fast when there is no metadata (broker away)
+        "request_timeout_ms": 15_000,
+        "delivery_timeout_ms": 25_000,
+    }
+
+
+def consumer_config(settings) -> dict:
+    return {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "client_id": f"mqlab-{settings.name}",
+        "group_id": settings.group,
+        "enable_auto_commit": not settings.safe,
+        "auto_commit_interval_ms": 1000,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": settings.batch,
+    }
+
+
+def topic_spec(settings) -> dict:
+    """The argument for KafkaAdminClient.create_topics."""
+    return {settings.topic: {"num_partitions": settings.partitions,
+                             "replication_factor": settings.replication}}
+
+
+class KafkaAdapter(Adapter):
+    """Kafka with acks=all, an idempotent producer and commits after processing."""
+
+    name = "kafka"
+    errors = (kafka.errors.KafkaError, OSError)
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._admin = None
+        self._producer = None
+        self._consumer = None
+
+    def describe(self) -> str:
+        s = self.settings
+        if s.safe:
+            return (f"topic {s.topic}, group {s.group}: acks=all, idempotent producer, "
+                    f"commit after processing, key={s.key}")
+        return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
+
+    def connect(self) -> None:
+        self.close()
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(self.settings),
+                                       client_id=f"mqlab-{self.settings.name}-admin",
+                                       request_timeout_ms=10_000)
+        self._ensure_topic()
+
+    def _ensure_topic(self) -> None:
+        s = self.settings
+        if s.topic not in self._admin.list_topics():
+            result = self._admin.create_topics(topic_spec(s), raise_errors=False, wait_for_metadata=True)
+            for topic in result["topics"]:
+                code = topic.get("error_code", 0)
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise BrokerConfigError(f"cannot create topic {s.topic!r}: error {code} "
+                                            f"{topic.get('error_message') or ''}".strip())
+            log.info("created topic %s with %d partitions", s.topic, s.partitions)
+        partitions = self._partition_count()
+        if partitions < s.partitions:
+            log.info("topic %s has %d partition(s), fewer than MQLAB_PARTITIONS=%d: fewer consumers "
+                     "can share the work", s.topic, partitions, s.partitions)
+
+    def _partition_count(self) -> int:
+        for topic in self._admin.describe_topics([self.settings.topic]):
+            if topic.get("name") == self.settings.topic:
+                return len(topic.get("partitions") or [])
+        return 0
+
+    def ping(self) -> float:
+        started = time.perf_counter()
+        self._admin.describe_cluster()
+        return time.perf_counter() - started
+
+    def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+        if self._producer is None:
+            self._producer = KafkaProducer(**producer_config(self.settings))
+        acks: list[int | None] = [None] * len(batch)
+
+        def acked(index, _metadata):  # runs on the producer's I/O thread
+            acks[index] = time.time_ns()
+
+        for index, (body, key) in enumerate(batch):
+            future = self._producer.send(self.settings.topic, value=body, key=key)
+            future.add_callback(acked, index)
+        # flush() raises KafkaTimeoutError when the broker does not answer in time: the
+        # caller reconnects and sends the unconfirmed messages again.
+        self._producer.flush(timeout=CONFIRM_TIMEOUT)
+        return acks
+
+    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(self.settings.topic, **consumer_config(self.settings))
+        while running():
+            records = self._consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch)
+            bodies = [r.value if r.value is not None else b""
+                      for partition in records.values() for r in partition]
+            handler(bodies)
+            if bodies and self.settings.safe:
+                try:
+                    self._consumer.commit()
+                except kafka.errors.CommitFailedError as exc:
+                    # The group rebalanced: the partitions' new owner reads these records again.
+                    log.info("commit failed after a rebalance (%s); records will be redelivered", exc)
+
+    def close(self) -> None:
+        admin, producer, consumer = self._admin, self._producer, self._consumer
+        self._admin = self._producer = self._consumer = None
+        for closer in (lambda: consumer.close(autocommit=not self.settings.safe) if consumer else None,
+                       lambda: producer.close(timeout=0) if producer else None,
+                       lambda: admin.close() if admin else None):
+            try:
+                closer()
+            except Exception:  # closing a broken connection; nothing left to save
+                pass

@@ -1,0 +1,186 @@
+"""Redis adapter (redis-py).
+
+Modes:
+- ``stream`` (safe, default): messages are entries of the stream ``MQLAB_STREAM``
+  (``chatroom.stream``), field ``data``. Consumers read with XREADGROUP in the group
+  ``MQLAB_GROUP`` (``mqlab``), created at id 0 so entries added before any consumer
+  started are read too, and XACK only after the handler has processed a batch.
+  Entries left pending by a consumer that died are taken over with XAUTOCLAIM once
+  they have been idle for ``MQLAB_CLAIM_IDLE`` seconds; a restarted consumer with the same
+  name first re-reads its own pending entries. The producer's "confirm" is the XADD
+  reply: the entry is in the server's memory, and survives a Redis restart only as far
+  as the server's persistence (AOF with ``appendfsync``, or RDB) allows.
+- ``pubsub`` (lossy): PUBLISH / SUBSCRIBE on the channel ``MQLAB_CHANNEL`` (``chatroom``),
+  the tutorial's design. Redis keeps nothing: a message published while no consumer is
+  subscribed, or while one is reconnecting, is gone. The PUBLISH reply is recorded as
+  the confirm, so the ledger shows exactly what pub/sub loses.
+
+Connect with ``MQLAB_URL=redis://[:password@]host:6379/0`` (``rediss://`` for TLS).
+
+Options: ``MQLAB_STREAM``, ``MQLAB_GROUP``, ``MQLAB_CHANNEL``, ``MQLAB_CLAIM_IDLE``,
+``MQLAB_BATCH`` (entries per XADD pipeline and per XREADGROUP/XACK).
+Streams are never trimmed here: trimming could drop entries that no one has read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import redis
+import redis.exceptions
+
+from .base import Adapter, Handler, Outgoing
+
+FIELD = b"data"
+BLOCK_MS = 500  # XREADGROUP wait; also how quickly a stop request is seen
+
+
+def client_options(settings) -> dict:
+    """Keyword arguments for redis.Redis.from_url."""
+    return {
+        "socket_connect_timeout": 5,
+        # Above BLOCK_MS, so a blocking read is not mistaken for a dead server.
+        "socket_timeout": 10,
+        "health_check_interval": 15,
+        "client_name": f"mqlab-{settings.name}",
+    }
+
+
+def entry_body(fields: dict | None) -> bytes:
+    """The message in a stream entry: field ``data``, or the entry rendered as text.
+
+    Entries written by other tools (``XADD chatroom.stream * msg hi``) become ``msg=hi``
+    and are treated as foreign messages by the consumer.
+    """
+    if not fields:
+        return b""
+    if FIELD in fields:
+        return fields[FIELD]
+    return b" ".join(bytes(k) + b"=" + bytes(v) for k, v in fields.items())
+
+
+class RedisAdapter(Adapter):
+    """Redis Streams with a consumer group, XACK after processing and XAUTOCLAIM."""
+
+    name = "redis"
+    errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._client: redis.Redis | None = None
+        self._pubsub = None
+
+    @property
+    def streams(self) -> bool:
+        return self.settings.mode == "stream"
+
+    def describe(self) -> str:
+        s = self.settings
+        if self.streams:
+            return (f"stream {s.stream}, group {s.group}: XACK after processing, XAUTOCLAIM "
+                    f"after {s.claim_idle:g}s idle")
+        return f"channel {s.channel}: LOSSY pub/sub, nothing is kept for absent subscribers"
+
+    def connect(self) -> None:
+        self.close()
+        self._client = redis.Redis.from_url(self.settings.url, **client_options(self.settings))
+        self._client.ping()
+        if self.streams:
+            self._ensure_group()
+
+    def _ensure_group(self) -> None:
+        try:
+            self._client.xgroup_create(self.settings.stream, self.settings.group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def ping(self) -> float:
+        started = time.perf_counter()
+        self._client.ping()
+        return time.perf_counter() - started
+
+    def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for body, _key in batch:
+            if self.streams:
+                pipe.xadd(self.settings.stream, {FIELD: body})
+            else:
+                pipe.publish(self.settings.channel, body)
+        replies = pipe.execute(raise_on_error=False)
+        now = time.time_ns()
+        for reply in replies:
+            if isinstance(reply, self.errors):
+                raise reply
+        return [None if isinstance(reply, Exception) else now for reply in replies]
+
+    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+        if self.streams:
+            self._consume_stream(handler, running)
+        else:
+            self._consume_pubsub(handler, running)
+
+    def _consume_stream(self, handler: Handler, running: Callable[[], bool]) -> None:
+        s = self.settings
+        # Our own pending entries first (delivered to this name before a restart, never acked).
+        self._read_group(handler, "0", block=None)
+        next_claim = 0.0
+        while running():
+            if time.monotonic() >= next_claim:
+                self._claim_stuck(handler)
+                next_claim = time.monotonic() + max(1.0, s.claim_idle / 2)
+            self._read_group(handler, ">", block=BLOCK_MS)
+
+    def _read_group(self, handler: Handler, start: str, block: int | None) -> None:
+        s = self.settings
+        try:
+            reply = self._client.xreadgroup(s.group, s.name, {s.stream: start},
+                                            count=s.batch, block=block)
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._ensure_group()  # the stream or group was deleted (FLUSHALL, a chaos test)
+            return
+        entries = reply[0][1] if reply else []
+        self._handle(handler, entries)
+
+    def _claim_stuck(self, handler: Handler) -> None:
+        s = self.settings
+        cursor = "0-0"
+        while True:
+            reply = self._client.xautoclaim(s.stream, s.group, s.name, int(s.claim_idle * 1000),
+                                            start_id=cursor, count=s.batch)
+            cursor, entries = reply[0], reply[1]
+            self._handle(handler, entries)
+            if cursor in (b"0-0", "0-0") or not entries:
+                return
+
+    def _handle(self, handler: Handler, entries) -> None:
+        handler([entry_body(fields) for _id, fields in entries])
+        if entries:
+            self._client.xack(self.settings.stream, self.settings.group, *[i for i, _ in entries])
+
+    def _consume_pubsub(self, handler: Handler, running: Callable[[], bool]) -> None:
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self.settings.channel)
+        while running():
+            batch: list[bytes] = []
+            deadline = time.monotonic() + 0.2
+            while len(batch) < self.settings.batch:
+                message = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if message is None:
+                    break
+                if message.get("type") == "message":
+                    batch.append(message["data"])
+            handler(batch)
+
+    def close(self) -> None:
+        pubsub, client = self._pubsub, self._client
+        self._pubsub = self._client = None
+        for thing in (pubsub, client):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # closing a broken connection; nothing left to save
+                    pass

@@ -1,0 +1,142 @@
+"""The consumer service: receive, record a receipt, then ack; until SIGTERM.
+
+For every envelope a line goes to ``<ledger>/<run>/recv-<name>.tsv``; the batch's lines are
+flushed before the adapter acks or commits the batch, so every acked message has a receipt
+(a redelivery adds a second line, which is how duplicates show). Anything that is not an
+envelope is printed as a foreign message and acked. SIGTERM finishes the current batch,
+flushes, closes and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from . import adapters, envelope
+from .ledger import ReceiptWriter
+from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, setup_logging
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("mqlab")
+
+FOREIGN_SHOWN = 200  # bytes of a foreign message printed
+FOREIGN_PER_INTERVAL = 20  # foreign messages printed per log interval; the rest are counted
+
+
+class LedgerError(Exception):
+    """Receipts cannot be written: stop without acking, so the broker keeps the messages."""
+
+
+def show_foreign(body: bytes) -> str:
+    text = repr(bytes(body[:FOREIGN_SHOWN]))
+    if len(body) > FOREIGN_SHOWN:
+        text += f"... ({len(body)} bytes)"
+    return f"foreign message: {text}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="consumer",
+        description="Consume from the broker named by MQLAB_BROKER until SIGTERM: record a receipt "
+                    "for each mqlab envelope before acking it, print anything else as a foreign "
+                    "message. Settings come from MQLAB_* variables.",
+    )
+
+
+class Consumer:
+    def __init__(self, settings: Settings, ledger: ReceiptWriter, clock=time.monotonic):
+        self.settings = settings
+        self.ledger = ledger
+        self.received = 0
+        self.foreign = 0
+        self.runs: set[str] = set()
+        self._every = Every(settings.log_every, clock)
+        self._clock = clock
+        self._last = (0, 0, clock())
+        self._shown = 0
+
+    def handle(self, bodies: list[bytes]) -> None:
+        """Record receipts for a batch; returns only when they are flushed to the ledger."""
+        now = time.time_ns()
+        for body in bodies:
+            env = envelope.decode(body)
+            if env is None:
+                self.foreign += 1
+                if self._shown < FOREIGN_PER_INTERVAL:
+                    self._shown += 1
+                    log.info("%s", show_foreign(body))
+                continue
+            self.ledger.received(env, now)
+            self.runs.add(env.run)
+            self.received += 1
+        try:
+            self.ledger.flush()
+        except OSError as exc:
+            raise LedgerError(f"cannot write receipts under {self.settings.ledger_dir}: {one_line(exc)}") from exc
+        if self._every.due():
+            self.progress()
+
+    def progress(self, force: bool = False) -> None:
+        received, foreign, since = self._last
+        if not force and (self.received, self.foreign) == (received, foreign):
+            return
+        now = self._clock()
+        rate = (self.received - received) / (now - since) if now > since else 0.0
+        extra = ""
+        if self.foreign - foreign > self._shown:
+            extra = f" ({self.foreign - foreign - self._shown} not printed)"
+        log.info("received %d (+%d, %.1f msg/s), foreign %d%s, runs %s", self.received,
+                 self.received - received, rate, self.foreign, extra, ",".join(sorted(self.runs)[-3:]) or "-")
+        self._last = (self.received, self.foreign, now)
+        self._shown = 0
+
+
+def main(argv: list[str] | None = None, environ=None) -> int:
+    build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        print(f"consumer: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("consumer", settings.name)
+    try:
+        adapter = adapters.create(settings)
+    except (adapters.UnknownBrokerError, ImportError) as exc:
+        log.error("cannot load the %s adapter: %s", settings.broker, exc)
+        return 1
+    log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
+             adapter.describe())
+    stopper = Stopper().install()
+    ledger = ReceiptWriter(settings.ledger_dir, "recv", settings.name)
+    consumer = Consumer(settings, ledger)
+    code = 0
+    try:
+        connect(adapter, settings, stopper, bounded=True)
+        while stopper.running():
+            try:
+                adapter.consume(consumer.handle, stopper.running)
+            except adapter.errors as exc:
+                log.info("lost the broker: %s; reconnecting", one_line(exc))
+                adapter.close()
+                connect(adapter, settings, stopper, bounded=False, what="reconnect")
+    except (GaveUp, adapters.BrokerConfigError, LedgerError) as exc:
+        log.error("giving up: %s", exc)
+        code = 1
+    finally:
+        try:
+            ledger.close()
+        except OSError as exc:
+            log.error("cannot write receipts: %s", one_line(exc))
+            code = 1
+        adapter.close()
+    consumer.progress(force=True)
+    if stopper.stopping:
+        log.info("stopped on %s", stopper.signal_name)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

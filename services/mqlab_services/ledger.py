@@ -1,0 +1,126 @@
+"""Receipt files: the services' side of the delivery ledger.
+
+Every service appends one line per message to its own file under the shared ledger
+directory; the host merges the files to account for each message by id.
+
+``<ledger_dir>/<run_id>/sent-<producer name>.tsv``, written only after the broker confirmed::
+
+    msg_id <TAB> seq <TAB> send_ns <TAB> ack_ns
+
+``<ledger_dir>/<run_id>/recv-<consumer name>.tsv``, written and flushed after processing
+and *before* the message is acked or committed::
+
+    msg_id <TAB> src <TAB> seq <TAB> send_ns <TAB> recv_ns
+
+Times are nanoseconds since the Unix epoch (``send_ns`` is the envelope's ``ts_ns``).
+Files have no header and are only ever appended to. A redelivered message gets a second
+``recv`` line, which is how duplicates are counted. Lines are written whole, one
+``write`` per flush, so a crash can at worst leave a torn last line, which readers skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+from .envelope import Envelope
+
+# A consumer may see many runs over its life; keep the files of the most recent ones open.
+MAX_OPEN_FILES = 32
+
+
+def sent_line(env: Envelope, ack_ns: int) -> str:
+    return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\n"
+
+
+def recv_line(env: Envelope, recv_ns: int) -> str:
+    return f"{env.id}\t{env.src}\t{env.seq}\t{env.ts_ns}\t{recv_ns}\n"
+
+
+class ReceiptWriter:
+    """Buffers receipt lines per run id and appends them to ``<dir>/<run>/<kind>-<name>.tsv``.
+
+    Call :meth:`flush` at the points that must be durable (before an ack, after a confirm).
+    """
+
+    def __init__(self, ledger_dir: str, kind: str, name: str, fsync: bool = False):
+        if kind not in ("sent", "recv"):
+            raise ValueError(f"kind must be 'sent' or 'recv', got {kind!r}")
+        self.ledger_dir = ledger_dir
+        self.kind = kind
+        self.name = name
+        self.fsync = fsync
+        self._files: OrderedDict[str, object] = OrderedDict()
+        self._pending: dict[str, list[str]] = {}
+        self.lines = 0
+
+    def path(self, run_id: str) -> str:
+        return os.path.join(self.ledger_dir, run_id, f"{self.kind}-{self.name}.tsv")
+
+    def sent(self, env: Envelope, ack_ns: int) -> None:
+        self._add(env.run, sent_line(env, ack_ns))
+
+    def received(self, env: Envelope, recv_ns: int) -> None:
+        self._add(env.run, recv_line(env, recv_ns))
+
+    def _add(self, run_id: str, line: str) -> None:
+        self._pending.setdefault(run_id, []).append(line)
+
+    def flush(self) -> int:
+        """Append every buffered line to its file and flush; returns the number of lines written."""
+        written = 0
+        for run_id, lines in self._pending.items():
+            f = self._file(run_id)
+            f.write("".join(lines))
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+            written += len(lines)
+        self._pending.clear()
+        self.lines += written
+        return written
+
+    def _file(self, run_id: str):
+        f = self._files.get(run_id)
+        if f is not None:
+            self._files.move_to_end(run_id)
+            return f
+        os.makedirs(os.path.join(self.ledger_dir, run_id), exist_ok=True)
+        f = open(self.path(run_id), "a", encoding="utf-8", newline="\n")
+        self._files[run_id] = f
+        while len(self._files) > MAX_OPEN_FILES:
+            _, oldest = self._files.popitem(last=False)
+            oldest.close()
+        return f
+
+    def last_seq(self, run_id: str) -> int:
+        """The highest ``seq`` already recorded in this service's file for ``run_id`` (0 if none).
+
+        Lets a restarted producer continue its sequence instead of reusing numbers.
+        """
+        column = 1 if self.kind == "sent" else 2
+        try:
+            with open(self.path(run_id), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 65536))
+                tail = f.read().decode("utf-8", "replace").splitlines()
+        except FileNotFoundError:
+            return 0
+        best = 0
+        for line in tail:
+            parts = line.split("\t")
+            if len(parts) >= column + 1 and parts[column].isdigit():
+                best = max(best, int(parts[column]))
+        return best
+
+    def close(self) -> None:
+        self.flush()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

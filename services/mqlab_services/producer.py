@@ -1,0 +1,216 @@
+"""The producer service: send envelopes, record each one the broker confirmed.
+
+One-shot: ``producer --count N --size BYTES --run-id ID`` sends N messages, waits for every
+confirm and exits 0 (1 with a one-line error when it cannot). Without ``--count`` it sends a
+steady trickle at MQLAB_RATE messages/s under the run id ``steady`` until SIGTERM.
+A message is written to ``<ledger>/<run>/sent-<name>.tsv`` only after its confirm arrived;
+unconfirmed messages are sent again (same id) after a reconnect, so a broker failure can
+cause duplicates but never an unrecorded loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+from . import adapters, envelope
+from .ledger import ReceiptWriter
+from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, setup_logging
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("mqlab")
+
+STEADY_RUN = "steady"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of bytes, got {text!r}") from None
+    if value < 0 or value > 64 * 1024 * 1024:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 64 MiB, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _run_id(text: str) -> str:
+    if not envelope.valid_run_id(text):
+        raise argparse.ArgumentTypeError(
+            f"must be letters, digits, '.', '_' or '-' (at most 128, not starting with '.' or '-'), got {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="producer",
+        description="Send mqlab envelopes to the broker named by MQLAB_BROKER and record each "
+                    "confirmed one in the ledger. Settings come from MQLAB_* variables.",
+    )
+    parser.add_argument("--count", type=_positive_int, metavar="N",
+                        help="send N messages, wait for all confirms, then exit "
+                             "(default: a steady trickle at MQLAB_RATE until SIGTERM)")
+    parser.add_argument("--size", type=_size, default=0, metavar="BYTES",
+                        help="pad each encoded envelope to this many bytes (default: no padding, "
+                             "about 150 bytes; smaller sizes send the envelope unpadded)")
+    parser.add_argument("--run-id", type=_run_id, metavar="ID",
+                        help="ledger run id (default: run-<UTC time> with --count, 'steady' without)")
+    parser.add_argument("--rate", type=_rate, metavar="MSGS_PER_S",
+                        help="messages per second (default: as fast as confirms come with --count, "
+                             "MQLAB_RATE without)")
+    return parser
+
+
+class Producer:
+    def __init__(self, settings: Settings, adapter: adapters.Adapter, ledger: ReceiptWriter,
+                 stopper: Stopper, run_id: str, count: int | None, size: int, rate: float | None):
+        self.settings = settings
+        self.adapter = adapter
+        self.ledger = ledger
+        self.stopper = stopper
+        self.run_id = run_id
+        self.count = count
+        self.size = size
+        self.rate = rate
+        self.key = settings.name.encode() if settings.key == "src" else None
+        self.seq = ledger.last_seq(run_id)  # a restarted producer continues its sequence
+        self.created = 0
+        self.acked = 0
+        self.retries = 0
+
+    def run(self) -> int:
+        """Send until done (one-shot) or stopped; the exit code."""
+        one_shot = self.count is not None
+        connect(self.adapter, self.settings, self.stopper, bounded=True)
+        pending: list[tuple[envelope.Envelope, bytes]] = []
+        started = time.monotonic()
+        every = Every(self.settings.log_every)
+        logged = (-1, -1)
+        while self.stopper.running() and not (one_shot and self.acked >= self.count):
+            pending += self._new_messages(started, room=self.settings.batch - len(pending))
+            if not pending:
+                self.stopper.sleep(min(0.05, 1 / self.rate) if self.rate else 0.05)
+            else:
+                try:
+                    acks = self.adapter.publish([(data, self.key) for _env, data in pending])
+                except self.adapter.errors as exc:
+                    log.info("lost the broker while publishing: %s; %d message(s) unconfirmed, "
+                             "reconnecting", one_line(exc), len(pending))
+                    self.adapter.close()
+                    connect(self.adapter, self.settings, self.stopper, bounded=one_shot, what="reconnect")
+                    continue
+                unconfirmed = []
+                for (env, data), ack_ns in zip(pending, acks):
+                    if ack_ns is None:
+                        unconfirmed.append((env, data))
+                    else:
+                        self.ledger.sent(env, ack_ns)
+                self.acked += self.ledger.flush()
+                if unconfirmed:
+                    self.retries += len(unconfirmed)
+                    log.info("%d message(s) not confirmed by the broker; sending them again", len(unconfirmed))
+                    self.stopper.sleep(0.5)
+                pending = unconfirmed
+            if every.due() and (self.created, self.acked) != logged:
+                logged = (self.created, self.acked)
+                elapsed = time.monotonic() - started
+                log.info("sent %d (acked %d) %.1f msg/s, run %s", self.created, self.acked,
+                         self.acked / elapsed if elapsed else 0.0, self.run_id)
+        elapsed = time.monotonic() - started
+        if one_shot and self.acked < self.count:
+            log.info("stopped (%s) before the end: %d of %d confirmed, run %s",
+                     self.stopper.signal_name or "stop", self.acked, self.count, self.run_id)
+            return 1
+        log.info("done: %d confirmed in %.2fs (%.0f msg/s), %d resent, run %s, receipts in %s",
+                 self.acked, elapsed, self.acked / elapsed if elapsed else 0.0, self.retries,
+                 self.run_id, self.ledger.path(self.run_id))
+        return 0
+
+    def _new_messages(self, started: float, room: int) -> list[tuple[envelope.Envelope, bytes]]:
+        n = room
+        if self.count is not None:
+            n = min(n, self.count - self.created)
+        if self.rate:
+            due = int((time.monotonic() - started) * self.rate) - self.created
+            n = min(n, due)
+        out = []
+        for _ in range(max(0, n)):
+            self.seq += 1
+            env = envelope.make(self.run_id, self.settings.name, self.seq)
+            out.append((env, env.encode(self.size)))
+        self.created += len(out)
+        return out
+
+
+def main(argv: list[str] | None = None, environ=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        print(f"producer: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("producer", settings.name)
+    one_shot = args.count is not None
+    run_id = args.run_id or (
+        "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if one_shot else STEADY_RUN)
+    rate = args.rate if args.rate else (None if one_shot else settings.rate)
+    try:
+        adapter = adapters.create(settings)
+    except (adapters.UnknownBrokerError, ImportError) as exc:
+        log.error("cannot load the %s adapter: %s", settings.broker, exc)
+        return 1
+    ledger = ReceiptWriter(settings.ledger_dir, "sent", settings.name)
+    try:
+        os.makedirs(os.path.dirname(ledger.path(run_id)), exist_ok=True)
+    except OSError as exc:
+        log.error("cannot write receipts under %s: %s", settings.ledger_dir, one_line(exc))
+        return 1
+    log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
+             adapter.describe())
+    log.info("run %s: %s, %s bytes, %s", run_id,
+             f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
+             args.size or "unpadded", f"{rate:g} msg/s" if rate else "as fast as confirms come")
+    stopper = Stopper().install()
+    producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate)
+    try:
+        return producer.run()
+    except (GaveUp, adapters.BrokerConfigError) as exc:
+        log.error("giving up: %s (%d of %s confirmed)", exc, producer.acked, args.count or "-")
+        return 1
+    except OSError as exc:  # the ledger, not the broker: the broker's errors are handled in run()
+        log.error("cannot write receipts: %s", one_line(exc))
+        return 1
+    finally:
+        try:
+            ledger.close()
+        finally:
+            adapter.close()
+        if stopper.stopping and not one_shot:
+            log.info("stopped on %s after %d confirmed", stopper.signal_name, producer.acked)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

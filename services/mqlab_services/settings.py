@@ -1,0 +1,189 @@
+"""Service settings: one frozen object, built once at start-up from ``MQLAB_*`` variables.
+
+Nothing here reads the environment at import time; call :meth:`Settings.from_env`
+with a mapping (``os.environ`` in the services, a plain dict in tests).
+
+=========================  ==========================================  =====================================
+variable                   meaning                                     default
+=========================  ==========================================  =====================================
+MQLAB_BROKER               rabbitmq, redis or kafka                    (required)
+MQLAB_URL                  broker address                              per broker, on localhost
+MQLAB_MODE                 delivery mode (see ``MODES``)               the broker's safe mode
+MQLAB_LEDGER_DIR           where receipt files go                      /ledger
+MQLAB_NAME                 this service's name in receipts and logs    the container hostname
+MQLAB_RATE                 steady producer rate, messages/s            2
+MQLAB_QUEUE                RabbitMQ durable queue                      mailbox.durable
+MQLAB_QUEUE_TYPE           RabbitMQ queue type: classic or quorum      classic
+MQLAB_STREAM               Redis stream                                chatroom.stream
+MQLAB_CHANNEL              Redis pub/sub channel                       chatroom
+MQLAB_TOPIC                Kafka topic                                 datascience
+MQLAB_PARTITIONS           partitions when the topic is created        3
+MQLAB_REPLICATION          replication factor when it is created       1
+MQLAB_GROUP                Redis and Kafka consumer group              mqlab
+MQLAB_KEY                  Kafka record key: none (spread over         none
+                           partitions) or src (per-producer order)
+MQLAB_PREFETCH             RabbitMQ unacked deliveries per consumer    200
+MQLAB_BATCH                messages per confirm wait / ack / commit    100
+MQLAB_CLAIM_IDLE           Redis: reclaim entries idle this long, s    30
+MQLAB_CONNECT_ATTEMPTS     start-up connection attempts                30
+MQLAB_CONNECT_TIMEOUT      start-up connection time budget, s          120
+MQLAB_BACKOFF_MAX          longest wait between reconnects, s          10
+MQLAB_LOG_EVERY            progress log interval, s                    5
+=========================  ==========================================  =====================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PREFIX = "MQLAB_"
+
+#: Delivery modes per broker; the first one is the safe default, the others lose messages.
+MODES: dict[str, tuple[str, ...]] = {
+    "rabbitmq": ("durable", "autoack"),
+    "redis": ("stream", "pubsub"),
+    "kafka": ("acks-all", "autocommit"),
+}
+SAFE_MODES = {broker: modes[0] for broker, modes in MODES.items()}
+
+DEFAULT_URLS = {
+    "rabbitmq": "amqp://guest:guest@localhost:5672/%2F",
+    "redis": "redis://localhost:6379/0",
+    "kafka": "localhost:9092",
+}
+
+# Names end up in file names and TSV columns: no separators, no whitespace, no leading dot.
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class SettingsError(ValueError):
+    """A bad ``MQLAB_*`` value; the message is one line and names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str
+    url: str
+    mode: str
+    ledger_dir: str = "/ledger"
+    name: str = "mqlab"
+    rate: float = 2.0
+    queue: str = "mailbox.durable"
+    queue_type: str = "classic"
+    stream: str = "chatroom.stream"
+    channel: str = "chatroom"
+    topic: str = "datascience"
+    partitions: int = 3
+    replication: int = 1
+    group: str = "mqlab"
+    key: str = "none"
+    prefetch: int = 200
+    batch: int = 100
+    claim_idle: float = 30.0
+    connect_attempts: int = 30
+    connect_timeout: float = 120.0
+    backoff_max: float = 10.0
+    log_every: float = 5.0
+
+    @property
+    def safe(self) -> bool:
+        """True when the mode is the broker's safe one (nothing acked is lost)."""
+        return self.mode == SAFE_MODES[self.broker]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], hostname: str | None = None) -> "Settings":
+        """Build the settings from ``MQLAB_*`` entries of ``environ``; raise SettingsError on bad values."""
+        env = _Reader(environ)
+        broker = env.choice("BROKER", tuple(MODES), default=None)
+        fields = {
+            "broker": broker,
+            "url": env.text("URL", DEFAULT_URLS[broker]),
+            "mode": env.choice("MODE", MODES[broker], default=SAFE_MODES[broker]),
+            "ledger_dir": env.text("LEDGER_DIR", cls.ledger_dir),
+            "name": env.name("NAME", hostname if hostname is not None else socket.gethostname()),
+            "rate": env.number("RATE", cls.rate, positive=True),
+            "queue": env.text("QUEUE", cls.queue),
+            "queue_type": env.choice("QUEUE_TYPE", ("classic", "quorum"), default=cls.queue_type),
+            "stream": env.text("STREAM", cls.stream),
+            "channel": env.text("CHANNEL", cls.channel),
+            "topic": env.text("TOPIC", cls.topic),
+            "partitions": env.integer("PARTITIONS", cls.partitions, minimum=1),
+            "replication": env.integer("REPLICATION", cls.replication, minimum=1),
+            "group": env.text("GROUP", cls.group),
+            "key": env.choice("KEY", ("none", "src"), default=cls.key),
+            "prefetch": env.integer("PREFETCH", cls.prefetch, minimum=1),
+            "batch": env.integer("BATCH", cls.batch, minimum=1),
+            "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
+            "connect_attempts": env.integer("CONNECT_ATTEMPTS", cls.connect_attempts, minimum=1),
+            "connect_timeout": env.number("CONNECT_TIMEOUT", cls.connect_timeout, positive=True),
+            "backoff_max": env.number("BACKOFF_MAX", cls.backoff_max, positive=True),
+            "log_every": env.number("LOG_EVERY", cls.log_every, positive=True),
+        }
+        return cls(**fields)
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+class _Reader:
+    """Typed access to ``MQLAB_*`` values; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def _raw(self, key: str) -> str | None:
+        value = self._environ.get(PREFIX + key)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, key: str, default: str) -> str:
+        value = self._raw(key)
+        return default if value is None else value
+
+    def name(self, key: str, default: str) -> str:
+        value = self.text(key, default)
+        if not NAME_RE.match(value):
+            raise SettingsError(
+                f"{PREFIX}{key} must be letters, digits, '.', '_' or '-' (at most 128), got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None) -> str:
+        value = self._raw(key)
+        if value is None:
+            if default is None:
+                raise SettingsError(f"{PREFIX}{key} is not set; use one of: {', '.join(choices)}")
+            return default
+        value = value.lower()
+        if value not in choices:
+            raise SettingsError(f"{PREFIX}{key} must be one of: {', '.join(choices)}; got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, positive: bool = False) -> float:
+        value = self._raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{key} must be a number, got {value!r}") from None
+        if not math.isfinite(number) or (positive and number <= 0):
+            raise SettingsError(f"{PREFIX}{key} must be a positive number, got {value!r}")
+        return number
+
+    def integer(self, key: str, default: int, minimum: int) -> int:
+        value = self._raw(key)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{key} must be a whole number, got {value!r}") from None
+        if number < minimum:
+            raise SettingsError(f"{PREFIX}{key} must be at least {minimum}, got {value!r}")
+        return number
