@@ -1,0 +1,85 @@
+"""The envelope: round trip, exact sizes, and foreign messages that never raise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mqlab_services import envelope
+from mqlab_services.envelope import Envelope
+
+
+def sample(**changes) -> Envelope:
+    fields = dict(run="r1", src="p1", seq=7, ts_ns=1_700_000_000_000_000_000, msg_id="ab" * 16)
+    fields.update(changes)
+    return envelope.make(**fields)
+
+
+def test_make_fills_in_a_uuid4_hex_id_and_the_time():
+    env = envelope.make("r1", "p1", 1)
+    assert len(env.id) == 32 and int(env.id, 16) >= 0
+    assert env.id != envelope.make("r1", "p1", 1).id
+    assert env.ts_ns > 1_600_000_000 * 10**9
+
+
+def test_the_encoding_is_the_documented_json():
+    obj = json.loads(sample().encode())
+    assert obj == {"mqlab": 1, "id": "ab" * 16, "run": "r1", "src": "p1", "seq": 7,
+                   "ts_ns": 1_700_000_000_000_000_000, "body": ""}
+
+
+def test_round_trip():
+    env = sample()
+    assert envelope.decode(env.encode()) == env
+
+
+@pytest.mark.parametrize("size", [150, 151, 256, 1000, 65536])
+def test_encode_pads_to_the_exact_size(size):
+    data = sample().encode(size)
+    assert len(data) == size
+    decoded = envelope.decode(data)
+    assert decoded is not None and decoded.id == "ab" * 16 and decoded.seq == 7
+
+
+def test_a_size_below_the_bare_envelope_sends_it_unpadded():
+    bare = sample().encode()
+    assert sample().encode(10) == bare
+    assert sample().encode(len(bare)) == bare
+
+
+@pytest.mark.parametrize("data", [
+    b"hello",
+    b"",
+    b"\xff\xfe\x00binary\x80",
+    b"{not json",
+    b"42",
+    b'"text"',
+    b"[1, 2]",
+    b'{"mqlab": 2, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": 1, "ts_ns": 1}',
+    b'{"mqlab": true, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": 1, "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "short", "run": "r", "src": "p", "seq": 1, "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "../x", "src": "p", "seq": 1, "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p\\tq", "seq": 1, "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": "1", "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": 1.5, "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": -1, "ts_ns": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": 1}',
+    b'{"mqlab": 1, "id": "' + b"a" * 32 + b'", "run": "r", "src": "p", "seq": 1, "ts_ns": 1, "body": 5}',
+    b"[" * 100_000,
+])
+def test_foreign_messages_decode_to_none(data):
+    assert envelope.decode(data) is None
+
+
+def test_unknown_extra_keys_are_ignored():
+    obj = json.loads(sample().encode())
+    obj["trace"] = "x"
+    assert envelope.decode(json.dumps(obj).encode()) == sample()
+
+
+def test_make_refuses_names_that_cannot_be_file_names():
+    with pytest.raises(ValueError, match="run id"):
+        envelope.make("a/b", "p1", 1)
+    with pytest.raises(ValueError, match="producer name"):
+        envelope.make("r1", "p 1", 1)

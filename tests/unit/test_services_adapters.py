@@ -1,0 +1,219 @@
+"""The adapter registry and each adapter's pure logic (no broker needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import pika
+import pytest
+
+from mqlab_services import adapters
+from mqlab_services.adapters import kafka as kafka_adapter
+from mqlab_services.adapters import rabbitmq as rabbitmq_adapter
+from mqlab_services.adapters import redis as redis_adapter
+from mqlab_services.settings import Settings
+
+
+def settings(broker: str, **env) -> Settings:
+    values = {"MQLAB_BROKER": broker, **{f"MQLAB_{k.upper()}": v for k, v in env.items()}}
+    return Settings.from_env(values, hostname="svc-1")
+
+
+# -- registry --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("broker, cls", [("rabbitmq", "RabbitMQAdapter"), ("redis", "RedisAdapter"),
+                                         ("kafka", "KafkaAdapter")])
+def test_the_registry_names_each_broker_class(broker, cls):
+    klass = adapters.adapter_class(broker)
+    assert klass.__name__ == cls
+    assert klass.name == broker
+    assert issubclass(klass, adapters.Adapter)
+    assert isinstance(adapters.create(settings(broker)), klass)
+
+
+def test_an_unknown_broker_lists_the_valid_ones():
+    with pytest.raises(adapters.UnknownBrokerError) as info:
+        adapters.adapter_class("nats")
+    assert str(info.value) == "unknown broker 'nats'; valid brokers: kafka, rabbitmq, redis"
+
+
+def test_adapters_are_imported_only_when_asked_for():
+    import subprocess
+
+    code = ("import sys, mqlab_services.adapters as a; a.adapter_class('redis'); "
+            "print(sorted(m for m in ('pika', 'kafka', 'redis') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['redis']"
+
+
+def test_every_adapter_has_a_docstring_on_guarantees_connection_and_options():
+    for module in (rabbitmq_adapter, redis_adapter, kafka_adapter):
+        doc = module.__doc__
+        assert "safe, default" in doc and "lossy" in doc
+        assert "MQLAB_URL" in doc and "Options" in doc
+
+
+def test_the_lossy_modes_say_so():
+    assert "LOSSY" in adapters.create(settings("rabbitmq", mode="autoack")).describe()
+    assert "LOSSY" in adapters.create(settings("redis", mode="pubsub")).describe()
+    assert "LOSSY" in adapters.create(settings("kafka", mode="autocommit")).describe()
+    assert "LOSSY" not in adapters.create(settings("kafka")).describe()
+
+
+# -- RabbitMQ --------------------------------------------------------------------------------
+
+def test_rabbitmq_connection_parameters():
+    params = rabbitmq_adapter.connection_parameters(
+        settings("rabbitmq", url="amqp://lab:secret@rabbitmq:5672/%2F"))
+    assert (params.host, params.port, params.virtual_host) == ("rabbitmq", 5672, "/")
+    assert params.credentials.username == "lab" and params.credentials.password == "secret"
+    assert params.heartbeat == 30 and params.connection_attempts == 1
+    assert params.client_properties == {"connection_name": "mqlab svc-1"}
+
+
+def test_rabbitmq_url_options_win_over_lab_defaults():
+    params = rabbitmq_adapter.connection_parameters(settings("rabbitmq", url="amqp://h/%2F?heartbeat=5"))
+    assert params.heartbeat == 5
+
+
+def test_rabbitmq_safe_messages_are_persistent_and_lossy_ones_transient():
+    safe = rabbitmq_adapter.message_properties(settings("rabbitmq"))
+    lossy = rabbitmq_adapter.message_properties(settings("rabbitmq", mode="autoack"))
+    assert safe.delivery_mode == 2 and lossy.delivery_mode == 1
+    assert safe.content_type == "application/json"
+
+
+def test_rabbitmq_queue_arguments():
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq")) is None
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq", queue_type="quorum")) == {"x-queue-type": "quorum"}
+
+
+class _Frame:
+    def __init__(self, method):
+        self.method = method
+
+
+def test_rabbitmq_confirms_map_delivery_tags_to_the_batch():
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq"))
+    adapter._acks = [None] * 4
+    adapter._outstanding = {11: 0, 12: 1, 13: 2, 14: 3}
+    adapter._on_confirm(_Frame(pika.spec.Basic.Ack(delivery_tag=12, multiple=True)))
+    adapter._on_confirm(_Frame(pika.spec.Basic.Nack(delivery_tag=13, multiple=False)))
+    assert adapter._acks[0] and adapter._acks[1] and adapter._acks[2] is None and adapter._acks[3] is None
+    assert adapter._outstanding == {14: 3}
+    adapter._on_confirm(_Frame(pika.spec.Basic.Ack(delivery_tag=14, multiple=False)))
+    assert adapter._acks[3] and not adapter._outstanding
+
+
+def test_rabbitmq_close_before_connect_is_harmless():
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq"))
+    adapter.close()
+    adapter.close()
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+def test_redis_client_options_outlast_the_blocking_read():
+    opts = redis_adapter.client_options(settings("redis"))
+    assert opts["socket_timeout"] * 1000 > redis_adapter.BLOCK_MS
+    assert opts["client_name"] == "mqlab-svc-1"
+
+
+def test_redis_entry_body():
+    assert redis_adapter.entry_body({b"data": b'{"mqlab":1}'}) == b'{"mqlab":1}'
+    assert redis_adapter.entry_body({b"msg": b"hi", b"from": b"cli"}) == b"msg=hi from=cli"
+    assert redis_adapter.entry_body(None) == b""
+
+
+def test_redis_modes():
+    assert redis_adapter.RedisAdapter(settings("redis")).streams is True
+    assert redis_adapter.RedisAdapter(settings("redis", mode="pubsub")).streams is False
+
+
+class _FakeRedis:
+    """Just enough of redis.Redis for the stream consumer's bookkeeping."""
+
+    def __init__(self, pending, new, stuck):
+        self.pending, self.new, self.stuck = pending, new, stuck
+        self.acked = []
+
+    def xreadgroup(self, group, consumer, streams, count, block):
+        start = next(iter(streams.values()))
+        entries = self.pending if start == "0" else self.new
+        self.pending, self.new = ([], self.new) if start == "0" else (self.pending, [])
+        return [[b"chatroom.stream", entries]] if entries else []
+
+    def xautoclaim(self, stream, group, consumer, min_idle, start_id, count):
+        entries, self.stuck = self.stuck, []
+        return [b"0-0", entries, []]
+
+    def xack(self, stream, group, *ids):
+        self.acked.extend(ids)
+
+
+def test_redis_stream_consumer_reads_own_pending_then_claims_then_new_and_acks_after_handling():
+    adapter = redis_adapter.RedisAdapter(settings("redis"))
+    fake = _FakeRedis(pending=[(b"1-0", {b"data": b"a"})], new=[(b"3-0", {b"data": b"c"})],
+                      stuck=[(b"2-0", {b"data": b"b"})])
+    adapter._client = fake
+    seen = []
+    rounds = iter([True, False])
+
+    def handler(bodies):
+        seen.append((list(bodies), list(fake.acked)))
+
+    adapter.consume(handler, lambda: next(rounds))
+    batches = [(b, acked) for b, acked in seen if b]
+    assert batches == [([b"a"], []), ([b"b"], [b"1-0"]), ([b"c"], [b"1-0", b"2-0"])]
+    assert fake.acked == [b"1-0", b"2-0", b"3-0"]
+
+
+def test_redis_nothing_is_acked_when_the_handler_fails():
+    adapter = redis_adapter.RedisAdapter(settings("redis"))
+    fake = _FakeRedis(pending=[(b"1-0", {b"data": b"a"})], new=[], stuck=[])
+    adapter._client = fake
+
+    def handler(bodies):
+        if bodies:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        adapter.consume(handler, lambda: True)
+    assert fake.acked == []
+
+
+# -- Kafka -----------------------------------------------------------------------------------
+
+def test_kafka_safe_producer_config_is_acks_all_and_idempotent():
+    config = kafka_adapter.producer_config(settings("kafka", url="kafka:19092"))
+    assert config["acks"] == "all" and config["enable_idempotence"] is True
+    assert config["bootstrap_servers"] == ["kafka:19092"]
+
+
+def test_kafka_lossy_producer_config():
+    config = kafka_adapter.producer_config(settings("kafka", mode="autocommit"))
+    assert config["acks"] == 1 and config["enable_idempotence"] is False
+
+
+def test_kafka_consumer_config():
+    safe = kafka_adapter.consumer_config(settings("kafka", batch="50"))
+    assert safe["enable_auto_commit"] is False and safe["group_id"] == "mqlab"
+    assert safe["auto_offset_reset"] == "earliest" and safe["max_poll_records"] == 50
+    assert kafka_adapter.consumer_config(settings("kafka", mode="autocommit"))["enable_auto_commit"] is True
+
+
+def test_kafka_configs_are_accepted_by_kafka_python():
+    # The client validates keys and combinations (idempotence needs acks=all) at construction;
+    # creating one without a broker fails only later, at the bootstrap connection.
+    from kafka import KafkaProducer
+
+    for mode in ("acks-all", "autocommit"):
+        config = kafka_adapter.producer_config(settings("kafka", mode=mode))
+        unknown = set(config) - set(KafkaProducer.DEFAULT_CONFIG)
+        assert not unknown
+
+
+def test_kafka_bootstrap_servers_and_topic_spec():
+    s = settings("kafka", url="kafka://a:1, b:2", partitions="6")
+    assert kafka_adapter.bootstrap_servers(s) == ["a:1", "b:2"]
+    assert kafka_adapter.topic_spec(s) == {"datascience": {"num_partitions": 6, "replication_factor": 1}}

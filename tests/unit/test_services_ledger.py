@@ -1,0 +1,79 @@
+"""The services' receipt writer: file names, line format, flushing and sequence recovery."""
+
+from __future__ import annotations
+
+import pytest
+
+from mqlab_services import envelope, ledger
+from mqlab_services.ledger import ReceiptWriter
+
+
+def env(seq: int, run: str = "r1", src: str = "p1") -> envelope.Envelope:
+    return envelope.make(run, src, seq, ts_ns=1000 + seq, msg_id=f"{seq:032x}")
+
+
+def test_sent_lines(tmp_path):
+    writer = ReceiptWriter(str(tmp_path), "sent", "p1")
+    writer.sent(env(1), ack_ns=5000)
+    writer.sent(env(2), ack_ns=6000)
+    assert writer.flush() == 2
+    text = (tmp_path / "r1" / "sent-p1.tsv").read_text()
+    assert text == f"{1:032x}\t1\t1001\t5000\n{2:032x}\t2\t1002\t6000\n"
+
+
+def test_recv_lines(tmp_path):
+    writer = ReceiptWriter(str(tmp_path), "recv", "c1")
+    writer.received(env(3, src="prod-a"), recv_ns=9000)
+    writer.flush()
+    assert (tmp_path / "r1" / "recv-c1.tsv").read_text() == f"{3:032x}\tprod-a\t3\t1003\t9000\n"
+
+
+def test_nothing_reaches_the_file_before_flush_and_everything_after(tmp_path):
+    writer = ReceiptWriter(str(tmp_path), "recv", "c1")
+    writer.received(env(1), recv_ns=1)
+    path = tmp_path / "r1" / "recv-c1.tsv"
+    assert not path.exists()
+    writer.flush()
+    # Readable by another process (the host's verify) while the writer keeps the file open.
+    assert len(path.read_text().splitlines()) == 1
+
+
+def test_runs_go_to_their_own_directories_and_files_are_appended(tmp_path):
+    writer = ReceiptWriter(str(tmp_path), "recv", "c1")
+    writer.received(env(1, run="a"), 1)
+    writer.received(env(1, run="b"), 1)
+    writer.flush()
+    writer.received(env(2, run="a"), 2)
+    writer.close()
+    again = ReceiptWriter(str(tmp_path), "recv", "c1")
+    again.received(env(3, run="a"), 3)
+    again.close()
+    assert len((tmp_path / "a" / "recv-c1.tsv").read_text().splitlines()) == 3
+    assert len((tmp_path / "b" / "recv-c1.tsv").read_text().splitlines()) == 1
+
+
+def test_old_run_files_are_closed_beyond_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "MAX_OPEN_FILES", 2)
+    writer = ReceiptWriter(str(tmp_path), "recv", "c1")
+    for run in ("a", "b", "c", "a"):
+        writer.received(env(1, run=run), 1)
+        writer.flush()
+    assert list(writer._files) == ["c", "a"]
+    writer.close()
+    assert len((tmp_path / "a" / "recv-c1.tsv").read_text().splitlines()) == 2
+
+
+def test_last_seq_lets_a_restarted_producer_continue(tmp_path):
+    writer = ReceiptWriter(str(tmp_path), "sent", "p1")
+    assert writer.last_seq("r1") == 0
+    for seq in (1, 2, 5, 3):
+        writer.sent(env(seq), 1)
+    writer.close()
+    with open(tmp_path / "r1" / "sent-p1.tsv", "a") as f:
+        f.write("torn-li")  # a crash mid-line
+    assert ReceiptWriter(str(tmp_path), "sent", "p1").last_seq("r1") == 5
+
+
+def test_unknown_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="sent' or 'recv"):
+        ReceiptWriter(str(tmp_path), "acked", "p1")
