@@ -190,9 +190,9 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         return 1
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
-    log.info("run %s: %s, %s bytes, %s", run_id,
+    log.info("run %s: %s, %s, %s", run_id,
              f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
-             args.size or "unpadded", f"{rate:g} msg/s" if rate else "as fast as confirms come")
+             f"{args.size} bytes each" if args.size else "unpadded", f"{rate:g} msg/s" if rate else "as fast as confirms come")
     stopper = Stopper().install()
     producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate)
     try:

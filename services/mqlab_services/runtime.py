@@ -26,8 +26,9 @@ def setup_logging(service: str, name: str) -> None:
         f"%(asctime)s.%(msecs)03dZ {service}[{name}] %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
+    handler._mqlab = True  # so a second call replaces ours and leaves other handlers alone
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_mqlab", False)] + [handler]
     root.setLevel(logging.INFO)
     # Client libraries log every reconnect attempt; our own lines already tell that story.
     logging.getLogger("pika").setLevel(logging.ERROR)

@@ -1,0 +1,210 @@
+"""producer and consumer end to end against an in-memory broker: receipts, retries, exits."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from mqlab_services import adapters, consumer, envelope, producer
+from mqlab_services.adapters import Adapter
+
+
+class MemoryBroker:
+    """One shared queue plus knobs for failures; reset by the fixture."""
+
+    queue: list[bytes] = []
+    acked: list[bytes] = []
+    connect_failures = 0
+    nack_once: set[int] = set()  # seq numbers the broker refuses the first time
+    drop_after_publishes = -1  # raise ConnectionError on this publish call (0-based), once
+    publishes = 0
+    receipts_before_ack = True
+    ledger_dir = ""
+
+    @classmethod
+    def reset(cls, ledger_dir):
+        cls.queue, cls.acked, cls.nack_once = [], [], set()
+        cls.connect_failures, cls.drop_after_publishes, cls.publishes = 0, -1, 0
+        cls.receipts_before_ack, cls.ledger_dir = True, str(ledger_dir)
+
+
+class MemoryAdapter(Adapter):
+    name = "memory"
+    errors = (ConnectionError,)
+
+    def connect(self):
+        if MemoryBroker.connect_failures > 0:
+            MemoryBroker.connect_failures -= 1
+            raise ConnectionError("connection refused")
+
+    def ping(self):
+        return 0.001
+
+    def publish(self, batch):
+        call = MemoryBroker.publishes
+        MemoryBroker.publishes += 1
+        if call == MemoryBroker.drop_after_publishes:
+            MemoryBroker.queue.extend(body for body, _ in batch[: len(batch) // 2])  # half got through
+            raise ConnectionError("connection reset")
+        acks = []
+        for body, _key in batch:
+            seq = envelope.decode(body).seq
+            if seq in MemoryBroker.nack_once:
+                MemoryBroker.nack_once.discard(seq)
+                acks.append(None)
+            else:
+                MemoryBroker.queue.append(body)
+                acks.append(12345)
+        return acks
+
+    def consume(self, handler, running):
+        while running():
+            batch = MemoryBroker.queue[: self.settings.batch]
+            handler(batch)
+            recorded = _recorded_ids(MemoryBroker.ledger_dir)
+            for body in batch:
+                env = envelope.decode(body)
+                if env is not None and env.id not in recorded:
+                    MemoryBroker.receipts_before_ack = False
+            MemoryBroker.acked.extend(batch)
+            del MemoryBroker.queue[: len(batch)]
+            if not MemoryBroker.queue:
+                os.kill(os.getpid(), signal.SIGTERM)  # drained: stop the way docker stop does
+
+    def close(self):
+        pass
+
+
+def _recorded_ids(ledger_dir) -> set[str]:
+    ids = set()
+    for root, _dirs, files in os.walk(ledger_dir):
+        for name in files:
+            with open(os.path.join(root, name)) as f:
+                ids.update(line.split("\t")[0] for line in f)
+    return ids
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    monkeypatch.setitem(adapters.ADAPTERS, "rabbitmq", f"{__name__}:MemoryAdapter")
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    ledger_dir = tmp_path / "ledger"
+    MemoryBroker.reset(ledger_dir)
+    env = {"MQLAB_BROKER": "rabbitmq", "MQLAB_LEDGER_DIR": str(ledger_dir), "MQLAB_BATCH": "40",
+           "MQLAB_CONNECT_ATTEMPTS": "3"}
+    yield env, ledger_dir
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def sent_rows(ledger_dir, run, name="p1"):
+    with open(ledger_dir / run / f"sent-{name}.tsv") as f:
+        return [line.rstrip("\n").split("\t") for line in f]
+
+
+def test_one_shot_producer_records_every_confirmed_message_once(lab, capsys):
+    env, ledger_dir = lab
+    MemoryBroker.nack_once = {3, 77}
+    code = producer.main(["--count", "100", "--size", "300", "--run-id", "r1"], {**env, "MQLAB_NAME": "p1"})
+    assert code == 0
+    rows = sent_rows(ledger_dir, "r1")
+    assert sorted(int(r[1]) for r in rows) == list(range(1, 101))
+    assert len({r[0] for r in rows}) == 100
+    assert all(r[3] == "12345" for r in rows)
+    assert len(MemoryBroker.queue) == 100 and all(len(b) == 300 for b in MemoryBroker.queue)
+    out = capsys.readouterr().out
+    assert "producer[p1] done: 100 confirmed" in out and "2 resent" in out
+
+
+def test_producer_resends_unconfirmed_messages_after_losing_the_broker(lab, capsys):
+    env, ledger_dir = lab
+    MemoryBroker.drop_after_publishes = 1
+    code = producer.main(["--count", "100", "--run-id", "r2"], {**env, "MQLAB_NAME": "p1"})
+    assert code == 0
+    rows = sent_rows(ledger_dir, "r2")
+    assert sorted(int(r[1]) for r in rows) == list(range(1, 101))
+    # The half of the dropped batch that got through is on the queue twice: a duplicate, not a loss.
+    assert len(MemoryBroker.queue) == 120
+    assert "lost the broker while publishing" in capsys.readouterr().out
+
+
+def test_a_rerun_with_the_same_run_id_continues_the_sequence(lab):
+    env, ledger_dir = lab
+    assert producer.main(["--count", "5", "--run-id", "r3"], {**env, "MQLAB_NAME": "p1"}) == 0
+    assert producer.main(["--count", "5", "--run-id", "r3"], {**env, "MQLAB_NAME": "p1"}) == 0
+    assert [int(r[1]) for r in sent_rows(ledger_dir, "r3")] == list(range(1, 11))
+
+
+def test_producer_retries_the_first_connection_then_gives_up_with_one_line(lab, capsys):
+    env, ledger_dir = lab
+    MemoryBroker.connect_failures = 10
+    code = producer.main(["--count", "5", "--run-id", "r4"], {**env, "MQLAB_CONNECT_ATTEMPTS": "2"})
+    assert code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert sum("connect attempt 1 failed: ConnectionError: connection refused" in line for line in out) == 1
+    assert "giving up: could not connect to rabbitmq" in out[-1] and "after 2 attempts" in out[-1]
+    assert not (ledger_dir / "r4" / "sent-p1.tsv").exists()
+
+
+def test_producer_connects_after_a_few_failures(lab):
+    env, ledger_dir = lab
+    MemoryBroker.connect_failures = 1
+    assert producer.main(["--count", "3", "--run-id", "r5"], {**env, "MQLAB_NAME": "p1"}) == 0
+    assert len(sent_rows(ledger_dir, "r5")) == 3
+
+
+def test_consumer_records_before_acking_prints_foreign_messages_and_stops_on_sigterm(lab, capsys):
+    env, ledger_dir = lab
+    MemoryBroker.queue = [envelope.make("r1", "p1", i).encode() for i in range(1, 101)]
+    MemoryBroker.queue[50:50] = [b"hello from redis-cli", b"\xff\x00" * 300]
+    code = consumer.main([], {**env, "MQLAB_NAME": "c1"})
+    assert code == 0
+    assert len(MemoryBroker.acked) == 102
+    assert MemoryBroker.receipts_before_ack
+    with open(ledger_dir / "r1" / "recv-c1.tsv") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    assert [int(r[2]) for r in rows] == list(range(1, 101))
+    assert all(r[1] == "p1" and int(r[4]) >= int(r[3]) for r in rows)
+    out = capsys.readouterr().out
+    assert "consumer[c1] foreign message: b'hello from redis-cli'" in out
+    assert "... (600 bytes)" in out
+    assert "received 100" in out and "foreign 2" in out and "stopped on SIGTERM" in out
+
+
+def test_consumer_does_not_ack_when_receipts_cannot_be_written(lab, capsys):
+    env, ledger_dir = lab
+    ledger_dir.parent.mkdir(exist_ok=True)
+    ledger_dir.write_text("a file where the directory should be")
+    MemoryBroker.queue = [envelope.make("r1", "p1", 1).encode()]
+    assert consumer.main([], {**env, "MQLAB_NAME": "c1"}) == 1
+    assert MemoryBroker.acked == []
+    assert "giving up: cannot write receipts" in capsys.readouterr().out
+
+
+def test_settings_errors_exit_2_with_one_line(lab, capsys):
+    env, _ = lab
+    assert producer.main(["--count", "1"], {**env, "MQLAB_RATE": "fast"}) == 2
+    assert consumer.main([], {**env, "MQLAB_BATCH": "-4"}) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["producer: MQLAB_RATE must be a number, got 'fast'",
+                   "consumer: MQLAB_BATCH must be at least 1, got '-4'"]
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        producer.main(["--help"], {})
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--count", "--size", "--run-id", "--rate"):
+        assert flag in text
+    assert text.count("(default:") >= 4
+
+
+@pytest.mark.parametrize("argv", [["--count", "0"], ["--size", "-1"], ["--run-id", "../x"], ["--rate", "0"]])
+def test_bad_flags_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        producer.main(argv, {})
+    assert info.value.code == 2
+    assert "producer: error: argument" in capsys.readouterr().err
