@@ -36,6 +36,10 @@ BATCH_WAIT = 0.2  # seconds a consumer batch may wait to fill up before it is pr
 IDLE_POLL = 0.25  # seconds between idle handler calls, so stop requests are seen quickly
 
 
+def _nothing() -> None:
+    pass
+
+
 def connection_parameters(settings) -> pika.URLParameters:
     """pika parameters for MQLAB_URL, with lab defaults where the URL says nothing."""
     params = pika.URLParameters(settings.url)
@@ -125,6 +129,10 @@ class RabbitMQAdapter(Adapter):
             index = self._outstanding.pop(tag, None)
             if index is not None and ok:
                 self._acks[index] = now
+        if not self._outstanding and self._connection is not None:
+            # Wake process_data_events() in publish(): it returns early only for events it
+            # dispatches itself, and this callback sits below it, on the underlying channel.
+            self._connection.add_callback_threadsafe(_nothing)
 
     def ping(self) -> float:
         started = time.perf_counter()
@@ -144,7 +152,7 @@ class RabbitMQAdapter(Adapter):
             return [now] * len(batch)
         deadline = time.monotonic() + CONFIRM_TIMEOUT
         while self._outstanding and time.monotonic() < deadline:
-            self._connection.process_data_events(time_limit=0.05)
+            self._connection.process_data_events(time_limit=max(0.0, deadline - time.monotonic()))
         self._outstanding.clear()  # late confirms for these tags are ignored
         return self._acks
 
