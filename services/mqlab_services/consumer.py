@@ -79,9 +79,9 @@ class Consumer:
         if self._every.due():
             self.progress()
 
-    def progress(self, force: bool = False) -> None:
+    def progress(self) -> None:
         received, foreign, since = self._last
-        if not force and (self.received, self.foreign) == (received, foreign):
+        if (self.received, self.foreign) == (received, foreign):
             return
         now = self._clock()
         rate = (self.received - received) / (now - since) if now > since else 0.0
@@ -132,9 +132,10 @@ def main(argv: list[str] | None = None, environ=None) -> int:
             log.error("cannot write receipts: %s", one_line(exc))
             code = 1
         adapter.close()
-    consumer.progress(force=True)
+    consumer.progress()
     if stopper.stopping:
-        log.info("stopped on %s", stopper.signal_name)
+        log.info("stopped on %s: received %d, foreign %d", stopper.signal_name, consumer.received,
+                 consumer.foreign)
     return code
 
 

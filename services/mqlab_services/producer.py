@@ -106,11 +106,11 @@ class Producer:
         one_shot = self.count is not None
         connect(self.adapter, self.settings, self.stopper, bounded=True)
         pending: list[tuple[envelope.Envelope, bytes]] = []
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         every = Every(self.settings.log_every)
         logged = (-1, -1)
         while self.stopper.running() and not (one_shot and self.acked >= self.count):
-            pending += self._new_messages(started, room=self.settings.batch - len(pending))
+            pending += self._new_messages(room=self.settings.batch - len(pending))
             if not pending:
                 self.stopper.sleep(min(0.05, 1 / self.rate) if self.rate else 0.05)
             else:
@@ -119,6 +119,7 @@ class Producer:
                 except self.adapter.errors as exc:
                     log.info("lost the broker while publishing: %s; %d message(s) unconfirmed, "
                              "reconnecting", one_line(exc), len(pending))
+                    self.retries += len(pending)
                     self.adapter.close()
                     connect(self.adapter, self.settings, self.stopper, bounded=one_shot, what="reconnect")
                     continue
@@ -149,12 +150,16 @@ class Producer:
                  self.run_id, self.ledger.path(self.run_id))
         return 0
 
-    def _new_messages(self, started: float, room: int) -> list[tuple[envelope.Envelope, bytes]]:
+    def _new_messages(self, room: int) -> list[tuple[envelope.Envelope, bytes]]:
         n = room
         if self.count is not None:
             n = min(n, self.count - self.created)
         if self.rate:
-            due = int((time.monotonic() - started) * self.rate) - self.created
+            due = int((time.monotonic() - self._started) * self.rate) - self.created
+            if due > max(1.0, self.rate):
+                # Back from an outage: carry on at the rate instead of bursting to catch up.
+                self._started += (due - max(1.0, self.rate)) / self.rate
+                due = int(max(1.0, self.rate))
             n = min(n, due)
         out = []
         for _ in range(max(0, n)):

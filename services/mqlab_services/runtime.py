@@ -30,9 +30,9 @@ def setup_logging(service: str, name: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not getattr(h, "_mqlab", False)] + [handler]
     root.setLevel(logging.INFO)
-    # Client libraries log every reconnect attempt; our own lines already tell that story.
-    logging.getLogger("pika").setLevel(logging.ERROR)
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    # Client libraries log every failed attempt, with tracebacks; our own lines tell that story.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def redact(url: str) -> str:
@@ -123,7 +123,9 @@ def connect(adapter: Adapter, settings: Settings, stopper: Stopper, bounded: boo
 
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """``Type: message`` on one line; falls back to the arguments for exceptions with an empty str()."""
+    text = str(exc) or ", ".join(str(arg) for arg in exc.args)
+    text = " ".join(text.split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 

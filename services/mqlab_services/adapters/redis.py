@@ -24,6 +24,7 @@ Streams are never trimmed here: trimming could drop entries that no one has read
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,6 +32,8 @@ import redis
 import redis.exceptions
 
 from .base import Adapter, Handler, Outgoing
+
+log = logging.getLogger("mqlab")
 
 FIELD = b"data"
 BLOCK_MS = 500  # XREADGROUP wait; also how quickly a stop request is seen
@@ -152,6 +155,8 @@ class RedisAdapter(Adapter):
             reply = self._client.xautoclaim(s.stream, s.group, s.name, int(s.claim_idle * 1000),
                                             start_id=cursor, count=s.batch)
             cursor, entries = reply[0], reply[1]
+            if entries:
+                log.info("claimed %d entries left pending over %gs by other consumers", len(entries), s.claim_idle)
             self._handle(handler, entries)
             if cursor in (b"0-0", "0-0") or not entries:
                 return
