@@ -96,6 +96,7 @@ class Consumer:
 
 def main(argv: list[str] | None = None, environ=None) -> int:
     build_parser().parse_args(argv)
+    stopper = Stopper().install()  # before anything slow: a stop may come at any time
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
     except SettingsError as exc:
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         return 1
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
-    stopper = Stopper().install()
     ledger = ReceiptWriter(settings.ledger_dir, "recv", settings.name)
     consumer = Consumer(settings, ledger)
     code = 0

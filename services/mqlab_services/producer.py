@@ -145,8 +145,8 @@ class Producer:
             log.info("stopped (%s) before the end: %d of %d confirmed, run %s",
                      self.stopper.signal_name or "stop", self.acked, self.count, self.run_id)
             return 1
-        log.info("done: %d confirmed in %.2fs (%.0f msg/s), %d resent, run %s, receipts in %s",
-                 self.acked, elapsed, self.acked / elapsed if elapsed else 0.0, self.retries,
+        log.info("done: %d %s in %.2fs (%.0f msg/s), %d resent, run %s, receipts in %s",
+                 self.acked, "confirmed" if self.settings.safe else "acked (lossy mode)", elapsed, self.acked / elapsed if elapsed else 0.0, self.retries,
                  self.run_id, self.ledger.path(self.run_id))
         return 0
 
@@ -172,6 +172,7 @@ class Producer:
 
 def main(argv: list[str] | None = None, environ=None) -> int:
     args = build_parser().parse_args(argv)
+    stopper = Stopper().install()  # before anything slow: a stop may come at any time
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
     except SettingsError as exc:
@@ -198,7 +199,6 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     log.info("run %s: %s, %s, %s", run_id,
              f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
              f"{args.size} bytes each" if args.size else "unpadded", f"{rate:g} msg/s" if rate else "as fast as confirms come")
-    stopper = Stopper().install()
     producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate)
     try:
         return producer.run()
