@@ -8,7 +8,7 @@ One envelope is one UTF-8 JSON object::
 - ``mqlab`` is the format version, always 1.
 - ``id`` is unique per message (32 lowercase hex digits); receipts are keyed on it.
 - ``run`` groups messages of one produce run (``steady`` for the background trickle).
-- ``src`` is the producer's name, ``seq`` its sequence number (1, 2, ... per producer and run).
+- ``src`` is the producer's name, ``seq`` its sequence number (0, 1, 2, ... per producer and run).
 - ``ts_ns`` is the send time, nanoseconds since the Unix epoch.
 - ``body`` is padding so that a message has the size asked for; its content means nothing.
 

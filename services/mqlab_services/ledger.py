@@ -93,8 +93,8 @@ class ReceiptWriter:
             oldest.close()
         return f
 
-    def last_seq(self, run_id: str) -> int:
-        """The highest ``seq`` already recorded in this service's file for ``run_id`` (0 if none).
+    def next_seq(self, run_id: str) -> int:
+        """The sequence number after the highest one in this service's file for ``run_id`` (0 if none).
 
         Lets a restarted producer continue its sequence instead of reusing numbers.
         """
@@ -106,12 +106,9 @@ class ReceiptWriter:
                 tail = f.read().decode("utf-8", "replace").splitlines()
         except FileNotFoundError:
             return 0
-        best = 0
-        for line in tail:
-            parts = line.split("\t")
-            if len(parts) >= column + 1 and parts[column].isdigit():
-                best = max(best, int(parts[column]))
-        return best
+        seqs = [int(parts[column]) for parts in (line.split("\t") for line in tail)
+                if len(parts) > column and parts[column].isdigit()]
+        return max(seqs) + 1 if seqs else 0
 
     def close(self) -> None:
         self.flush()

@@ -96,7 +96,7 @@ class Producer:
         self.size = size
         self.rate = rate
         self.key = settings.name.encode() if settings.key == "src" else None
-        self.seq = ledger.last_seq(run_id)  # a restarted producer continues its sequence
+        self.next_seq = ledger.next_seq(run_id)  # a restarted producer continues its sequence
         self.created = 0
         self.acked = 0
         self.retries = 0
@@ -163,8 +163,8 @@ class Producer:
             n = min(n, due)
         out = []
         for _ in range(max(0, n)):
-            self.seq += 1
-            env = envelope.make(self.run_id, self.settings.name, self.seq)
+            env = envelope.make(self.run_id, self.settings.name, self.next_seq)
+            self.next_seq += 1
             out.append((env, env.encode(self.size)))
         self.created += len(out)
         return out

@@ -63,15 +63,15 @@ def test_old_run_files_are_closed_beyond_the_limit(tmp_path, monkeypatch):
     assert len((tmp_path / "a" / "recv-c1.tsv").read_text().splitlines()) == 2
 
 
-def test_last_seq_lets_a_restarted_producer_continue(tmp_path):
+def test_next_seq_lets_a_restarted_producer_continue(tmp_path):
     writer = ReceiptWriter(str(tmp_path), "sent", "p1")
-    assert writer.last_seq("r1") == 0
-    for seq in (1, 2, 5, 3):
+    assert writer.next_seq("r1") == 0
+    for seq in (0, 1, 5, 3):
         writer.sent(env(seq), 1)
     writer.close()
     with open(tmp_path / "r1" / "sent-p1.tsv", "a") as f:
         f.write("torn-li")  # a crash mid-line
-    assert ReceiptWriter(str(tmp_path), "sent", "p1").last_seq("r1") == 5
+    assert ReceiptWriter(str(tmp_path), "sent", "p1").next_seq("r1") == 6
 
 
 def test_unknown_kind_is_refused(tmp_path):
