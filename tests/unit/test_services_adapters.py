@@ -217,3 +217,22 @@ def test_kafka_bootstrap_servers_and_topic_spec():
     s = settings("kafka", url="kafka://a:1, b:2", partitions="6")
     assert kafka_adapter.bootstrap_servers(s) == ["a:1", "b:2"]
     assert kafka_adapter.topic_spec(s) == {"datascience": {"num_partitions": 6, "replication_factor": 1}}
+
+
+def test_kafka_rides_out_retriable_errors_and_raises_the_others(monkeypatch, caplog):
+    import kafka.errors
+
+    monkeypatch.setattr(kafka_adapter.time, "sleep", lambda s: None)
+    outage = kafka_adapter._Outage(backoff_max=2.0)
+    with caplog.at_level("INFO", logger="mqlab"):
+        outage.failed(kafka.errors.KafkaConnectionError("socket disconnected"), "poll")
+        outage.failed(kafka.errors.KafkaConnectionError("socket disconnected"), "poll")
+        outage.recovered()
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["poll failed", "broker reachable again"]
+    with pytest.raises(kafka.errors.TopicAuthorizationFailedError):
+        outage.failed(kafka.errors.TopicAuthorizationFailedError(), "poll")
+
+
+def test_kafka_consumer_leaves_dead_members_behind_quickly():
+    config = kafka_adapter.consumer_config(settings("kafka"))
+    assert config["session_timeout_ms"] <= 10_000 < 45_000

@@ -70,6 +70,9 @@ def consumer_config(settings) -> dict:
         "auto_commit_interval_ms": 1000,
         "auto_offset_reset": "earliest",
         "max_poll_records": settings.batch,
+        # A consumer that dies without leaving the group holds its partitions this long.
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 3_000,
     }
 
 
@@ -150,8 +153,17 @@ class KafkaAdapter(Adapter):
     def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
         if self._consumer is None:
             self._consumer = KafkaConsumer(self.settings.topic, **consumer_config(self.settings))
+        outage = _Outage(self.settings.backoff_max)
         while running():
-            records = self._consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch)
+            try:
+                records = self._consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch)
+            except kafka.errors.KafkaError as exc:
+                # Keep this consumer: the client reconnects by itself and keeps its group
+                # membership. A new consumer would instead wait for the old member's session
+                # to expire before it got any partition.
+                outage.failed(exc, "poll")
+                continue
+            outage.recovered()
             bodies = [r.value if r.value is not None else b""
                       for partition in records.values() for r in partition]
             handler(bodies)
@@ -161,6 +173,9 @@ class KafkaAdapter(Adapter):
                 except kafka.errors.CommitFailedError as exc:
                     # The group rebalanced: the partitions' new owner reads these records again.
                     log.info("commit failed after a rebalance (%s); records will be redelivered", exc)
+                except kafka.errors.KafkaError as exc:
+                    # These records were processed; the next successful commit covers them.
+                    outage.failed(exc, "commit")
 
     def close(self) -> None:
         admin, producer, consumer = self._admin, self._producer, self._consumer
@@ -172,3 +187,24 @@ class KafkaAdapter(Adapter):
                 closer()
             except Exception:  # closing a broken connection; nothing left to save
                 pass
+
+
+class _Outage:
+    """Rides out retriable client errors with back-off, logging the start and the end once."""
+
+    def __init__(self, backoff_max: float):
+        self.backoff_max = backoff_max
+        self.delay = 0.0
+
+    def failed(self, exc: Exception, what: str) -> None:
+        if not getattr(exc, "retriable", False):
+            raise exc
+        if not self.delay:
+            log.info("%s failed: %s; the client keeps retrying", what, exc)
+        self.delay = min(max(0.5, self.delay * 2), self.backoff_max)
+        time.sleep(self.delay)
+
+    def recovered(self) -> None:
+        if self.delay:
+            log.info("broker reachable again")
+            self.delay = 0.0
