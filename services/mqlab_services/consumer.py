@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     except (GaveUp, adapters.BrokerConfigError, LedgerError) as exc:
         log.error("giving up: %s", exc)
         code = 1
+    except Exception as exc:  # a bug: say so in one line first, then the traceback
+        log.error("unexpected error, exiting: %s", one_line(exc), exc_info=True)
+        code = 1
     finally:
         try:
             ledger.close()

@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     except OSError as exc:  # the ledger, not the broker: the broker's errors are handled in run()
         log.error("cannot write receipts: %s", one_line(exc))
         return 1
+    except Exception as exc:  # a bug: say so in one line first, then the traceback
+        log.error("unexpected error, exiting: %s", one_line(exc), exc_info=True)
+        return 1
     finally:
         try:
             ledger.close()

@@ -176,6 +176,14 @@ class RabbitMQAdapter(Adapter):
                 batch = []
             if not running():
                 break
+        else:
+            # The generator ends when the broker cancels us (queue deleted, node going down):
+            # finish what we hold, then reconnect, which declares the queue again.
+            if batch:
+                handler(batch)
+                if not auto_ack:
+                    self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
+            raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self.settings.queue}")
         # Deliveries prefetched but not handed to the handler go back to the queue.
         self._channel.cancel()
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 import redis
 import redis.exceptions
 
-from .base import Adapter, Handler, Outgoing
+from .base import Adapter, BrokerConfigError, Handler, Outgoing
 
 log = logging.getLogger("mqlab")
 
@@ -96,6 +96,9 @@ class RedisAdapter(Adapter):
         try:
             self._client.xgroup_create(self.settings.stream, self.settings.group, id="0", mkstream=True)
         except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith("WRONGTYPE"):
+                raise BrokerConfigError(f"key {self.settings.stream!r} exists and is not a stream; "
+                                        "set MQLAB_STREAM to another name") from None
             if "BUSYGROUP" not in str(exc):
                 raise
 
@@ -141,9 +144,12 @@ class RedisAdapter(Adapter):
             reply = self._client.xreadgroup(s.group, s.name, {s.stream: start},
                                             count=s.batch, block=block)
         except redis.exceptions.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            # NOGROUP: the stream or the group is gone (FLUSHALL, DEL, a chaos test);
+            # UNBLOCKED: it went while we were waiting. Either way: create it again and go on.
+            if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                 raise
-            self._ensure_group()  # the stream or group was deleted (FLUSHALL, a chaos test)
+            log.info("stream %s or group %s was deleted (%s); creating it again", s.stream, s.group, exc)
+            self._ensure_group()
             return
         entries = reply[0][1] if reply else []
         self._handle(handler, entries)
