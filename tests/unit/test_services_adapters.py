@@ -236,3 +236,43 @@ def test_kafka_rides_out_retriable_errors_and_raises_the_others(monkeypatch, cap
 def test_kafka_consumer_leaves_dead_members_behind_quickly():
     config = kafka_adapter.consumer_config(settings("kafka"))
     assert config["session_timeout_ms"] <= 10_000 < 45_000
+
+
+class _GoneStream(_FakeRedis):
+    def __init__(self, error):
+        super().__init__(pending=[], new=[], stuck=[])
+        self.error, self.created = error, 0
+
+    def xreadgroup(self, group, consumer, streams, count, block):
+        if self.error:
+            error, self.error = self.error, None
+            raise error
+        return []
+
+    def xgroup_create(self, stream, group, id, mkstream):
+        self.created += 1
+        if isinstance(self.error_on_create, Exception):
+            raise self.error_on_create
+
+    error_on_create = None
+
+
+@pytest.mark.parametrize("message", ["NOGROUP No such key 'chatroom.stream'",
+                                     "UNBLOCKED the stream key no longer exists"])
+def test_redis_recreates_a_deleted_stream_and_goes_on(message):
+    import redis.exceptions
+
+    adapter = redis_adapter.RedisAdapter(settings("redis"))
+    adapter._client = fake = _GoneStream(redis.exceptions.ResponseError(message))
+    adapter.consume(lambda bodies: None, iter([True, True, False]).__next__)
+    assert fake.created == 1
+
+
+def test_redis_refuses_a_key_that_is_not_a_stream():
+    import redis.exceptions
+
+    adapter = redis_adapter.RedisAdapter(settings("redis"))
+    adapter._client = fake = _GoneStream(redis.exceptions.ResponseError("NOGROUP gone"))
+    fake.error_on_create = redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    with pytest.raises(adapters.BrokerConfigError, match="'chatroom.stream' exists and is not a stream"):
+        adapter.consume(lambda bodies: None, lambda: True)
