@@ -276,3 +276,67 @@ def test_redis_refuses_a_key_that_is_not_a_stream():
     fake.error_on_create = redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
     with pytest.raises(adapters.BrokerConfigError, match="'chatroom.stream' exists and is not a stream"):
         adapter.consume(lambda bodies: None, lambda: True)
+
+
+class _Method:
+    def __init__(self, tag):
+        self.delivery_tag = tag
+
+
+class _FakeChannel:
+    """Yields deliveries like BlockingChannel.consume, with None for an idle timeout."""
+
+    def __init__(self, script, events):
+        self.script, self.events = script, events
+
+    def consume(self, queue, auto_ack, inactivity_timeout):
+        self.events.append(("consume", queue, auto_ack))
+        for item in self.script:
+            yield (None, None, None) if item is None else (_Method(item), None, f"m{item}".encode())
+        while self.idle_forever:
+            yield None, None, None
+
+    idle_forever = True
+
+    def basic_ack(self, delivery_tag, multiple):
+        self.events.append(("ack", delivery_tag, multiple))
+
+    def cancel(self):
+        self.events.append(("cancel",))
+
+
+def test_rabbitmq_acks_each_batch_after_the_handler_with_one_multiple_ack():
+    events = []
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", batch="2"))
+    adapter._channel = _FakeChannel([1, 2, 3, None], events)
+    handled = lambda: sum(e[0] == "handled" for e in events)  # noqa: E731
+    adapter.consume(lambda bodies: events.append(("handled", bodies)), lambda: handled() < 4)
+    assert events == [
+        ("consume", "mailbox.durable", False),
+        ("handled", [b"m1", b"m2"]), ("ack", 2, True),
+        ("handled", [b"m3"]), ("ack", 3, True),
+        ("handled", []),
+        ("handled", []),
+        ("cancel",),
+    ]
+
+
+def test_rabbitmq_autoack_mode_never_acks():
+    events = []
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode="autoack", batch="1"))
+    adapter._channel = _FakeChannel([1, None], events)
+    calls = []
+    adapter.consume(lambda bodies: calls.append(bodies), lambda: len(calls) < 2)
+    assert calls[0] == [b"m1"]
+    assert events[0] == ("consume", "mailbox.durable", True)
+    assert not [e for e in events if e[0] == "ack"]
+
+
+def test_rabbitmq_a_broker_cancel_finishes_the_batch_then_asks_to_reconnect():
+    events = []
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", batch="10"))
+    adapter._channel = _FakeChannel([1, 2], events)
+    adapter._channel.idle_forever = False  # the generator ends: cancelled by the broker
+    with pytest.raises(pika.exceptions.ConsumerCancelled):
+        adapter.consume(lambda bodies: events.append(("handled", bodies)), lambda: True)
+    assert events[-2:] == [("handled", [b"m1", b"m2"]), ("ack", 2, True)]
