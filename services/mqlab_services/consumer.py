@@ -75,7 +75,8 @@ class Consumer:
         try:
             self.ledger.flush()
         except OSError as exc:
-            raise LedgerError(f"cannot write receipts under {self.settings.ledger_dir}: {one_line(exc)}") from exc
+            raise LedgerError(
+                f"cannot write receipts under {self.settings.ledger_dir}: {one_line(exc)}") from exc
         if self._every.due():
             self.progress()
 

@@ -60,7 +60,8 @@ def _rate(text: str) -> float:
 def _run_id(text: str) -> str:
     if not envelope.valid_run_id(text):
         raise argparse.ArgumentTypeError(
-            f"must be letters, digits, '.', '_' or '-' (at most 128, not starting with '.' or '-'), got {text!r}")
+            "must be letters, digits, '.', '_' or '-' (at most 128, not starting with '.' or '-'), "
+            f"got {text!r}")
     return text
 
 
@@ -132,7 +133,8 @@ class Producer:
                 self.acked += self.ledger.flush()
                 if unconfirmed:
                     self.retries += len(unconfirmed)
-                    log.info("%d message(s) not confirmed by the broker; sending them again", len(unconfirmed))
+                    log.info("%d message(s) not confirmed by the broker; sending them again",
+                             len(unconfirmed))
                     self.stopper.sleep(0.5)
                 pending = unconfirmed
             if every.due() and (self.created, self.acked) != logged:
@@ -145,9 +147,14 @@ class Producer:
             log.info("stopped (%s) before the end: %d of %d confirmed, run %s",
                      self.stopper.signal_name or "stop", self.acked, self.count, self.run_id)
             return 1
+        if not one_shot:
+            log.info("stopped on %s: sent %d (acked %d), %d resent, run %s", self.stopper.signal_name,
+                     self.created, self.acked, self.retries, self.run_id)
+            return 0
         log.info("done: %d %s in %.2fs (%.0f msg/s), %d resent, run %s, receipts in %s",
-                 self.acked, "confirmed" if self.settings.safe else "acked (lossy mode)", elapsed, self.acked / elapsed if elapsed else 0.0, self.retries,
-                 self.run_id, self.ledger.path(self.run_id))
+                 self.acked, "confirmed" if self.settings.safe else "acked (lossy mode)", elapsed,
+                 self.acked / elapsed if elapsed else 0.0, self.retries, self.run_id,
+                 self.ledger.path(self.run_id))
         return 0
 
     def _new_messages(self, room: int) -> list[tuple[envelope.Envelope, bytes]]:
@@ -198,7 +205,8 @@ def main(argv: list[str] | None = None, environ=None) -> int:
              adapter.describe())
     log.info("run %s: %s, %s, %s", run_id,
              f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
-             f"{args.size} bytes each" if args.size else "unpadded", f"{rate:g} msg/s" if rate else "as fast as confirms come")
+             f"{args.size} bytes each" if args.size else "unpadded",
+             f"{rate:g} msg/s" if rate else "as fast as confirms come")
     producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate)
     try:
         return producer.run()
@@ -216,8 +224,6 @@ def main(argv: list[str] | None = None, environ=None) -> int:
             ledger.close()
         finally:
             adapter.close()
-        if stopper.stopping and not one_shot:
-            log.info("stopped on %s after %d confirmed", stopper.signal_name, producer.acked)
 
 
 if __name__ == "__main__":

@@ -183,7 +183,8 @@ class RabbitMQAdapter(Adapter):
                 handler(batch)
                 if not auto_ack:
                     self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
-            raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self.settings.queue}")
+            raise pika.exceptions.ConsumerCancelled(
+                f"the broker cancelled the consumer of {self.settings.queue}")
         # Deliveries prefetched but not handed to the handler go back to the queue.
         self._channel.cancel()
 

@@ -162,7 +162,8 @@ class RedisAdapter(Adapter):
                                             start_id=cursor, count=s.batch)
             cursor, entries = reply[0], reply[1]
             if entries:
-                log.info("claimed %d entries left pending over %gs by other consumers", len(entries), s.claim_idle)
+                log.info("claimed %d entries left pending over %gs by other consumers",
+                         len(entries), s.claim_idle)
             self._handle(handler, entries)
             if cursor in (b"0-0", "0-0") or not entries:
                 return
