@@ -201,7 +201,8 @@ class _Outage:
             raise exc
         if not self.delay:
             log.info("%s failed: %s; the client keeps retrying", what, exc)
-        self.delay = min(max(0.5, self.delay * 2), self.backoff_max)
+        # Short naps: the client does the real reconnect back-off, and a stop must be seen soon.
+        self.delay = min(max(0.25, self.delay * 2), self.backoff_max, 2.0)
         time.sleep(self.delay)
 
     def recovered(self) -> None:
