@@ -253,6 +253,16 @@ class _Docker:
         if probe.returncode != 0:
             raise ImageBuildError("the Docker engine is not reachable (`docker info` failed): start dockerd first")
 
+    def image_id(self, tag: str) -> str | None:
+        proc = subprocess.run([self.exe, "image", "inspect", "--format", "{{.Id}}", tag],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+    def remove_replaced(self, old_id: str | None, tag: str) -> None:
+        """Drop the image a rebuild replaced, unless a container still uses it (then docker refuses)."""
+        if old_id and old_id != self.image_id(tag):
+            subprocess.run([self.exe, "image", "rm", old_id], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def label(self, tag: str) -> str | None:
         proc = subprocess.run([self.exe, "image", "inspect", "--format",
                                "{{ index .Config.Labels \"" + LABEL + "\" }}", tag],
@@ -444,12 +454,14 @@ def build_all(root: Path | str, rebuild: bool = False, only: str | Iterable[str]
             clock.step(f"{name}: {tag} is up to date")
             results.append(BuildResult(name, tag, "reused", time.monotonic() - started))
             continue
+        old_id = docker.image_id(tag)
         if name == "base":
             _build_base(root, tag, inputs, docker, clock, work)
         else:
             context = _prepare_context(root, name, clock, work)
             clock.step(f"{name}: docker build -> {tag}")
             docker.build(tag, context, inputs, tags["base"], f"{name}-build")
+        docker.remove_replaced(old_id, tag)
         results.append(BuildResult(name, tag, "built", time.monotonic() - started))
     built = sum(r.action == "built" for r in results)
     clock.step(f"done: {built} built, {len(results) - built} up to date")
