@@ -340,3 +340,24 @@ def test_rabbitmq_a_broker_cancel_finishes_the_batch_then_asks_to_reconnect():
     with pytest.raises(pika.exceptions.ConsumerCancelled):
         adapter.consume(lambda bodies: events.append(("handled", bodies)), lambda: True)
     assert events[-2:] == [("handled", [b"m1", b"m2"]), ("ack", 2, True)]
+
+
+def test_kafka_a_producer_with_records_in_flight_is_closed_for_good():
+    import kafka.errors
+
+    class Sender:
+        forced = False
+
+        def force_close(self):
+            self.forced = True
+
+    class StuckProducer:
+        _closed = False
+        _sender = Sender()
+
+        def close(self, timeout=None):
+            raise kafka.errors.KafkaTimeoutError("Timeout waiting for future")
+
+    producer = StuckProducer()
+    kafka_adapter._close_producer(producer)
+    assert producer._sender.forced and producer._closed

@@ -37,7 +37,7 @@ from .base import Adapter, BrokerConfigError, Handler, Outgoing
 
 log = logging.getLogger("mqlab")
 
-CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's acks before treating the broker as lost
+CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's acks; above delivery_timeout_ms below
 POLL_MS = 500  # consumer poll wait; also how quickly a stop request is seen
 TOPIC_ALREADY_EXISTS = kafka.errors.TopicAlreadyExistsError.errno
 
@@ -145,8 +145,9 @@ class KafkaAdapter(Adapter):
         for index, (body, key) in enumerate(batch):
             future = self._producer.send(self.settings.topic, value=body, key=key)
             future.add_callback(acked, index)
-        # flush() raises KafkaTimeoutError when the broker does not answer in time: the
-        # caller reconnects and sends the unconfirmed messages again.
+        # flush() raises KafkaTimeoutError when the broker does not answer in time. The caller
+        # then reconnects with a new producer and sends the unconfirmed messages again: a
+        # producer whose requests hung (a paused broker, say) was seen never to recover.
         self._producer.flush(timeout=CONFIRM_TIMEOUT)
         return acks
 
@@ -181,12 +182,26 @@ class KafkaAdapter(Adapter):
         admin, producer, consumer = self._admin, self._producer, self._consumer
         self._admin = self._producer = self._consumer = None
         for closer in (lambda: consumer.close(autocommit=not self.settings.safe) if consumer else None,
-                       lambda: producer.close(timeout=0) if producer else None,
+                       lambda: _close_producer(producer) if producer else None,
                        lambda: admin.close() if admin else None):
             try:
                 closer()
             except Exception:  # closing a broken connection; nothing left to save
                 pass
+
+
+def _close_producer(producer: KafkaProducer) -> None:
+    """Close, abandoning records still in flight (the caller sends them again)."""
+    try:
+        producer.close(timeout=0)
+    except kafka.errors.KafkaTimeoutError:
+        # kafka-python's close() flushes first and raises while records are in flight, leaving
+        # its I/O thread running and a second failing close() for the garbage collector. Stop
+        # the thread and mark the producer closed ourselves.
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        producer._closed = True
 
 
 class _Outage:
