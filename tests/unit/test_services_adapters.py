@@ -361,3 +361,18 @@ def test_kafka_a_producer_with_records_in_flight_is_closed_for_good():
     producer = StuckProducer()
     kafka_adapter._close_producer(producer)
     assert producer._sender.forced and producer._closed
+
+
+def test_rabbitmq_a_confirm_that_arrives_during_basic_publish_is_not_missed():
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq"))
+
+    class EagerChannel:
+        """Confirms each message while basic_publish is still running, as a fast broker can."""
+
+        def basic_publish(self, exchange, routing_key, body, properties):
+            tag = adapter._next_tag - 1
+            adapter._on_confirm(_Frame(pika.spec.Basic.Ack(delivery_tag=tag, multiple=False)))
+
+    adapter._channel = EagerChannel()
+    acks = adapter.publish([(b"a", None), (b"b", None)])
+    assert all(isinstance(ack, int) for ack in acks)

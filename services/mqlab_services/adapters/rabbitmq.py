@@ -142,10 +142,12 @@ class RabbitMQAdapter(Adapter):
     def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
         self._acks = [None] * len(batch)
         for index, (body, _key) in enumerate(batch):
-            self._channel.basic_publish("", self.settings.queue, body, self._properties)
             if self.settings.safe:
+                # Registered before the publish: basic_publish() also reads incoming frames,
+                # so this message's confirm can arrive before it returns.
                 self._outstanding[self._next_tag] = index
                 self._next_tag += 1
+            self._channel.basic_publish("", self.settings.queue, body, self._properties)
         if not self.settings.safe:
             # No confirms in this mode: "acked" only means handed to the socket.
             now = time.time_ns()
