@@ -124,7 +124,10 @@ def connect(adapter: Adapter, settings: Settings, stopper: Stopper, bounded: boo
 
 def one_line(exc: BaseException) -> str:
     """``Type: message`` on one line; falls back to the arguments for exceptions with an empty str()."""
-    text = str(exc) or ", ".join(str(arg) for arg in exc.args)
+    text = str(exc) or ", ".join(one_line(arg) if isinstance(arg, BaseException) else str(arg)
+                                 for arg in exc.args)
+    if not text and not repr(exc).startswith(type(exc).__name__ + "("):
+        text = repr(exc)  # some client exceptions only say what happened in their repr
     text = " ".join(text.split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 

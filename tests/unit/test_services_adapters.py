@@ -205,12 +205,13 @@ def test_kafka_consumer_config():
 def test_kafka_configs_are_accepted_by_kafka_python():
     # The client validates keys and combinations (idempotence needs acks=all) at construction;
     # creating one without a broker fails only later, at the bootstrap connection.
-    from kafka import KafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer
 
     for mode in ("acks-all", "autocommit"):
         config = kafka_adapter.producer_config(settings("kafka", mode=mode))
-        unknown = set(config) - set(KafkaProducer.DEFAULT_CONFIG)
-        assert not unknown
+        assert not set(config) - set(KafkaProducer.DEFAULT_CONFIG)
+        config = kafka_adapter.consumer_config(settings("kafka", mode=mode))
+        assert not set(config) - set(KafkaConsumer.DEFAULT_CONFIG)
 
 
 def test_kafka_bootstrap_servers_and_topic_spec():

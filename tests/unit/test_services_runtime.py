@@ -32,7 +32,9 @@ def test_one_line_names_the_error_and_flattens_it():
         def __str__(self):
             return ""
 
-    assert one_line(Quiet(OSError(111, "Connection refused"))) == "Quiet: [Errno 111] Connection refused"
+    assert one_line(Quiet(OSError(111, "Connection refused"))) == "Quiet: ConnectionRefusedError: [Errno 111] Connection refused"
+    assert one_line(Quiet(Quiet(ConnectionRefusedError(111, "refused")))) == \
+        "Quiet: ConnectionRefusedError: [Errno 111] refused"  # the name once
 
 
 class _Flaky:

@@ -58,6 +58,7 @@ def producer_config(settings) -> dict:
         "max_block_ms": 10_000,  # fail a send fast when there is no metadata (broker away)
         "request_timeout_ms": 15_000,
         "delivery_timeout_ms": 25_000,
+        "bootstrap_timeout_ms": 10_000,
     }
 
 
@@ -73,6 +74,7 @@ def consumer_config(settings) -> dict:
         # A consumer that dies without leaving the group holds its partitions this long.
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 3_000,
+        "bootstrap_timeout_ms": 10_000,
     }
 
 
@@ -105,7 +107,9 @@ class KafkaAdapter(Adapter):
         self.close()
         self._admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(self.settings),
                                        client_id=f"mqlab-{self.settings.name}-admin",
-                                       request_timeout_ms=10_000)
+                                       request_timeout_ms=10_000,
+                                       # Fail an attempt quickly; the services retry with back-off.
+                                       bootstrap_timeout_ms=5_000)
         self._ensure_topic()
 
     def _ensure_topic(self) -> None:
