@@ -444,25 +444,33 @@ def build_all(root: Path | str, rebuild: bool = False, only: str | Iterable[str]
     work = root / BUILD_DIR
     docker = _Docker(work / "logs")
     results: list[BuildResult] = []
-    base_hash = _inputs_hash(root, "base", "")
+    base_id = ""
     for name in wanted:
         started = time.monotonic()
         tag = tags[name]
-        inputs = base_hash if name == "base" else _inputs_hash(root, name, base_hash)
+        # An image built on another base than the current one is stale too: its inputs
+        # include the base image's id, not only the base's recipe.
+        inputs = _inputs_hash(root, name, base_id)
         force = rebuild and name in names
         if not force and docker.label(tag) == inputs:
             clock.step(f"{name}: {tag} is up to date")
             results.append(BuildResult(name, tag, "reused", time.monotonic() - started))
+            base_id = base_id or docker.image_id(tag) or ""
             continue
         old_id = docker.image_id(tag)
         if name == "base":
             _build_base(root, tag, inputs, docker, clock, work)
+            base_id = docker.image_id(tag) or ""
         else:
             context = _prepare_context(root, name, clock, work)
             clock.step(f"{name}: docker build -> {tag}")
             docker.build(tag, context, inputs, tags["base"], f"{name}-build")
         docker.remove_replaced(old_id, tag)
         results.append(BuildResult(name, tag, "built", time.monotonic() - started))
+    return _finish(results, clock)
+
+
+def _finish(results: list[BuildResult], clock: _Clock) -> list[BuildResult]:
     built = sum(r.action == "built" for r in results)
     clock.step(f"done: {built} built, {len(results) - built} up to date")
     return results
