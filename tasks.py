@@ -66,14 +66,14 @@ def up(c, stack, consumers=None, offline=False):
     lab.up(cfg, stack, n, _runner(c), _echo)
 
 
-@task(help={
-    "stack": f"the stack to stop ({STACK_NAMES}); default: every running mqlab stack",
+@task(positional=["stack"], help={
+    "stack": f"the stack to stop ({STACK_NAMES}), or `all` for every running mqlab stack",
     "volumes": "also remove the stack's volumes (a clean slate: broker data is lost)",
 })
 @lab_task
-def down(c, stack=None, volumes=False):
+def down(c, stack, volumes=False):
     """Stop a stack (or all of them) and remove its containers."""
-    lab.down(_config(), stack, volumes, _runner(c), _echo)
+    lab.down(_config(), None if stack == "all" else stack, volumes, _runner(c), _echo)
 
 
 @task
@@ -92,16 +92,16 @@ def ps(c):
 
 
 @task(help={
-    "service": "one service: producer, consumer, or the broker's name; default: all",
+    "service": "one service: producer, consumer, the broker's name, or all (the default)",
     "stack": "the stack; needed only when several are running",
     "follow": "keep printing new lines until Ctrl-C",
     "tail": "show only the last N lines of each container",
 })
 @lab_task
-def logs(c, service=None, stack=None, follow=False, tail=None):
+def logs(c, service="all", stack=None, follow=False, tail=None):
     """Show the logs of a running stack's services."""
     n = None if tail is None else lab.preflight.parse_int(tail, "tail")
-    lab.logs(_config(), stack, service, follow, n, _runner(c))
+    lab.logs(_config(), stack, None if service == "all" else service, follow, n, _runner(c))
 
 
 @task(help={

@@ -85,3 +85,4 @@ def test_every_task_and_flag_has_help():
         params = [p for p in t.get_arguments() if p.name not in ("c",)]
         for p in params:
             assert p.help, f"{name} --{p.name} has no help"
+
