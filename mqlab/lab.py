@@ -70,7 +70,11 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
         run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
         raise LabError(f"{stack.name} did not become healthy (docker compose exit {result.exited}); "
                        "see the output above, the stack was taken down")
-    wait_for_consumers(config, stack, consumers, echo)
+    try:
+        wait_for_consumers(config, stack, consumers, echo)
+    except LabError:
+        run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
+        raise
     echo(f"{stack.name} is up: `invoke logs --follow` shows messages flowing, `invoke produce {stack.name} --count 10000` sends a run")
     return stack
 
@@ -121,7 +125,7 @@ def wait_for_consumers(config: LabConfig, stack: Stack, consumers: int, echo: Ec
     seen = probe.wait_for_consumers(config, stack, consumers, timeout=timeout)
     if seen != consumers:
         raise LabError(f"after {timeout:.0f} s the broker sees {max(seen, 0)} consumer(s) attached, not {consumers}; "
-                       "check `invoke logs consumer`")
+                       f"see `invoke logs -s consumer` (last probe: {probe.last_error or 'no error'})")
     echo(f"{consumers} consumer(s) attached")
 
 

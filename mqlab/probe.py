@@ -15,6 +15,7 @@ from .config import LabConfig
 from .stacks import Stack
 
 ACTIVE_IDLE_MS = 10_000  # a Redis stream consumer idle longer than this has left
+last_error = ""  # the last probe failure, for the message when waiting gives up
 
 
 def _names() -> Settings:
@@ -58,13 +59,15 @@ def kafka_consumers(config: LabConfig) -> int:
 
     admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{config.integer('KAFKA_PORT', 9092, 1, 65535)}",
                              request_timeout_ms=10_000)
+    group = _names().group
     try:
-        groups = admin.describe_consumer_groups([_names().group])
+        described = admin.describe_groups([group]).get(group) or {}
     finally:
         admin.close()
-    if not groups or groups[0].state != "Stable":
-        return 0
-    return sum(1 for m in groups[0].members if m.member_assignment)
+    if described.get("group_state") != "Stable":
+        return 0  # empty, or rebalancing: nobody is consuming for sure
+    return sum(1 for m in described.get("members", [])
+               if any(a.get("partitions") for a in (m.get("member_assignment") or {}).get("assigned_partitions", [])))
 
 
 PROBES: dict[str, Callable[[LabConfig], int]] = {
@@ -81,13 +84,15 @@ def attached_consumers(config: LabConfig, stack: Stack) -> int:
 def wait_for_consumers(config: LabConfig, stack: Stack, wanted: int, timeout: float = 90.0,
                        on_poll: Callable[[int], None] | None = None) -> int:
     """Poll until exactly ``wanted`` consumers are attached, or ``timeout`` passes. Returns the last count."""
+    global last_error
     deadline = time.monotonic() + timeout
     seen = -1
     while True:
         try:
             seen = attached_consumers(config, stack)
-        except Exception:  # the broker may be busy rebalancing or restarting
+        except Exception as exc:  # the broker may be busy rebalancing or restarting
             seen = -1
+            last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
         if on_poll:
             on_poll(seen)
         if seen == wanted or time.monotonic() >= deadline:

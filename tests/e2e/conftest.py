@@ -62,6 +62,8 @@ class StackManager:
             return
         self.down()
         started = invoke("up", stack, "--consumers", str(consumers))
+        if not started.ok:
+            invoke("down", stack, "--volumes")  # `up` cleans up after itself; make sure
         assert started.ok, started.out
         self.current = stack
 
