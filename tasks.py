@@ -171,11 +171,13 @@ def images(c, rebuild=False, only=None):
 @lab_task
 def test(c, unit=False, e2e=False, stack=None, k=None):
     """Run the test suite: unit tests, then end-to-end tests against real stacks."""
-    argv = [sys.executable, "-m", "pytest"]
+    argv = [sys.executable, "-m", "pytest", "-v"]
     if unit and not e2e:
         argv.append("tests/unit")
     elif e2e and not unit:
         argv.append("tests/e2e")
+    else:
+        argv += ["tests/unit", "tests/e2e"]  # the fast ones first
     if stack:
         argv += ["-m", lab.get_stack(stack).name.replace("-", "_")]
     if k:
