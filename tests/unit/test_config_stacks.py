@@ -102,3 +102,11 @@ def test_busy_port_is_refused(tmp_path):
         cfg = config.load(make_root(tmp_path, f"REDIS_PORT={port}\n"), False, {})
         with pytest.raises(UsageError, match=f"port {port} on 127.0.0.1 is in use"):
             preflight.check_ports(cfg, get_stack("redis"))
+
+
+def test_missing_docker_cli_is_one_line(monkeypatch, tmp_path):
+    from mqlab.errors import EngineError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no docker here
+    with pytest.raises(EngineError, match="the docker CLI is not on PATH"):
+        preflight.check_compose()
