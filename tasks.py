@@ -56,14 +56,18 @@ def _echo(message: str) -> None:
 @task(help={
     "stack": f"the stack to start: {STACK_NAMES}",
     "consumers": "how many consumer containers to start (default 1, or MQLAB_CONSUMERS)",
+    "mode": "delivery mode (default: the broker's safe one). rabbitmq: work, fanout, topic, transient, autoack; "
+            "redis: stream, stream-fanout, pubsub; kafka: group, fanout, keyed, autocommit",
+    "binding": "RabbitMQ topic mode: the consumers' binding pattern, such as 'orders.*' (default '#')",
     "offline": OFFLINE_HELP,
 })
 @lab_task
-def up(c, stack, consumers=None, offline=False):
+def up(c, stack, consumers=None, mode=None, binding=None, offline=False):
     """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
     cfg = _config(offline)
     n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab.preflight.parse_int(consumers, "consumers")
-    lab.up(cfg, stack, n, _runner(c), _echo)
+    settings = {"MQLAB_BINDING": binding} if binding else {}
+    lab.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings)
 
 
 @task(positional=["stack"], help={
@@ -119,9 +123,10 @@ def scale(c, stack, consumers):
     "count": "how many messages to send (1 to 10,000,000)",
     "size": "the size of each message in bytes, envelope included (default 512)",
     "run_id": "a name for this run (default: a new time-based id)",
+    "rate": "send at this many messages per second (default: as fast as the broker confirms)",
 })
 @lab_task
-def produce(c, stack, count, size=512, run_id=None):
+def produce(c, stack, count, size=512, run_id=None, rate=None):
     """Send COUNT messages through a one-shot producer container, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -131,7 +136,8 @@ def produce(c, stack, count, size=512, run_id=None):
     with Progress(TextColumn("acked"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False) as bar:
         job = bar.add_task("acked", total=n)
-        run = lab.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo)
+        run = lab.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo,
+                          rate=None if rate is None else lab.preflight.parse_float(rate, "rate"))
     _echo(f"run {run} sent; check it with `invoke verify {stack}`")
 
 
@@ -148,6 +154,25 @@ def verify(c, stack, run_id=None, settle=10, timeout=120):
     print(text)
     if not report.ok:
         raise Exit(code=1)
+
+
+@task(help={
+    "stack": f"the running stack ({STACK_NAMES})",
+    "watch": "refresh every N seconds until Ctrl-C (at most 1 hour)",
+})
+@lab_task
+def stats(c, stack, watch=None):
+    """Per consumer: messages received, rate, partitions or queue, and the backlog at the broker."""
+    import time
+
+    period = None if watch is None else lab.preflight.parse_float(watch, "watch")
+    deadline = time.monotonic() + 3600
+    while True:
+        print(lab.stats(_config(), stack), flush=True)
+        if not period or time.monotonic() > deadline:
+            return
+        time.sleep(max(period, 0.5))
+        print()
 
 
 @task(help={

@@ -82,6 +82,8 @@ def logs_argv(config: LabConfig, stack: Stack, services: Sequence[str], follow: 
     return compose_argv(config, stack, "logs", *extra, *services)
 
 
-def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id: str) -> list[str]:
+def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id: str,
+                 rate: float | None = None) -> list[str]:
+    extra = ["--rate", f"{rate:g}"] if rate else []
     return compose_argv(config, stack, "run", "--rm", "--no-deps", "-T", "producer",
-                        "producer", "--count", str(count), "--size", str(size), "--run-id", run_id)
+                        "producer", "--count", str(count), "--size", str(size), "--run-id", run_id, *extra)

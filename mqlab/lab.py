@@ -22,6 +22,42 @@ from .stacks import STACKS, Stack, get_stack, stack_of_project
 Echo = Callable[[str], None]
 
 
+# Settings that must stay the same for every service of a running stack: `scale` and
+# `produce` reuse what the running containers were started with.
+STACK_SETTINGS = ("MQLAB_MODE", "MQLAB_BINDING", "MQLAB_ROUTING_KEYS", "MQLAB_KEYS")
+
+
+def modes_of(stack: Stack) -> tuple[str, ...]:
+    from mqlab_services.settings import MODES
+
+    return MODES[stack.broker]
+
+
+def check_mode(stack: Stack, mode: str | None) -> str:
+    """The mode to run (the broker's default when None), or a UsageError listing the valid ones."""
+    modes = modes_of(stack)
+    if mode is None or mode == "":
+        return modes[0]
+    if mode not in modes:
+        raise UsageError(f"unknown mode {mode!r} for {stack.name}: choose one of {', '.join(modes)}")
+    return mode
+
+
+def running_settings(client, stack: Stack) -> dict[str, str]:
+    """The STACK_SETTINGS the stack's running services were started with (empty when none run)."""
+    for service in ("consumer", "producer"):
+        containers = client.containers.list(filters={"label": [f"com.docker.compose.project={stack.project}",
+                                                                f"com.docker.compose.service={service}"]})
+        for c in containers:
+            env = dict(item.partition("=")[::2] for item in c.attrs.get("Config", {}).get("Env", []))
+            return {key: env.get(key, "") for key in STACK_SETTINGS}
+    return {}
+
+
+def current_mode(client, stack: Stack) -> str:
+    return check_mode(stack, running_settings(client, stack).get("MQLAB_MODE"))
+
+
 def _image_names(config: LabConfig, stack: Stack) -> list[str]:
     return [config.get(key) for key in stack.images if config.get(key)]
 
@@ -51,8 +87,12 @@ def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, e
         )
 
 
-def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo) -> Stack:
+def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo,
+       mode: str | None = None, settings: dict[str, str] | None = None) -> Stack:
+    """Start ``stack`` in ``mode`` (default: the broker's safe mode); ``settings`` are extra
+    STACK_SETTINGS for the services, such as MQLAB_BINDING."""
     stack = get_stack(stack_name)
+    mode = check_mode(stack, mode)
     preflight.check_consumers(consumers)
     client = preflight.docker_client()
     preflight.check_compose()
@@ -63,8 +103,9 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
     if stack.legacy:
         echo(f"{stack.name} is the legacy ZooKeeper-mode stack (Kafka 3.9); prefer `kafka` (KRaft) for new work")
-    echo(f"starting {stack.name} with {consumers} consumer(s); waiting for health checks")
-    result = run(compose.up_argv(config, stack, consumers), env=compose.compose_env(config), check=False)
+    echo(f"starting {stack.name} in mode {mode} with {consumers} consumer(s); waiting for health checks")
+    env = {**compose.compose_env(config), **{k: "" for k in STACK_SETTINGS}, **(settings or {}), "MQLAB_MODE": mode}
+    result = run(compose.up_argv(config, stack, consumers), env=env, check=False)
     if result.exited != 0:
         # Leave nothing half-started behind.
         run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
@@ -111,23 +152,49 @@ def scale(config: LabConfig, stack_name: str, consumers: int, run: compose.Runne
     if stack.project not in preflight.running_projects(client):
         raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
     echo(f"scaling {stack.name} consumers to {consumers}")
-    result = run(compose.scale_argv(config, stack, consumers), env=compose.compose_env(config), check=False)
+    env = {**compose.compose_env(config), **running_settings(client, stack)}
+    result = run(compose.scale_argv(config, stack, consumers), env=env, check=False)
     if result.exited != 0:
         raise LabError(f"scaling {stack.name} failed (docker compose exit {result.exited})")
     wait_for_consumers(config, stack, consumers, echo)
 
 
+def ready_consumers(config: LabConfig, stack: Stack, client) -> int:
+    """Running consumer containers whose fresh status file says they are consuming."""
+    from .stats import STALE_S, read_status
+
+    now = time.time_ns()
+    ready = 0
+    for c in client.containers.list(filters={"label": [f"com.docker.compose.project={stack.project}",
+                                                       "com.docker.compose.service=consumer"]}):
+        status = read_status(config.ledger_dir, c.attrs.get("Config", {}).get("Hostname", ""))
+        if status.get("subscribed") and (now - int(status.get("updated_ns", 0))) / 1e9 < STALE_S:
+            ready += 1
+    return ready
+
+
 def wait_for_consumers(config: LabConfig, stack: Stack, consumers: int, echo: Echo, timeout: float = 90.0) -> None:
-    """Wait until the broker itself sees the consumers attached (for Kafka: the group is stable)."""
+    """Wait until every consumer says it is consuming and, for a Kafka consumer group, the
+    broker sees the group stable with that many members."""
     from . import probe
+    from .modes import mode_info
 
-    echo(f"waiting for the broker to see {consumers} consumer(s) attached")
-    seen = probe.wait_for_consumers(config, stack, consumers, timeout=timeout)
-    if seen != consumers:
-        raise LabError(f"after {timeout:.0f} s the broker sees {max(seen, 0)} consumer(s) attached, not {consumers}; "
-                       f"see `invoke logs -s consumer` (last probe: {probe.last_error or 'no error'})")
-    echo(f"{consumers} consumer(s) attached")
-
+    client = preflight.docker_client()
+    mode = current_mode(client, stack) if consumers else ""
+    shared_kafka_group = stack.broker == "kafka" and (mode_info("kafka", mode) or mode_info("kafka", "group")).kind == "competing"
+    echo(f"waiting for {consumers} consumer(s) to be consuming")
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = ready_consumers(config, stack, client)
+        broker = probe.try_kafka_group_members(config) if shared_kafka_group else ready
+        if ready == consumers and broker == consumers:
+            echo(f"{consumers} consumer(s) consuming")
+            return
+        if time.monotonic() >= deadline:
+            seen = f"{ready} consumer(s) consuming" + (f", the broker's group has {max(broker, 0)}" if shared_kafka_group else "")
+            raise LabError(f"after {timeout:.0f} s {seen}, not {consumers}; see `invoke logs -s consumer`"
+                           + (f" (last probe: {probe.last_error})" if probe.last_error else ""))
+        time.sleep(1.0)
 
 @dataclass
 class Row:
@@ -191,26 +258,45 @@ def count_lines(directory: Path, pattern: str) -> int:
     return total
 
 
-def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
-            progress: Callable[[int, int], None], echo: Echo, poll: float = 0.25) -> str:
-    """Run a one-shot producer container for ``count`` messages, reporting acked progress.
+def check_run_id(run_id: str) -> str:
+    from mqlab_services.envelope import valid_run_id
 
-    Returns the run id. Raises LabError when the producer fails."""
+    if not valid_run_id(run_id):
+        raise UsageError(f"--run-id must be letters, digits, '.', '_' or '-', got {run_id!r}")
+    return run_id
+
+
+def check_rate(rate: float | None) -> float | None:
+    if rate is not None and not 0 < rate <= 1_000_000:
+        raise UsageError(f"--rate must be a number of messages per second from 1 to 1,000,000, got {rate!r}")
+    return rate
+
+
+def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
+            progress: Callable[[int, int], None], echo: Echo, poll: float = 0.25,
+            rate: float | None = None) -> str:
+    """Run a one-shot producer container for ``count`` messages (at ``rate`` msg/s, or as fast as
+    confirms allow), reporting acked progress. Returns the run id; raises LabError when it fails."""
     stack = get_stack(stack_name)
     preflight.check_count(count)
     preflight.check_size(size)
+    check_rate(rate)
+    run_id = check_run_id(run_id) if run_id else new_run_id()
     client = preflight.docker_client()
     if stack.project not in preflight.running_projects(client):
         raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
-    run_id = run_id or new_run_id()
+    settings = running_settings(client, stack)
+    mode = check_mode(stack, settings.get("MQLAB_MODE"))
     directory = ledger.run_dir(config.ledger_dir, run_id)
     directory.mkdir(parents=True, exist_ok=True)
+    ledger.write_run_info(directory, {"stack": stack.name, "mode": mode, "count": count, "size": size,
+                                      "rate": rate, "settings": settings, "started_ns": time.time_ns()})
     ledger.record_latest(config.ledger_dir, stack.name, run_id)
-    argv = compose.produce_argv(config, stack, count, size, run_id)
-    env = {**os.environ, **compose.compose_env(config)}
+    argv = compose.produce_argv(config, stack, count, size, run_id, rate)
+    env = {**os.environ, **compose.compose_env(config), **settings, "MQLAB_MODE": mode}
     output = directory / "producer-output.log"
     with output.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             while proc.poll() is None:
                 progress(count_lines(directory, "sent-*.tsv"), count)
@@ -249,6 +335,16 @@ def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float
     except LabError:
         names = {}
     return report, ledger.render(report, names)
+
+
+def stats(config: LabConfig, stack_name: str) -> str:
+    from . import stats as lab_stats
+
+    stack = get_stack(stack_name)
+    client = preflight.docker_client()
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    return lab_stats.render(lab_stats.collect(config, stack, client, current_mode(client, stack)))
 
 
 __all__ = ["up", "down", "scale", "ps", "logs", "produce", "verify", "STACKS"]

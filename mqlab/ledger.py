@@ -14,6 +14,7 @@ and out of order per producer and consumer.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,16 +42,20 @@ def _lines(path: Path) -> Iterator[list[str]]:
 @dataclass
 class Report:
     run_id: str
+    kind: str = "competing"  # how the mode is judged: competing | fanout | routed (see mqlab.modes)
+    mode: str = ""
     sent: int = 0
     received: int = 0  # deliveries, duplicates included
     unique_received: int = 0
-    lost: int = 0
-    duplicated: int = 0  # ids delivered more than once
+    lost: int = 0  # acked and due, never received (for fanout: summed over subscribers)
+    duplicated: int = 0  # ids delivered more than once to the same group or subscriber
     extra_deliveries: int = 0  # deliveries beyond the first
     unacked_received: int = 0  # received, but no producer ack on record
-    out_of_order: int = 0
+    unrouted: int = 0  # routed modes: acked, but no binding matches the key
+    out_of_order: int = 0  # per consumer, per producer and key
     per_producer: dict[str, int] = field(default_factory=dict)
     per_consumer: dict[str, int] = field(default_factory=dict)
+    missing_per_consumer: dict[str, int] = field(default_factory=dict)  # fanout only
     lost_ids: list[str] = field(default_factory=list)
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
@@ -60,52 +65,118 @@ class Report:
         return self.lost == 0 and self.sent > 0
 
 
-def read_run(ledger: Path, run_id: str, sample_lost: int = 5) -> Report:
-    """Merge the receipt files of ``run_id`` into a Report."""
-    directory = run_dir(ledger, run_id)
-    if not directory.is_dir():
-        raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
-    report = Report(run_id)
-    acked: set[str] = set()
+@dataclass
+class _Sent:
+    src: str
+    seq: int
+    key: str
+
+
+def _read_sent(directory: Path, report: Report) -> dict[str, _Sent]:
+    acked: dict[str, _Sent] = {}
     for path in sorted(directory.glob("sent-*.tsv")):
         producer = path.stem[len("sent-"):]
         n = 0
         for parts in _lines(path):
-            acked.add(parts[0])
+            seq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+            acked[parts[0]] = _Sent(producer, seq, parts[4] if len(parts) > 4 else "")
             n += 1
         report.per_producer[producer] = n
-    report.sent = len(acked)
+    return acked
 
-    counts: Counter[str] = Counter()
-    latencies: list[int] = []
+
+def _read_received(directory: Path, report: Report, latencies: list[int]) -> dict[str, Counter[str]]:
+    """Deliveries per consumer, counting out-of-order ones per (producer, key) as it goes."""
+    by_consumer: dict[str, Counter[str]] = {}
     for path in sorted(directory.glob("recv-*.tsv")):
         consumer = path.stem[len("recv-"):]
-        n = 0
-        last_seq: dict[str, int] = {}
+        counts: Counter[str] = Counter()
+        last_seq: dict[tuple[str, str], int] = {}
         for parts in _lines(path):
-            n += 1
             counts[parts[0]] += 1
             if len(parts) >= 5:
-                src, seq = parts[1], int(parts[2])
-                if seq < last_seq.get(src, -1):
+                stream = (parts[1], parts[5] if len(parts) > 5 else "")
+                seq = int(parts[2])
+                if seq < last_seq.get(stream, -1):
                     report.out_of_order += 1
-                last_seq[src] = max(seq, last_seq.get(src, -1))
+                last_seq[stream] = max(seq, last_seq.get(stream, -1))
                 latencies.append(int(parts[4]) - int(parts[3]))
-        report.per_consumer[consumer] = n
+        by_consumer[consumer] = counts
+        report.per_consumer[consumer] = sum(counts.values())
+    return by_consumer
 
-    report.received = sum(counts.values())
-    report.unique_received = len(counts)
-    report.duplicated = sum(1 for c in counts.values() if c > 1)
-    report.extra_deliveries = report.received - report.unique_received
-    lost = [i for i in acked if i not in counts]
+
+def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None = None,
+             binding: str | None = None) -> Report:
+    """Merge the receipt files of ``run_id`` into a Report.
+
+    ``kind`` (competing, fanout or routed) says how to judge the run; by default it is
+    taken from the run's ``run.json``, written by `invoke produce`. ``binding`` is the
+    consumers' topic binding in routed mode (default ``#``)."""
+    directory = run_dir(ledger, run_id)
+    if not directory.is_dir():
+        raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
+    info = read_run_info(directory)
+    mode = info.get("mode", "")
+    if kind is None:
+        from .modes import mode_info
+
+        known = mode_info(_broker_of(info.get("stack", "")), mode)
+        kind = known.kind if known else "competing"
+    report = Report(run_id, kind=kind, mode=mode)
+    acked = _read_sent(directory, report)
+    report.sent = len(acked)
+    latencies: list[int] = []
+    by_consumer = _read_received(directory, report, latencies)
+
+    everyone: Counter[str] = Counter()
+    for counts in by_consumer.values():
+        everyone.update(counts)
+    report.received = sum(everyone.values())
+    report.unique_received = len(everyone)
+    report.unacked_received = sum(1 for i in everyone if i not in acked)
+
+    if kind == "fanout":
+        lost: list[str] = []
+        for consumer, counts in by_consumer.items():
+            # A subscriber is due every message a producer sent from its first delivery on.
+            first: dict[str, int] = {}
+            for i in counts:
+                if i in acked:
+                    sent = acked[i]
+                    first[sent.src] = min(first.get(sent.src, sent.seq), sent.seq)
+            missing = [i for i, sent in acked.items()
+                       if i not in counts and sent.src in first and sent.seq >= first[sent.src]]
+            missing += [i for i, sent in acked.items() if sent.src not in first]
+            report.missing_per_consumer[consumer] = len(missing)
+            lost += missing
+            report.duplicated += sum(1 for c in counts.values() if c > 1)
+            report.extra_deliveries += sum(counts.values()) - len(counts)
+        if not by_consumer:
+            lost = list(acked)
+    else:
+        due = acked
+        if kind == "routed":
+            from .modes import topic_matches
+
+            pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
+            due = {i: s for i, s in acked.items() if topic_matches(pattern, s.key)}
+            report.unrouted = len(acked) - len(due)
+        lost = [i for i in due if i not in everyone]
+        report.duplicated = sum(1 for c in everyone.values() if c > 1)
+        report.extra_deliveries = report.received - report.unique_received
+
     report.lost = len(lost)
-    report.lost_ids = sorted(lost)[:sample_lost]
-    report.unacked_received = sum(1 for i in counts if i not in acked)
+    report.lost_ids = sorted(set(lost))[:sample_lost]
     if latencies:
         latencies.sort()
         report.latency_p50_ms = latencies[len(latencies) // 2] / 1e6
         report.latency_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6
     return report
+
+
+def _broker_of(stack: str) -> str:
+    return "kafka" if stack.startswith("kafka") else stack
 
 
 def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: float = 120.0,
@@ -128,6 +199,21 @@ def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: fl
         if now - last_change >= settle or now - start >= timeout:
             return report
         sleep(poll)
+
+
+RUN_INFO = "run.json"
+
+
+def write_run_info(directory: Path, info: dict) -> None:
+    """What `invoke produce` knew about the run: stack, mode, count, size, rate, settings."""
+    (directory / RUN_INFO).write_text(json.dumps(info, indent=1) + "\n")
+
+
+def read_run_info(directory: Path) -> dict:
+    try:
+        return json.loads((directory / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def record_latest(ledger: Path, stack: str, run_id: str) -> None:
@@ -154,16 +240,20 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
     for consumer, n in sorted(report.per_consumer.items(), key=lambda kv: names.get(kv[0], kv[0])):
         share = f" ({n / report.received:.0%})" if report.received else ""
         rows.append((f"  by consumer {names.get(consumer, consumer)}", f"{n:,}{share}"))
+    for consumer, n in sorted(report.missing_per_consumer.items(), key=lambda kv: names.get(kv[0], kv[0])):
+        rows.append((f"  missed by subscriber {names.get(consumer, consumer)}", f"{n:,}"))
+    if report.kind == "routed":
+        rows.append(("acked but matching no binding (dropped by design)", f"{report.unrouted:,}"))
     rows += [
         ("lost (acked, never received)", f"{report.lost:,}"),
         ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),
         ("received without an ack on record", f"{report.unacked_received:,}"),
-        ("out of order (per producer, per consumer)", f"{report.out_of_order:,}"),
+        ("out of order (per consumer, producer and key)", f"{report.out_of_order:,}"),
     ]
     if report.latency_p50_ms is not None:
         rows.append(("end-to-end latency p50 / p99", f"{report.latency_p50_ms:.1f} ms / {report.latency_p99_ms:.1f} ms"))
     width = max(len(label) for label, _ in rows)
-    lines = [f"run {report.run_id}"]
+    lines = [f"run {report.run_id}" + (f" (mode {report.mode}, judged as {report.kind})" if report.mode else "")]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     if report.lost_ids:
         lines.append("  first lost ids: " + ", ".join(report.lost_ids))

@@ -126,6 +126,13 @@ def parse_int(value: str | int, name: str) -> int:
         raise UsageError(f"--{name} must be a number, got {value!r}") from None
 
 
+def parse_float(value: str | float, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{name} must be a number, got {value!r}") from None
+
+
 def first_line(lines: Iterable[str]) -> str:
     for line in lines:
         if line.strip():

@@ -101,3 +101,67 @@ def test_hundred_thousand_messages_read_quickly(tmp_path):
     write(tmp_path / "big" / "recv-c2.tsv", recv(ids[50_000:], seqs=range(50_000, 100_000)))
     report = ledger.read_run(tmp_path, "big")
     assert report.sent == 100_000 and report.received == 100_000 and report.lost == 0
+
+
+def sent_keyed(ids, keys):
+    return [(i, n, 1000 + n, 2000 + n, k) for n, (i, k) in enumerate(zip(ids, keys))]
+
+
+def test_fanout_every_subscriber_must_get_every_message(tmp_path):
+    ids = ["a", "b", "c", "d"]
+    write(tmp_path / "r" / "sent-p1.tsv", sent(ids))
+    write(tmp_path / "r" / "recv-s1.tsv", recv(ids))
+    write(tmp_path / "r" / "recv-s2.tsv", recv(["a", "b", "d"], seqs=[0, 1, 3]))
+    report = ledger.read_run(tmp_path, "r", kind="fanout")
+    assert report.missing_per_consumer == {"s1": 0, "s2": 1}
+    assert report.lost == 1 and report.lost_ids == ["c"]
+    assert report.duplicated == 0 and report.received == 7
+
+
+def test_fanout_late_subscriber_is_due_only_what_came_after_it_joined(tmp_path):
+    ids = ["a", "b", "c", "d"]
+    write(tmp_path / "r" / "sent-p1.tsv", sent(ids))
+    write(tmp_path / "r" / "recv-s1.tsv", recv(ids))
+    write(tmp_path / "r" / "recv-late.tsv", recv(["c", "d"], seqs=[2, 3]))
+    report = ledger.read_run(tmp_path, "r", kind="fanout")
+    assert report.lost == 0 and report.ok
+
+
+def test_competing_counts_a_message_once_for_the_group(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a"]))
+    write(tmp_path / "r" / "recv-c2.tsv", recv(["b"], seqs=[1]))
+    report = ledger.read_run(tmp_path, "r", kind="competing")
+    assert report.lost == 0 and report.duplicated == 0
+
+
+def test_routed_mode_only_due_what_matches_the_binding(tmp_path):
+    ids = ["a", "b", "c"]
+    write(tmp_path / "r" / "sent-p1.tsv", sent_keyed(ids, ["orders.eu", "audit.eu", "orders.us"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a"]))
+    report = ledger.read_run(tmp_path, "r", kind="routed", binding="orders.*")
+    assert report.unrouted == 1
+    assert report.lost == 1 and report.lost_ids == ["c"]
+
+
+def test_order_is_checked_per_key(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent_keyed(["a", "b", "c"], ["k1", "k2", "k1"]))
+    # k2's message arrives after k1's later one: fine, order is per key.
+    lines = [("a", "p1", 0, 1, 2, "k1"), ("c", "p1", 2, 1, 2, "k1"), ("b", "p1", 1, 1, 2, "k2")]
+    write(tmp_path / "r" / "recv-c1.tsv", lines)
+    assert ledger.read_run(tmp_path, "r").out_of_order == 0
+    write(tmp_path / "r2" / "recv-c1.tsv", [("c", "p1", 2, 1, 2, "k1"), ("a", "p1", 0, 1, 2, "k1")])
+    write(tmp_path / "r2" / "sent-p1.tsv", sent_keyed(["a", "c"], ["k1", "k1"]))
+    assert ledger.read_run(tmp_path, "r2").out_of_order == 1
+
+
+def test_kind_comes_from_the_run_info(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a"]))
+    write(tmp_path / "r" / "recv-s1.tsv", recv(["a"]))
+    write(tmp_path / "r" / "recv-s2.tsv", [])
+    ledger.write_run_info(tmp_path / "r", {"stack": "redis", "mode": "pubsub"})
+    (tmp_path / "r" / "recv-s2.tsv").touch()
+    report = ledger.read_run(tmp_path, "r")
+    assert report.kind == "fanout" and report.mode == "pubsub"
+    assert report.missing_per_consumer == {"s1": 0, "s2": 1}
+    assert "mode pubsub, judged as fanout" in ledger.render(report)
