@@ -1,4 +1,4 @@
-"""Ask Kafka, from the host, how many members of the lab's consumer group hold partitions.
+"""Ask Kafka, from the host, how many members the lab's consumer group has once it is settled.
 
 Used after `up` and `scale`: a consumer that says it is consuming may still be in the
 middle of a rebalance; the group is settled only when the broker calls it Stable.
@@ -14,7 +14,8 @@ last_error = ""  # the last probe failure, for the message when waiting gives up
 
 
 def kafka_group_members(config: LabConfig) -> int:
-    """Members holding partitions in the lab's group, or 0 while it is empty or rebalancing."""
+    """Members of the lab's group, or 0 while it is empty or rebalancing. With more consumers
+    than partitions, some members hold no partition: they still count, as the group's spares."""
     from kafka import KafkaAdminClient
 
     group = Settings.from_env({"MQLAB_BROKER": "kafka"}, hostname="host").group
@@ -26,8 +27,7 @@ def kafka_group_members(config: LabConfig) -> int:
         admin.close()
     if described.get("group_state") != "Stable":
         return 0
-    return sum(1 for m in described.get("members", [])
-               if any(a.get("partitions") for a in (m.get("member_assignment") or {}).get("assigned_partitions", [])))
+    return len(described.get("members", []))
 
 
 def try_kafka_group_members(config: LabConfig) -> int:

@@ -24,10 +24,21 @@ STACK_PARAMS = [
 ]
 
 
+STACK_ORDER = ["rabbitmq", "redis", "kafka", "kafka-zookeeper"]
+
+
+def _stack_of(item) -> int:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    stack = params.get("stack_name") or getattr(params.get("case"), "stack", None)
+    return STACK_ORDER.index(stack) + 1 if stack in STACK_ORDER else 0
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+    # Run the tests of one stack together: starting a stack costs tens of seconds.
+    items.sort(key=lambda item: _stack_of(item) if "/e2e/" in str(item.fspath) else -1)
 
 
 @dataclass
@@ -50,22 +61,30 @@ def invoke(*args: str, timeout: float = 600, env: dict | None = None) -> Done:
 
 
 class StackManager:
-    """Keeps one stack up; switching stacks takes the previous one down with its volumes."""
+    """Keeps one stack up; switching stacks takes the previous one down with its volumes.
+    Switching modes on the same stack restarts only the services, not the broker."""
 
     def __init__(self):
         self.current: str | None = None
+        self.settings: tuple = ()
 
-    def up(self, stack: str, consumers: int = 1) -> None:
-        if self.current == stack:
+    def up(self, stack: str, consumers: int = 1, mode: str | None = None, binding: str | None = None) -> None:
+        settings = (mode, binding)
+        if self.current == stack and self.settings == settings:
             scaled = invoke("scale", stack, "--consumers", str(consumers))
             assert scaled.ok, scaled.out
             return
-        self.down()
-        started = invoke("up", stack, "--consumers", str(consumers))
+        if self.current != stack:
+            self.down()
+        args = ["up", stack, "--consumers", str(consumers)]
+        args += ["--mode", mode] if mode else []
+        args += ["--binding", binding] if binding else []
+        started = invoke(*args)
         if not started.ok:
             invoke("down", stack, "--volumes")  # `up` cleans up after itself; make sure
+            self.current = None
         assert started.ok, started.out
-        self.current = stack
+        self.current, self.settings = stack, settings
 
     def down(self) -> None:
         if self.current:
@@ -85,3 +104,34 @@ def stacks():
 @pytest.fixture(params=STACK_PARAMS, scope="session")
 def stack_name(request):
     return request.param
+
+
+@dataclass(frozen=True)
+class Case:
+    """One stack in one delivery mode, with the marks of its stack."""
+
+    stack: str
+    mode: str
+    consumers: int = 3
+
+    def param(self):
+        return pytest.param(self, marks=getattr(pytest.mark, self.stack.replace("-", "_")),
+                            id=f"{self.stack}-{self.mode}")
+
+
+def produce(stack: str, count: int, *extra: str) -> str:
+    """`invoke produce`, returning the run id it printed."""
+    import re
+
+    done = invoke("produce", stack, "--count", str(count), "--size", "256", *extra)
+    assert done.ok, done.out
+    return re.search(r"run (\S+) sent", done.out).group(1)
+
+
+def verify(stack: str, run_id: str, settle: int = 15, timeout: int = 180):
+    """`invoke verify` as a user runs it, and the ledger's Report for exact assertions."""
+    from mqlab import ledger
+
+    done = invoke("verify", stack, "--run-id", run_id, "--settle", str(settle), "--timeout", str(timeout))
+    report = ledger.read_run(ROOT / ".mqlab" / "ledger", run_id)
+    return done, report
