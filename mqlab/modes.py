@@ -32,7 +32,7 @@ MODES: dict[tuple[str, str], Mode] = {
         Mode("rabbitmq", "fanout", "fanout", True, False, "per subscriber queue, with one consumer each",
              "at-least-once to each subscriber connected when the message is published"),
         Mode("rabbitmq", "topic", "routed", True, True, "per queue, with a single consumer",
-             "at-least-once to each binding's durable queue; unmatched routing keys are dropped"),
+             "at-least-once to each binding's durable queue once a consumer declared it; keys no binding matches are dropped"),
         Mode("rabbitmq", "transient", "competing", False, False, "per queue, with a single consumer",
              "confirmed and acked, but the queue and messages are not durable: a broker restart loses them"),
         Mode("rabbitmq", "autoack", "competing", False, True, "per queue, with a single consumer",
