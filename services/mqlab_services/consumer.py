@@ -4,7 +4,8 @@ For every envelope a line goes to ``<ledger>/<run>/recv-<name>.tsv``; the batch'
 flushed before the adapter acks or commits the batch, so every acked message has a receipt
 (a redelivery adds a second line, which is how duplicates show). Anything that is not an
 envelope is printed as a foreign message and acked. SIGTERM finishes the current batch,
-flushes, closes and exits 0.
+flushes, closes and exits 0. ``<ledger>/_status/<name>.json`` says about once a second
+whether the consumer is subscribed, what it reads and how fast (see status.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import adapters, envelope
 from .ledger import ReceiptWriter
 from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, setup_logging
 from .settings import Settings, SettingsError
+from .status import StatusFile
 
 log = logging.getLogger("mqlab")
 
@@ -47,9 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Consumer:
-    def __init__(self, settings: Settings, ledger: ReceiptWriter, clock=time.monotonic):
+    def __init__(self, settings: Settings, ledger: ReceiptWriter, clock=time.monotonic,
+                 adapter: adapters.Adapter | None = None, status: StatusFile | None = None):
         self.settings = settings
         self.ledger = ledger
+        self.adapter = adapter
+        self.status = status
         self.received = 0
         self.foreign = 0
         self.runs: set[str] = set()
@@ -58,10 +63,10 @@ class Consumer:
         self._last = (0, 0, clock())
         self._shown = 0
 
-    def handle(self, bodies: list[bytes]) -> None:
+    def handle(self, batch: list[adapters.Received]) -> None:
         """Record receipts for a batch; returns only when they are flushed to the ledger."""
         now = time.time_ns()
-        for body in bodies:
+        for body, key in batch:
             env = envelope.decode(body)
             if env is None:
                 self.foreign += 1
@@ -69,7 +74,7 @@ class Consumer:
                     self._shown += 1
                     log.info("%s", show_foreign(body))
                 continue
-            self.ledger.received(env, now)
+            self.ledger.received(env, now, key)
             self.runs.add(env.run)
             self.received += 1
         try:
@@ -77,8 +82,21 @@ class Consumer:
         except OSError as exc:
             raise LedgerError(
                 f"cannot write receipts under {self.settings.ledger_dir}: {one_line(exc)}") from exc
+        self.report()
         if self._every.due():
             self.progress()
+
+    def report(self, force: bool = False, stopped: bool = False) -> None:
+        """Refresh the status file (at most once a second unless forced); ``stopped`` at the end."""
+        if self.status is None:
+            return
+        error = self.status.error
+        adapter = self.adapter
+        self.status.update(force=force, received=self.received, foreign=self.foreign,
+                           subscribed=bool(adapter and adapter.subscribed and not stopped),
+                           assignment=list(adapter.assignment) if adapter else [])
+        if self.status.error is not None and error is None:
+            log.info("cannot write the status file: %s", one_line(self.status.error))
 
     def progress(self) -> None:
         received, foreign, since = self._last
@@ -112,7 +130,11 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
     ledger = ReceiptWriter(settings.ledger_dir, "recv", settings.name)
-    consumer = Consumer(settings, ledger)
+    status = StatusFile(settings.ledger_dir, settings.name, {
+        "role": "consumer", "broker": settings.broker, "mode": settings.mode, "subscribed": False,
+        "received": 0, "foreign": 0, "assignment": []}, counter="received")
+    consumer = Consumer(settings, ledger, adapter=adapter, status=status)
+    consumer.report(force=True)
     code = 0
     try:
         connect(adapter, settings, stopper, bounded=True)
@@ -122,6 +144,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
             except adapter.errors as exc:
                 log.info("lost the broker: %s; reconnecting", one_line(exc))
                 adapter.close()
+                consumer.report(force=True)
                 connect(adapter, settings, stopper, bounded=False, what="reconnect")
     except (GaveUp, adapters.BrokerConfigError, LedgerError) as exc:
         log.error("giving up: %s", exc)
@@ -136,6 +159,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
             log.error("cannot write receipts: %s", one_line(exc))
             code = 1
         adapter.close()
+    consumer.report(force=True, stopped=True)
     consumer.progress()
     if stopper.stopping:
         log.info("stopped on %s: received %d, foreign %d", stopper.signal_name, consumer.received,

@@ -5,14 +5,17 @@ directory; the host merges the files to account for each message by id.
 
 ``<ledger_dir>/<run_id>/sent-<producer name>.tsv``, written only after the broker confirmed::
 
-    msg_id <TAB> seq <TAB> send_ns <TAB> ack_ns
+    msg_id <TAB> seq <TAB> send_ns <TAB> ack_ns <TAB> key
 
 ``<ledger_dir>/<run_id>/recv-<consumer name>.tsv``, written and flushed after processing
 and *before* the message is acked or committed::
 
-    msg_id <TAB> src <TAB> seq <TAB> send_ns <TAB> recv_ns
+    msg_id <TAB> src <TAB> seq <TAB> send_ns <TAB> recv_ns <TAB> key
 
 Times are nanoseconds since the Unix epoch (``send_ns`` is the envelope's ``ts_ns``).
+``key`` is the message's routing key (RabbitMQ ``topic`` mode) or record key (Kafka), and
+empty when there is none; order is promised per (src, key). Tabs, line breaks and other
+control characters in a key are written as ``?``.
 Files have no header and are only ever appended to. A redelivered message gets a second
 ``recv`` line, which is how duplicates are counted. Lines are written whole, one
 ``write`` per flush, so a crash can at worst leave a torn last line, which readers skip.
@@ -29,12 +32,25 @@ from .envelope import Envelope
 MAX_OPEN_FILES = 32
 
 
-def sent_line(env: Envelope, ack_ns: int) -> str:
-    return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\n"
+# Keys come from the wire (any Kafka client can set one); keep each receipt one line of columns.
+_CONTROL = {code: "?" for code in (*range(32), 127)}
 
 
-def recv_line(env: Envelope, recv_ns: int) -> str:
-    return f"{env.id}\t{env.src}\t{env.seq}\t{env.ts_ns}\t{recv_ns}\n"
+def clean_key(key: str | bytes | None) -> str:
+    """A key as one TSV field: text (undecodable bytes escaped), control characters as ``?``."""
+    if key is None:
+        return ""
+    if isinstance(key, (bytes, bytearray)):
+        key = bytes(key).decode("utf-8", "backslashreplace")
+    return key.translate(_CONTROL)
+
+
+def sent_line(env: Envelope, ack_ns: int, key: str = "") -> str:
+    return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\t{clean_key(key)}\n"
+
+
+def recv_line(env: Envelope, recv_ns: int, key: str = "") -> str:
+    return f"{env.id}\t{env.src}\t{env.seq}\t{env.ts_ns}\t{recv_ns}\t{clean_key(key)}\n"
 
 
 class ReceiptWriter:
@@ -57,11 +73,11 @@ class ReceiptWriter:
     def path(self, run_id: str) -> str:
         return os.path.join(self.ledger_dir, run_id, f"{self.kind}-{self.name}.tsv")
 
-    def sent(self, env: Envelope, ack_ns: int) -> None:
-        self._add(env.run, sent_line(env, ack_ns))
+    def sent(self, env: Envelope, ack_ns: int, key: str = "") -> None:
+        self._add(env.run, sent_line(env, ack_ns, key))
 
-    def received(self, env: Envelope, recv_ns: int) -> None:
-        self._add(env.run, recv_line(env, recv_ns))
+    def received(self, env: Envelope, recv_ns: int, key: str | bytes | None = "") -> None:
+        self._add(env.run, recv_line(env, recv_ns, key))
 
     def _add(self, run_id: str, line: str) -> None:
         self._pending.setdefault(run_id, []).append(line)

@@ -3,9 +3,12 @@
 One-shot: ``producer --count N --size BYTES --run-id ID`` sends N messages, waits for every
 confirm and exits 0 (1 with a one-line error when it cannot). Without ``--count`` it sends a
 steady trickle at MQLAB_RATE messages/s under the run id ``steady`` until SIGTERM.
+With both ``--count`` and ``--rate`` it sends N messages at that rate, then exits.
 A message is written to ``<ledger>/<run>/sent-<name>.tsv`` only after its confirm arrived;
-unconfirmed messages are sent again (same id) after a reconnect, so a broker failure can
-cause duplicates but never an unrecorded loss.
+unconfirmed messages are sent again (same id and key) after a reconnect, so a broker failure
+can cause duplicates but never an unrecorded loss. The mode decides each message's key
+(routing key or record key, see the adapters), which goes into the receipt.
+``<ledger>/_status/<name>.json`` shows the counts about once a second (see status.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from . import adapters, envelope
 from .ledger import ReceiptWriter
 from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, setup_logging
 from .settings import Settings, SettingsError
+from .status import StatusFile
 
 log = logging.getLogger("mqlab")
 
@@ -80,14 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", type=_run_id, metavar="ID",
                         help="ledger run id (default: run-<UTC time> with --count, 'steady' without)")
     parser.add_argument("--rate", type=_rate, metavar="MSGS_PER_S",
-                        help="messages per second (default: as fast as confirms come with --count, "
-                             "MQLAB_RATE without)")
+                        help="messages per second, also with --count (default: as fast as confirms "
+                             "come with --count, MQLAB_RATE without)")
     return parser
 
 
 class Producer:
     def __init__(self, settings: Settings, adapter: adapters.Adapter, ledger: ReceiptWriter,
-                 stopper: Stopper, run_id: str, count: int | None, size: int, rate: float | None):
+                 stopper: Stopper, run_id: str, count: int | None, size: int, rate: float | None,
+                 status: StatusFile | None = None):
         self.settings = settings
         self.adapter = adapter
         self.ledger = ledger
@@ -96,7 +101,7 @@ class Producer:
         self.count = count
         self.size = size
         self.rate = rate
-        self.key = settings.name.encode() if settings.key == "src" else None
+        self.status = status
         self.next_seq = ledger.next_seq(run_id)  # a restarted producer continues its sequence
         self.created = 0
         self.acked = 0
@@ -106,7 +111,7 @@ class Producer:
         """Send until done (one-shot) or stopped; the exit code."""
         one_shot = self.count is not None
         connect(self.adapter, self.settings, self.stopper, bounded=True)
-        pending: list[tuple[envelope.Envelope, bytes]] = []
+        pending: list[tuple[envelope.Envelope, bytes, str]] = []
         started = self._started = time.monotonic()
         every = Every(self.settings.log_every)
         logged = (-1, -1)
@@ -116,7 +121,7 @@ class Producer:
                 self.stopper.sleep(min(0.05, 1 / self.rate) if self.rate else 0.05)
             else:
                 try:
-                    acks = self.adapter.publish([(data, self.key) for _env, data in pending])
+                    acks = self.adapter.publish([(data, key) for _env, data, key in pending])
                 except self.adapter.errors as exc:
                     log.info("lost the broker while publishing: %s; %d message(s) unconfirmed, "
                              "reconnecting", one_line(exc), len(pending))
@@ -125,11 +130,11 @@ class Producer:
                     connect(self.adapter, self.settings, self.stopper, bounded=one_shot, what="reconnect")
                     continue
                 unconfirmed = []
-                for (env, data), ack_ns in zip(pending, acks):
+                for (env, data, key), ack_ns in zip(pending, acks):
                     if ack_ns is None:
-                        unconfirmed.append((env, data))
+                        unconfirmed.append((env, data, key))
                     else:
-                        self.ledger.sent(env, ack_ns)
+                        self.ledger.sent(env, ack_ns, key)
                 self.acked += self.ledger.flush()
                 if unconfirmed:
                     self.retries += len(unconfirmed)
@@ -137,11 +142,13 @@ class Producer:
                              len(unconfirmed))
                     self.stopper.sleep(0.5)
                 pending = unconfirmed
+            self.report()
             if every.due() and (self.created, self.acked) != logged:
                 logged = (self.created, self.acked)
                 elapsed = time.monotonic() - started
                 log.info("sent %d (acked %d) %.1f msg/s, run %s", self.created, self.acked,
                          self.acked / elapsed if elapsed else 0.0, self.run_id)
+        self.report(force=True)
         elapsed = time.monotonic() - started
         if one_shot and self.acked < self.count:
             log.info("stopped (%s) before the end: %d of %d confirmed, run %s",
@@ -157,7 +164,15 @@ class Producer:
                  self.ledger.path(self.run_id))
         return 0
 
-    def _new_messages(self, room: int) -> list[tuple[envelope.Envelope, bytes]]:
+    def report(self, force: bool = False) -> None:
+        """Refresh the status file (at most once a second unless forced)."""
+        if self.status is not None:
+            error = self.status.error
+            self.status.update(force=force, sent=self.created, acked=self.acked)
+            if self.status.error is not None and error is None:
+                log.info("cannot write the status file: %s", one_line(self.status.error))
+
+    def _new_messages(self, room: int) -> list[tuple[envelope.Envelope, bytes, str]]:
         n = room
         if self.count is not None:
             n = min(n, self.count - self.created)
@@ -172,7 +187,7 @@ class Producer:
         for _ in range(max(0, n)):
             env = envelope.make(self.run_id, self.settings.name, self.next_seq)
             self.next_seq += 1
-            out.append((env, env.encode(self.size)))
+            out.append((env, env.encode(self.size), self.adapter.key_for(env.seq)))
         self.created += len(out)
         return out
 
@@ -207,7 +222,10 @@ def main(argv: list[str] | None = None, environ=None) -> int:
              f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
              f"{args.size} bytes each" if args.size else "unpadded",
              f"{rate:g} msg/s" if rate else "as fast as confirms come")
-    producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate)
+    status = StatusFile(settings.ledger_dir, settings.name, {
+        "role": "producer", "broker": settings.broker, "mode": settings.mode, "sent": 0, "acked": 0},
+        counter="acked")
+    producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate, status)
     try:
         return producer.run()
     except (GaveUp, adapters.BrokerConfigError) as exc:

@@ -8,20 +8,28 @@ variable                   meaning                                     default
 =========================  ==========================================  =====================================
 MQLAB_BROKER               rabbitmq, redis or kafka                    (required)
 MQLAB_URL                  broker address                              per broker, on localhost
-MQLAB_MODE                 delivery mode (see ``MODES``)               the broker's safe mode
+MQLAB_MODE                 delivery mode (see ``MODES``; empty means   the broker's first mode
+                           the default)
 MQLAB_LEDGER_DIR           where receipt files go                      /ledger
 MQLAB_NAME                 this service's name in receipts and logs    the container hostname
 MQLAB_RATE                 steady producer rate, messages/s            2
-MQLAB_QUEUE                RabbitMQ durable queue                      mailbox.durable
-MQLAB_QUEUE_TYPE           RabbitMQ queue type: classic or quorum      classic
+MQLAB_QUEUE                RabbitMQ queue (work, transient, autoack)   mailbox.durable;
+                                                                       mailbox.transient (transient)
+MQLAB_QUEUE_TYPE           RabbitMQ durable shared queues: classic     classic
+                           or quorum (work, topic, autoack)
+MQLAB_EXCHANGE             RabbitMQ exchange (fanout, topic)           mailbox.fanout / mailbox.topic
+MQLAB_ROUTING_KEYS         RabbitMQ topic: producer routing keys,      orders.eu,orders.us,audit.eu
+                           comma-separated, used in turn by seq
+MQLAB_BINDING              RabbitMQ topic: consumer binding pattern    #
 MQLAB_STREAM               Redis stream                                chatroom.stream
 MQLAB_CHANNEL              Redis pub/sub channel                       chatroom
 MQLAB_TOPIC                Kafka topic                                 datascience
 MQLAB_PARTITIONS           partitions when the topic is created        3
 MQLAB_REPLICATION          replication factor when it is created       1
-MQLAB_GROUP                Redis and Kafka consumer group              mqlab
-MQLAB_KEY                  Kafka record key: none (spread over         none
-                           partitions) or src (per-producer order)
+MQLAB_GROUP                Redis and Kafka consumer group (fan-out     mqlab
+                           modes: <group>.<name> per subscriber)
+MQLAB_KEYS                 Kafka keyed: number of record keys          8
+                           (key-0 ... key-<N-1>, by seq)
 MQLAB_PREFETCH             RabbitMQ unacked deliveries per consumer    200
 MQLAB_BATCH                messages per confirm wait / ack / commit    100
 MQLAB_CLAIM_IDLE           Redis: reclaim entries idle this long, s    30
@@ -43,13 +51,26 @@ from dataclasses import dataclass
 
 PREFIX = "MQLAB_"
 
-#: Delivery modes per broker; the first one is the safe default, the others lose messages.
+#: Delivery modes per broker; the first one is the default. Each adapter's docstring says
+#: what its modes guarantee.
 MODES: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("durable", "autoack"),
-    "redis": ("stream", "pubsub"),
-    "kafka": ("acks-all", "autocommit"),
+    "rabbitmq": ("work", "fanout", "topic", "transient", "autoack"),
+    "redis": ("stream", "stream-fanout", "pubsub"),
+    "kafka": ("group", "fanout", "keyed", "autocommit"),
 }
-SAFE_MODES = {broker: modes[0] for broker, modes in MODES.items()}
+DEFAULT_MODES = {broker: modes[0] for broker, modes in MODES.items()}
+#: Modes that lose messages by design (the others lose nothing the broker confirmed).
+LOSSY_MODES: dict[str, tuple[str, ...]] = {
+    "rabbitmq": ("transient", "autoack"),
+    "redis": ("pubsub",),
+    "kafka": ("autocommit",),
+}
+#: Modes in which every subscriber gets its own copy of each message.
+FANOUT_MODES: dict[str, tuple[str, ...]] = {
+    "rabbitmq": ("fanout",),
+    "redis": ("stream-fanout",),
+    "kafka": ("fanout",),
+}
 
 DEFAULT_URLS = {
     "rabbitmq": "amqp://guest:guest@localhost:5672/%2F",
@@ -75,13 +96,16 @@ class Settings:
     rate: float = 2.0
     queue: str = "mailbox.durable"
     queue_type: str = "classic"
+    exchange: str = ""
+    routing_keys: tuple[str, ...] = ("orders.eu", "orders.us", "audit.eu")
+    binding: str = "#"
     stream: str = "chatroom.stream"
     channel: str = "chatroom"
     topic: str = "datascience"
     partitions: int = 3
     replication: int = 1
     group: str = "mqlab"
-    key: str = "none"
+    keys: int = 8
     prefetch: int = 200
     batch: int = 100
     claim_idle: float = 30.0
@@ -92,30 +116,44 @@ class Settings:
 
     @property
     def safe(self) -> bool:
-        """True when the mode is the broker's safe one (nothing acked is lost)."""
-        return self.mode == SAFE_MODES[self.broker]
+        """False for the lossy modes; in the others nothing the broker confirmed is lost."""
+        return self.mode not in LOSSY_MODES[self.broker]
+
+    @property
+    def fanout(self) -> bool:
+        """True when every subscriber gets every message (its own queue or group)."""
+        return self.mode in FANOUT_MODES[self.broker]
+
+    @property
+    def subscriber_group(self) -> str:
+        """The consumer group of this service: shared, or its own in the fan-out modes."""
+        return f"{self.group}.{self.name}" if self.fanout else self.group
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], hostname: str | None = None) -> "Settings":
         """Build the settings from ``MQLAB_*`` entries of ``environ``; raise SettingsError on bad values."""
         env = _Reader(environ)
         broker = env.choice("BROKER", tuple(MODES), default=None)
+        mode = env.choice("MODE", MODES[broker], default=DEFAULT_MODES[broker])
         fields = {
             "broker": broker,
             "url": env.text("URL", DEFAULT_URLS[broker]),
-            "mode": env.choice("MODE", MODES[broker], default=SAFE_MODES[broker]),
+            "mode": mode,
             "ledger_dir": env.text("LEDGER_DIR", cls.ledger_dir),
             "name": env.name("NAME", hostname if hostname is not None else socket.gethostname()),
             "rate": env.number("RATE", cls.rate, positive=True),
-            "queue": env.text("QUEUE", cls.queue),
+            "queue": env.text("QUEUE", "mailbox.transient" if mode == "transient" else cls.queue),
             "queue_type": env.choice("QUEUE_TYPE", ("classic", "quorum"), default=cls.queue_type),
+            "exchange": env.text("EXCHANGE", f"mailbox.{mode}" if mode in ("fanout", "topic") else ""),
+            "routing_keys": env.words("ROUTING_KEYS", cls.routing_keys),
+            "binding": env.text("BINDING", cls.binding),
             "stream": env.text("STREAM", cls.stream),
             "channel": env.text("CHANNEL", cls.channel),
             "topic": env.text("TOPIC", cls.topic),
             "partitions": env.integer("PARTITIONS", cls.partitions, minimum=1),
             "replication": env.integer("REPLICATION", cls.replication, minimum=1),
             "group": env.text("GROUP", cls.group),
-            "key": env.choice("KEY", ("none", "src"), default=cls.key),
+            "keys": env.integer("KEYS", cls.keys, minimum=1),
             "prefetch": env.integer("PREFETCH", cls.prefetch, minimum=1),
             "batch": env.integer("BATCH", cls.batch, minimum=1),
             "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
@@ -124,6 +162,9 @@ class Settings:
             "backoff_max": env.number("BACKOFF_MAX", cls.backoff_max, positive=True),
             "log_every": env.number("LOG_EVERY", cls.log_every, positive=True),
         }
+        if broker == "rabbitmq" and mode in ("fanout", "transient") and fields["queue_type"] == "quorum":
+            raise SettingsError(f"{PREFIX}QUEUE_TYPE=quorum needs a durable shared queue; mode {mode} "
+                                "uses a transient or per-subscriber one (use classic)")
         return cls(**fields)
 
     def replace(self, **changes) -> "Settings":
@@ -145,6 +186,16 @@ class _Reader:
     def text(self, key: str, default: str) -> str:
         value = self._raw(key)
         return default if value is None else value
+
+    def words(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma-separated list of non-empty words without whitespace."""
+        value = self._raw(key)
+        if value is None:
+            return default
+        words = tuple(word.strip() for word in value.split(","))
+        if not all(words) or any(len(word.split()) != 1 for word in words):
+            raise SettingsError(f"{PREFIX}{key} must be comma-separated words without spaces, got {value!r}")
+        return words
 
     def name(self, key: str, default: str) -> str:
         value = self.text(key, default)

@@ -164,7 +164,7 @@ def test_redis_stream_consumer_reads_own_pending_then_claims_then_new_and_acks_a
 
     adapter.consume(handler, lambda: next(rounds))
     batches = [(b, acked) for b, acked in seen if b]
-    assert batches == [([b"a"], []), ([b"b"], [b"1-0"]), ([b"c"], [b"1-0", b"2-0"])]
+    assert batches == [([(b"a", "")], []), ([(b"b", "")], [b"1-0"]), ([(b"c", "")], [b"1-0", b"2-0"])]
     assert fake.acked == [b"1-0", b"2-0", b"3-0"]
 
 
@@ -207,7 +207,7 @@ def test_kafka_configs_are_accepted_by_kafka_python():
     # creating one without a broker fails only later, at the bootstrap connection.
     from kafka import KafkaConsumer, KafkaProducer
 
-    for mode in ("acks-all", "autocommit"):
+    for mode in ("group", "fanout", "keyed", "autocommit"):
         config = kafka_adapter.producer_config(settings("kafka", mode=mode))
         assert not set(config) - set(KafkaProducer.DEFAULT_CONFIG)
         config = kafka_adapter.consumer_config(settings("kafka", mode=mode))
@@ -280,8 +280,8 @@ def test_redis_refuses_a_key_that_is_not_a_stream():
 
 
 class _Method:
-    def __init__(self, tag):
-        self.delivery_tag = tag
+    def __init__(self, tag, exchange="", routing_key="mailbox.durable"):
+        self.delivery_tag, self.exchange, self.routing_key = tag, exchange, routing_key
 
 
 class _FakeChannel:
@@ -314,8 +314,8 @@ def test_rabbitmq_acks_each_batch_after_the_handler_with_one_multiple_ack():
     adapter.consume(lambda bodies: events.append(("handled", bodies)), lambda: handled() < 4)
     assert events == [
         ("consume", "mailbox.durable", False),
-        ("handled", [b"m1", b"m2"]), ("ack", 2, True),
-        ("handled", [b"m3"]), ("ack", 3, True),
+        ("handled", [(b"m1", ""), (b"m2", "")]), ("ack", 2, True),
+        ("handled", [(b"m3", "")]), ("ack", 3, True),
         ("handled", []),
         ("handled", []),
         ("cancel",),
@@ -328,7 +328,7 @@ def test_rabbitmq_autoack_mode_never_acks():
     adapter._channel = _FakeChannel([1, None], events)
     calls = []
     adapter.consume(lambda bodies: calls.append(bodies), lambda: len(calls) < 2)
-    assert calls[0] == [b"m1"]
+    assert calls[0] == [(b"m1", "")]
     assert events[0] == ("consume", "mailbox.durable", True)
     assert not [e for e in events if e[0] == "ack"]
 
@@ -340,7 +340,7 @@ def test_rabbitmq_a_broker_cancel_finishes_the_batch_then_asks_to_reconnect():
     adapter._channel.idle_forever = False  # the generator ends: cancelled by the broker
     with pytest.raises(pika.exceptions.ConsumerCancelled):
         adapter.consume(lambda bodies: events.append(("handled", bodies)), lambda: True)
-    assert events[-2:] == [("handled", [b"m1", b"m2"]), ("ack", 2, True)]
+    assert events[-2:] == [("handled", [(b"m1", ""), (b"m2", "")]), ("ack", 2, True)]
 
 
 def test_kafka_a_producer_with_records_in_flight_is_closed_for_good():
@@ -377,3 +377,189 @@ def test_rabbitmq_a_confirm_that_arrives_during_basic_publish_is_not_missed():
     adapter._channel = EagerChannel()
     acks = adapter.publish([(b"a", None), (b"b", None)])
     assert all(isinstance(ack, int) for ack in acks)
+
+
+# -- keys, queues and groups per mode -----------------------------------------------------------
+
+def test_rabbitmq_topic_routing_keys_cycle_by_seq_and_other_modes_have_none():
+    topic = adapters.create(settings("rabbitmq", mode="topic", routing_keys="a.x,b.y"))
+    assert [topic.key_for(seq) for seq in range(5)] == ["a.x", "b.y", "a.x", "b.y", "a.x"]
+    default = adapters.create(settings("rabbitmq", mode="topic"))
+    assert [default.key_for(seq) for seq in (0, 1, 2, 3)] == ["orders.eu", "orders.us", "audit.eu", "orders.eu"]
+    for mode in ("work", "fanout", "transient", "autoack"):
+        assert adapters.create(settings("rabbitmq", mode=mode)).key_for(7) == ""
+
+
+@pytest.mark.parametrize("binding, queue", [
+    ("#", "mailbox.topic.hash"), ("orders.*", "mailbox.topic.orders.star"),
+    ("orders.#", "mailbox.topic.orders.hash"), ("audit.eu", "mailbox.topic.audit.eu"),
+    ("a b/c", "mailbox.topic.a_b_c"),
+])
+def test_rabbitmq_topic_queue_is_named_after_the_binding(binding, queue):
+    s = settings("rabbitmq", mode="topic", binding=binding)
+    assert rabbitmq_adapter.consumer_queue(s) == queue
+    assert adapters.create(s).key_for(0) == "orders.eu"
+
+
+def test_rabbitmq_queue_per_mode():
+    assert rabbitmq_adapter.consumer_queue(settings("rabbitmq")) == "mailbox.durable"
+    assert rabbitmq_adapter.consumer_queue(settings("rabbitmq", mode="fanout")) == "mailbox.fanout.svc-1"
+    assert rabbitmq_adapter.consumer_queue(settings("rabbitmq", mode="transient")) == "mailbox.transient"
+
+
+def test_rabbitmq_transient_messages_only_in_the_lossy_modes():
+    for mode, delivery_mode in (("work", 2), ("fanout", 2), ("topic", 2), ("transient", 1), ("autoack", 1)):
+        assert rabbitmq_adapter.message_properties(settings("rabbitmq", mode=mode)).delivery_mode == delivery_mode
+
+
+def test_rabbitmq_topic_receipts_get_the_routing_key_and_default_exchange_none():
+    class TopicChannel(_FakeChannel):
+        def consume(self, queue, auto_ack, inactivity_timeout):
+            self.events.append(("consume", queue, auto_ack))
+            yield _Method(1, "mailbox.topic", "orders.eu"), None, b"m1"
+            yield _Method(2, "", "mailbox.topic.hash"), None, b"m2"
+            while True:
+                yield None, None, None
+
+        def queue_declare(self, queue, **kwargs):
+            self.events.append(("declare", queue, kwargs.get("durable")))
+
+        def queue_bind(self, queue, exchange, routing_key=None):
+            self.events.append(("bind", queue, exchange, routing_key))
+
+    events, calls = [], []
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode="topic", binding="orders.*"))
+    adapter._channel = TopicChannel([], events)
+    adapter.consume(lambda batch: calls.append(batch), lambda: len(calls) < 1)
+    assert calls[0] == [(b"m1", "orders.eu"), (b"m2", "")]
+    assert events[:3] == [("declare", "mailbox.topic.orders.star", True),
+                          ("bind", "mailbox.topic.orders.star", "mailbox.topic", "orders.*"),
+                          ("consume", "mailbox.topic.orders.star", False)]
+    assert adapter.assignment == ["mailbox.topic.orders.star"] and adapter.subscribed is False  # after stop
+
+
+def test_rabbitmq_fanout_consumer_has_an_exclusive_auto_delete_queue_bound_to_the_exchange():
+    declared = []
+
+    class Channel(_FakeChannel):
+        def queue_declare(self, queue, **kwargs):
+            declared.append((queue, kwargs))
+
+        def queue_bind(self, queue, exchange, routing_key=None):
+            declared.append(("bind", queue, exchange))
+
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode="fanout"))
+    adapter._channel = Channel([None], [])
+    seen = []
+
+    def handler(batch):
+        seen.append(adapter.subscribed)
+
+    adapter.consume(handler, lambda: not seen)
+    assert declared == [("mailbox.fanout.svc-1", {"exclusive": True, "auto_delete": True}),
+                        ("bind", "mailbox.fanout.svc-1", "mailbox.fanout")]
+    assert seen == [True]  # subscribed by the first handler call
+
+
+def test_kafka_keyed_mode_keys_by_seq_and_other_modes_have_none():
+    keyed = adapters.create(settings("kafka", mode="keyed", keys="3"))
+    assert [keyed.key_for(seq) for seq in range(7)] == ["key-0", "key-1", "key-2", "key-0", "key-1", "key-2", "key-0"]
+    assert adapters.create(settings("kafka", mode="keyed")).key_for(13) == "key-5"
+    for mode in ("group", "fanout", "autocommit"):
+        assert adapters.create(settings("kafka", mode=mode)).key_for(13) == ""
+
+
+def test_kafka_fanout_consumer_is_alone_in_its_group_from_the_latest_offset():
+    fanout = kafka_adapter.consumer_config(settings("kafka", mode="fanout"))
+    assert fanout["group_id"] == "mqlab.svc-1" and fanout["auto_offset_reset"] == "latest"
+    assert fanout["enable_auto_commit"] is False
+    for mode in ("group", "keyed"):
+        config = kafka_adapter.consumer_config(settings("kafka", mode=mode))
+        assert config["group_id"] == "mqlab" and config["auto_offset_reset"] == "earliest"
+
+
+def test_kafka_rebalances_wait_for_a_stuck_member_seconds_not_minutes():
+    config = kafka_adapter.consumer_config(settings("kafka"))
+    assert config["heartbeat_interval_ms"] * 3 <= config["session_timeout_ms"]
+    assert config["max_poll_interval_ms"] <= 60_000
+
+
+def test_kafka_revoke_commits_what_was_processed_for_the_revoked_partitions():
+    import asyncio
+
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    committed = []
+
+    class Coordinator:
+        async def _commit_offsets_sync_async(self, offsets, timeout_ms):
+            committed.append(dict(offsets))
+
+    class Consumer:
+        _coordinator = Coordinator()
+
+    adapter = kafka_adapter.KafkaAdapter(settings("kafka"))
+    adapter._consumer = Consumer()
+    p0, p1 = TopicPartition("datascience", 0), TopicPartition("datascience", 1)
+    adapter._uncommitted = {p0: OffsetAndMetadata(11, "", -1), p1: OffsetAndMetadata(5, "", -1)}
+    adapter.assignment = [0, 1]
+    asyncio.run(kafka_adapter._Rebalance(adapter).on_partitions_revoked({p0}))
+    assert committed == [{p0: OffsetAndMetadata(11, "", -1)}]
+    assert adapter._uncommitted == {p1: OffsetAndMetadata(5, "", -1)} and adapter.assignment == [1]
+
+
+def test_kafka_subscribed_only_once_the_positions_of_an_assignment_are_known():
+    from kafka.structs import TopicPartition
+
+    asked = []
+
+    class Consumer:
+        def assignment(self):
+            return {TopicPartition("datascience", 2), TopicPartition("datascience", 0)}
+
+        def position(self, tp, timeout_ms=None):
+            asked.append(tp.partition)
+            return 0
+
+    adapter = kafka_adapter.KafkaAdapter(settings("kafka", mode="fanout"))
+    adapter._consumer = Consumer()
+    adapter._settle_assignment()
+    assert adapter.subscribed is False and asked == []  # nothing assigned yet
+    import asyncio
+    asyncio.run(kafka_adapter._Rebalance(adapter).on_partitions_assigned({TopicPartition("datascience", 2)}))
+    adapter._settle_assignment()
+    assert adapter.subscribed is True and sorted(asked) == [0, 2] and adapter.assignment == [0, 2]
+
+
+def test_redis_stream_fanout_has_its_own_group_from_now_and_removes_it_on_a_clean_stop():
+    class Fake(_FakeRedis):
+        def __init__(self):
+            super().__init__(pending=[], new=[(b"5-0", {b"data": b"x"})], stuck=[])
+            self.calls = []
+
+        def xgroup_create(self, stream, group, id, mkstream):
+            self.calls.append(("create", group, id))
+
+        def xreadgroup(self, group, consumer, streams, count, block):
+            self.calls.append(("read", group))
+            return super().xreadgroup(group, consumer, streams, count, block)
+
+        def xgroup_destroy(self, stream, group):
+            self.calls.append(("destroy", group))
+
+    adapter = redis_adapter.RedisAdapter(settings("redis", mode="stream-fanout"))
+    adapter._client = fake = Fake()
+    seen = []
+    adapter.consume(lambda batch: seen.append((batch, adapter.subscribed)), iter([True, False]).__next__)
+    assert fake.calls[0] == ("create", "mqlab.svc-1", "$")
+    assert fake.calls[-1] == ("destroy", "mqlab.svc-1")
+    assert {c[1] for c in fake.calls if c[0] == "read"} == {"mqlab.svc-1"}
+    assert ([(b"x", "")], True) in seen and adapter.assignment == ["mqlab.svc-1"]
+    assert fake.acked == [b"5-0"]
+
+
+def test_redis_shared_stream_group_is_not_removed_on_stop():
+    adapter = redis_adapter.RedisAdapter(settings("redis"))
+    adapter._client = fake = _FakeRedis(pending=[], new=[], stuck=[])
+    adapter.consume(lambda batch: None, iter([False]).__next__)  # would fail on xgroup_destroy
+    assert adapter.assignment == ["mqlab"] and fake.acked == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -42,6 +44,9 @@ class MemoryAdapter(Adapter):
     def ping(self):
         return 0.001
 
+    def key_for(self, seq):
+        return f"k{seq % 3}"
+
     def publish(self, batch):
         call = MemoryBroker.publishes
         MemoryBroker.publishes += 1
@@ -62,7 +67,9 @@ class MemoryAdapter(Adapter):
     def consume(self, handler, running):
         while running():
             batch = MemoryBroker.queue[: self.settings.batch]
-            handler(batch)
+            self.subscribed, self.assignment = True, ["memory"]
+            handler([(body, f"k{envelope.decode(body).seq % 3}" if envelope.decode(body) else "")
+                     for body in batch])
             recorded = _recorded_ids(MemoryBroker.ledger_dir)
             for body in batch:
                 env = envelope.decode(body)
@@ -208,3 +215,33 @@ def test_bad_flags_are_usage_errors(argv, capsys):
         producer.main(argv, {})
     assert info.value.code == 2
     assert "producer: error: argument" in capsys.readouterr().err
+
+
+def test_receipts_carry_the_key_the_mode_chose_and_status_files_tell_what_each_service_did(lab):
+    env, ledger_dir = lab
+    assert producer.main(["--count", "30", "--run-id", "r6"], {**env, "MQLAB_NAME": "p1"}) == 0
+    rows = sent_rows(ledger_dir, "r6")
+    assert all(len(r) == 5 and r[4] == f"k{int(r[1]) % 3}" for r in rows)
+    assert consumer.main([], {**env, "MQLAB_NAME": "c1"}) == 0
+    with open(ledger_dir / "r6" / "recv-c1.tsv") as f:
+        recv = [line.rstrip("\n").split("\t") for line in f]
+    assert len(recv) == 30 and all(len(r) == 6 and r[5] == f"k{int(r[2]) % 3}" for r in recv)
+
+    produced = json.loads((ledger_dir / "_status" / "p1.json").read_text())
+    assert {k: produced[k] for k in ("name", "role", "broker", "mode", "sent", "acked")} == {
+        "name": "p1", "role": "producer", "broker": "rabbitmq", "mode": "work", "sent": 30, "acked": 30}
+    consumed = json.loads((ledger_dir / "_status" / "c1.json").read_text())
+    assert {k: consumed[k] for k in ("name", "role", "broker", "mode", "received", "foreign")} == {
+        "name": "c1", "role": "consumer", "broker": "rabbitmq", "mode": "work", "received": 30, "foreign": 0}
+    assert consumed["subscribed"] is False  # stopped: the last write says so
+    assert consumed["assignment"] == ["memory"]
+    assert set(consumed) >= {"rate", "updated_ns"} and set(produced) >= {"rate", "updated_ns"}
+
+
+def test_a_one_shot_run_can_have_a_fixed_rate(lab):
+    env, ledger_dir = lab
+    started = time.monotonic()
+    assert producer.main(["--count", "12", "--rate", "40", "--run-id", "r7"], {**env, "MQLAB_NAME": "p1"}) == 0
+    elapsed = time.monotonic() - started
+    assert len(sent_rows(ledger_dir, "r7")) == 12
+    assert 0.25 <= elapsed < 3  # 12 messages at 40/s take about 0.3 s, not 0 and not forever

@@ -18,14 +18,36 @@ def test_sent_lines(tmp_path):
     writer.sent(env(2), ack_ns=6000)
     assert writer.flush() == 2
     text = (tmp_path / "r1" / "sent-p1.tsv").read_text()
-    assert text == f"{1:032x}\t1\t1001\t5000\n{2:032x}\t2\t1002\t6000\n"
+    assert text == f"{1:032x}\t1\t1001\t5000\t\n{2:032x}\t2\t1002\t6000\t\n"
 
 
 def test_recv_lines(tmp_path):
     writer = ReceiptWriter(str(tmp_path), "recv", "c1")
     writer.received(env(3, src="prod-a"), recv_ns=9000)
     writer.flush()
-    assert (tmp_path / "r1" / "recv-c1.tsv").read_text() == f"{3:032x}\tprod-a\t3\t1003\t9000\n"
+    assert (tmp_path / "r1" / "recv-c1.tsv").read_text() == f"{3:032x}\tprod-a\t3\t1003\t9000\t\n"
+
+
+def test_lines_carry_the_key_as_a_sixth_column(tmp_path):
+    writer = ReceiptWriter(str(tmp_path), "recv", "c1")
+    writer.received(env(4), recv_ns=9000, key="orders.eu")
+    writer.received(env(5), recv_ns=9001, key=b"key-5")
+    writer.close()
+    rows = [line.split("\t") for line in (tmp_path / "r1" / "recv-c1.tsv").read_text().splitlines()]
+    assert [len(r) for r in rows] == [6, 6]
+    assert [r[5] for r in rows] == ["orders.eu", "key-5"]
+    sent = ReceiptWriter(str(tmp_path), "sent", "p1")
+    sent.sent(env(6), ack_ns=1, key="key-6")
+    sent.close()
+    assert (tmp_path / "r1" / "sent-p1.tsv").read_text().split("\t") == [f"{6:032x}", "6", "1006", "1", "key-6\n"]
+
+
+@pytest.mark.parametrize("key, shown", [
+    (None, ""), ("", ""), ("a\tb\nc", "a?b?c"), (b"\xff\x01k", "\\xff?k"), ("κλειδί", "κλειδί"),
+])
+def test_keys_from_the_wire_stay_one_field(key, shown):
+    assert ledger.clean_key(key) == shown
+    assert ledger.recv_line(env(1), 5, key).count("\t") == 5
 
 
 def test_nothing_reaches_the_file_before_flush_and_everything_after(tmp_path):

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from mqlab_services.settings import MODES, SAFE_MODES, Settings, SettingsError
+from mqlab_services.settings import DEFAULT_MODES, LOSSY_MODES, MODES, Settings, SettingsError
 
 
 def build(**env) -> Settings:
@@ -15,7 +15,7 @@ def build(**env) -> Settings:
 
 def test_defaults_use_the_tutorial_names_and_the_safe_mode():
     s = build(broker="rabbitmq")
-    assert (s.broker, s.mode, s.safe) == ("rabbitmq", "durable", True)
+    assert (s.broker, s.mode, s.safe, s.fanout) == ("rabbitmq", "work", True, False)
     assert s.url == "amqp://guest:guest@localhost:5672/%2F"
     assert s.queue == "mailbox.durable" and s.queue != "mailbox"
     assert (s.stream, s.channel, s.group) == ("chatroom.stream", "chatroom", "mqlab")
@@ -29,15 +29,67 @@ def test_defaults_use_the_tutorial_names_and_the_safe_mode():
 def test_each_broker_has_its_own_default_url_and_safe_mode(broker, url):
     s = build(broker=broker)
     assert s.url == url
-    assert s.mode == MODES[broker][0] == SAFE_MODES[broker]
+    assert s.mode == MODES[broker][0] == DEFAULT_MODES[broker]
+    assert s.safe
+
+
+@pytest.mark.parametrize("broker, modes", [
+    ("rabbitmq", ("work", "fanout", "topic", "transient", "autoack")),
+    ("redis", ("stream", "stream-fanout", "pubsub")),
+    ("kafka", ("group", "fanout", "keyed", "autocommit")),
+])
+def test_the_modes_per_broker_the_first_is_the_default(broker, modes):
+    assert MODES[broker] == modes
+    assert build(broker=broker, mode="").mode == modes[0]  # an empty MQLAB_MODE means the default
+    for mode in modes:
+        assert build(broker=broker, mode=mode.upper()).mode == mode
+
+
+@pytest.mark.parametrize("broker, mode, safe, fanout", [
+    ("rabbitmq", "work", True, False), ("rabbitmq", "fanout", True, True),
+    ("rabbitmq", "topic", True, False), ("rabbitmq", "transient", False, False),
+    ("rabbitmq", "autoack", False, False),
+    ("redis", "stream", True, False), ("redis", "stream-fanout", True, True), ("redis", "pubsub", False, False),
+    ("kafka", "group", True, False), ("kafka", "fanout", True, True), ("kafka", "keyed", True, False),
+    ("kafka", "autocommit", False, False),
+])
+def test_which_modes_are_lossy_and_which_fan_out(broker, mode, safe, fanout):
+    s = build(broker=broker, mode=mode)
+    assert (s.safe, s.fanout) == (safe, fanout)
+    assert (mode in LOSSY_MODES[broker]) is not safe
+
+
+def test_fanout_modes_give_each_subscriber_its_own_group():
+    assert build(broker="kafka", mode="fanout", name="c-7").subscriber_group == "mqlab.c-7"
+    assert build(broker="redis", mode="stream-fanout", group="g").subscriber_group == "g.host-1"
+    assert build(broker="kafka", mode="keyed").subscriber_group == "mqlab"
+
+
+def test_rabbitmq_queue_and_exchange_follow_the_mode():
+    assert (build(broker="rabbitmq").queue, build(broker="rabbitmq").exchange) == ("mailbox.durable", "")
+    assert build(broker="rabbitmq", mode="transient").queue == "mailbox.transient"
+    assert build(broker="rabbitmq", mode="autoack").queue == "mailbox.durable"
+    assert build(broker="rabbitmq", mode="fanout").exchange == "mailbox.fanout"
+    assert build(broker="rabbitmq", mode="topic").exchange == "mailbox.topic"
+    assert build(broker="rabbitmq", mode="topic", exchange="x.t").exchange == "x.t"
+    assert build(broker="rabbitmq", mode="transient", queue="q1").queue == "q1"
+
+
+def test_topic_and_keyed_settings():
+    s = build(broker="rabbitmq", mode="topic")
+    assert (s.routing_keys, s.binding) == (("orders.eu", "orders.us", "audit.eu"), "#")
+    s = build(broker="rabbitmq", mode="topic", routing_keys=" a.b , c ", binding="orders.*")
+    assert (s.routing_keys, s.binding) == (("a.b", "c"), "orders.*")
+    assert build(broker="kafka", mode="keyed").keys == 8
+    assert build(broker="kafka", mode="keyed", keys="3").keys == 3
 
 
 def test_values_are_read_and_typed():
     s = build(broker="KAFKA", url="kafka:19092", mode="autocommit", rate="0.5", partitions="6",
-              batch="10", name="p-2", ledger_dir="/tmp/l", key="src", claim_idle="2.5")
+              batch="10", name="p-2", ledger_dir="/tmp/l", keys="4", claim_idle="2.5")
     assert (s.broker, s.url, s.mode, s.safe) == ("kafka", "kafka:19092", "autocommit", False)
     assert (s.rate, s.partitions, s.batch, s.claim_idle) == (0.5, 6, 10, 2.5)
-    assert (s.name, s.ledger_dir, s.key) == ("p-2", "/tmp/l", "src")
+    assert (s.name, s.ledger_dir, s.keys) == ("p-2", "/tmp/l", 4)
 
 
 def test_blank_values_mean_the_default():
@@ -58,7 +110,9 @@ def test_other_variables_are_ignored():
 @pytest.mark.parametrize("env, variable, fragment", [
     ({}, "MQLAB_BROKER", "is not set"),
     ({"broker": "nats"}, "MQLAB_BROKER", "rabbitmq, redis, kafka"),
-    ({"broker": "redis", "mode": "durable"}, "MQLAB_MODE", "stream, pubsub"),
+    ({"broker": "redis", "mode": "durable"}, "MQLAB_MODE", "stream, stream-fanout, pubsub"),
+    ({"broker": "rabbitmq", "mode": "acks-all"}, "MQLAB_MODE", "work, fanout, topic, transient, autoack"),
+    ({"broker": "kafka", "mode": "durable"}, "MQLAB_MODE", "group, fanout, keyed, autocommit"),
     ({"broker": "redis", "rate": "fast"}, "MQLAB_RATE", "must be a number"),
     ({"broker": "redis", "rate": "-1"}, "MQLAB_RATE", "positive"),
     ({"broker": "redis", "rate": "0"}, "MQLAB_RATE", "positive"),
@@ -69,7 +123,12 @@ def test_other_variables_are_ignored():
     ({"broker": "redis", "connect_attempts": "many"}, "MQLAB_CONNECT_ATTEMPTS", "whole number"),
     ({"broker": "redis", "name": "../etc"}, "MQLAB_NAME", "letters, digits"),
     ({"broker": "redis", "name": "a b"}, "MQLAB_NAME", "letters, digits"),
-    ({"broker": "kafka", "key": "random"}, "MQLAB_KEY", "none, src"),
+    ({"broker": "kafka", "keys": "0"}, "MQLAB_KEYS", "at least 1"),
+    ({"broker": "kafka", "keys": "many"}, "MQLAB_KEYS", "whole number"),
+    ({"broker": "rabbitmq", "routing_keys": "a,,b"}, "MQLAB_ROUTING_KEYS", "comma-separated"),
+    ({"broker": "rabbitmq", "routing_keys": "a b,c"}, "MQLAB_ROUTING_KEYS", "comma-separated"),
+    ({"broker": "rabbitmq", "mode": "fanout", "queue_type": "quorum"}, "MQLAB_QUEUE_TYPE", "durable shared"),
+    ({"broker": "rabbitmq", "mode": "transient", "queue_type": "quorum"}, "MQLAB_QUEUE_TYPE", "transient"),
 ])
 def test_bad_values_raise_one_line_errors_naming_the_variable(env, variable, fragment):
     with pytest.raises(SettingsError) as info:

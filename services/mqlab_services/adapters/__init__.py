@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 
 from ..settings import Settings
-from .base import Adapter, BrokerConfigError, Handler, Outgoing
+from .base import Adapter, BrokerConfigError, Handler, Outgoing, Received
 
 __all__ = ["ADAPTERS", "Adapter", "BrokerConfigError", "Handler", "Outgoing",
-           "UnknownBrokerError", "adapter_class", "create"]
+           "Received", "UnknownBrokerError", "adapter_class", "create"]
 
 ADAPTERS: dict[str, str] = {
     "rabbitmq": "mqlab_services.adapters.rabbitmq:RabbitMQAdapter",

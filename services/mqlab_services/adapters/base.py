@@ -5,8 +5,10 @@ An adapter wraps one native client (pika, redis-py, kafka-python) for one
 
     adapter.connect()                 # connect and declare the topology (idempotent)
     adapter.ping()                    # a real round trip; seconds
+    key = adapter.key_for(seq)        # the routing/record key the mode gives message `seq`
     acks = adapter.publish(batch)     # [(body, key), ...] -> [ack_ns or None, ...]
     adapter.consume(handler, running) # until running() is False
+    adapter.subscribed, adapter.assignment  # what the consumer reads, for its status file
     adapter.close()                   # never raises
 
 Broker loss surfaces as one of ``adapter.errors``; the caller closes, backs off and
@@ -20,13 +22,17 @@ from collections.abc import Callable, Sequence
 
 from ..settings import Settings
 
-#: One outgoing message: the encoded envelope and an optional partition key.
-Outgoing = tuple[bytes, "bytes | None"]
+#: One outgoing message: the encoded envelope and its key from key_for() ("" for none).
+Outgoing = tuple[bytes, str]
 
-#: Called with each batch of received message bodies (possibly empty when idle).
+#: One received message: the body and its key (RabbitMQ routing key on a named exchange,
+#: Kafka record key), "" when there is none.
+Received = tuple[bytes, str]
+
+#: Called with each batch of received messages (possibly empty when idle).
 #: When it returns, the batch has been processed and the adapter acks or commits it;
 #: when it raises, nothing in the batch is acked and the broker will deliver it again.
-Handler = Callable[[list[bytes]], None]
+Handler = Callable[[list[Received]], None]
 
 
 class BrokerConfigError(Exception):
@@ -43,6 +49,14 @@ class Adapter(abc.ABC):
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        #: True while consume() is really consuming (see status.py for what that means per broker).
+        self.subscribed = False
+        #: What this consumer reads: Kafka partition numbers, or one queue, group or channel name.
+        self.assignment: list = []
+
+    def key_for(self, seq: int) -> str:
+        """The key the producer's message number ``seq`` is sent with; "" when the mode has none."""
+        return ""
 
     @abc.abstractmethod
     def connect(self) -> None:

@@ -1,12 +1,21 @@
 """Kafka adapter (kafka-python >= 3.0.12).
 
-Modes:
-- ``acks-all`` (safe, default): the producer uses ``acks=all`` and the idempotent producer
-  (``enable_idempotence=True``: broker-side de-duplication of the producer's own retries),
-  and a message counts as sent only when its send future succeeded. Consumers in the group
-  ``MQLAB_GROUP`` (``mqlab``) run with auto-commit off and commit offsets only after the
-  handler has processed the records returned by a poll; a consumer that dies before the
-  commit leaves the records to be read again by whoever gets the partition.
+Modes (all but ``autocommit`` use acks=all, the idempotent producer and commits after processing):
+- ``group`` (safe, default): competing consumers. The producer uses ``acks=all`` and the
+  idempotent producer (``enable_idempotence=True``: broker-side de-duplication of the
+  producer's own retries), and a message counts as sent only when its send future
+  succeeded. Consumers share the group ``MQLAB_GROUP`` (``mqlab``; new groups start at the
+  earliest offset), with auto-commit off, commit the records of each poll only after the
+  handler processed them, and commit again when partitions are revoked in a rebalance. A
+  consumer that dies before the commit leaves its records to be read again by whoever gets
+  the partition; one stopped with SIGTERM leaves the group at once, so the others take over
+  its partitions without waiting for its session to time out.
+- ``fanout`` (safe for each subscriber from its start): like ``group``, but each consumer is
+  alone in its own group ``<MQLAB_GROUP>.<name>``, starting at the latest offset: every
+  subscriber gets every record produced after it subscribed (status ``subscribed``).
+- ``keyed`` (safe, ordered per key): like ``group``, but message ``seq`` has the record key
+  ``key-<seq % MQLAB_KEYS>``, so all records of a key go to one partition and arrive in
+  order. Receipts carry the key.
 - ``autocommit`` (lossy): ``acks=1`` without idempotence, and offsets auto-committed every
   second in the background, whether or not the records were processed. A consumer that
   dies loses what was committed but not processed; a leader failure loses what was acked
@@ -18,9 +27,8 @@ compose network ``kafka:19092``, from the host ``localhost:9092``).
 Options:
 - ``MQLAB_TOPIC``: ``datascience``, created if missing with ``MQLAB_PARTITIONS`` (3) partitions
   and ``MQLAB_REPLICATION`` (1) replicas; an existing topic is used as it is.
-- ``MQLAB_GROUP``: the consumer group; new groups start at the earliest offset.
-- ``MQLAB_KEY``: ``none`` spreads records over the partitions (consumers share the work);
-  ``src`` keys them by producer name (one partition per producer: per-producer order).
+- ``MQLAB_GROUP``: the shared consumer group, and the prefix of the per-subscriber ones.
+- ``MQLAB_KEYS``: how many record keys ``keyed`` uses (8).
 - ``MQLAB_BATCH``: records per send/flush round and per poll/commit.
 """
 
@@ -31,7 +39,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import kafka.errors
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from .base import Adapter, BrokerConfigError, Handler, Outgoing
 
@@ -39,6 +48,7 @@ log = logging.getLogger("mqlab")
 
 CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's acks; above delivery_timeout_ms below
 POLL_MS = 500  # consumer poll wait; also how quickly a stop request is seen
+CLOSE_TIMEOUT_MS = 5_000  # leaving the group on close: a minimal effort, never a long wait
 TOPIC_ALREADY_EXISTS = kafka.errors.TopicAlreadyExistsError.errno
 
 
@@ -62,18 +72,28 @@ def producer_config(settings) -> dict:
     }
 
 
+def record_key(settings, seq: int) -> str:
+    """The ``keyed`` mode's record key for message ``seq``; "" (no key) in the other modes."""
+    return f"key-{seq % settings.keys}" if settings.mode == "keyed" else ""
+
+
 def consumer_config(settings) -> dict:
     return {
         "bootstrap_servers": bootstrap_servers(settings),
         "client_id": f"mqlab-{settings.name}",
-        "group_id": settings.group,
+        "group_id": settings.subscriber_group,
         "enable_auto_commit": not settings.safe,
         "auto_commit_interval_ms": 1000,
-        "auto_offset_reset": "earliest",
+        "auto_offset_reset": "latest" if settings.fanout else "earliest",
         "max_poll_records": settings.batch,
-        # A consumer that dies without leaving the group holds its partitions this long.
+        # A consumer that dies without leaving the group holds its partitions this long
+        # (heartbeats come from the client's I/O thread, so slow processing does not count).
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 3_000,
+        # Also the rebalance timeout: how long a rebalance waits for every member to rejoin.
+        # Our polls are at most a batch apart, so 30 s instead of 5 minutes means a stuck
+        # member holds up scaling for 30 s at worst.
+        "max_poll_interval_ms": 30_000,
         "bootstrap_timeout_ms": 10_000,
     }
 
@@ -95,13 +115,20 @@ class KafkaAdapter(Adapter):
         self._admin = None
         self._producer = None
         self._consumer = None
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}  # processed, not committed
+        self._assigned: set[TopicPartition] | None = None  # a new assignment, positions unknown
 
     def describe(self) -> str:
         s = self.settings
         if s.safe:
-            return (f"topic {s.topic}, group {s.group}: acks=all, idempotent producer, "
-                    f"commit after processing, key={s.key}")
+            what = {"group": f"group {s.group}, competing consumers",
+                    "fanout": f"a group per subscriber ({s.subscriber_group}) from the latest offset",
+                    "keyed": f"group {s.group}, {s.keys} record keys, ordered per key"}[s.mode]
+            return f"topic {s.topic}, {what}: acks=all, idempotent producer, commit after processing"
         return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
+
+    def key_for(self, seq: int) -> str:
+        return record_key(self.settings, seq)
 
     def connect(self) -> None:
         self.close()
@@ -147,7 +174,7 @@ class KafkaAdapter(Adapter):
             acks[index] = time.time_ns()
 
         for index, (body, key) in enumerate(batch):
-            future = self._producer.send(self.settings.topic, value=body, key=key)
+            future = self._producer.send(self.settings.topic, value=body, key=key.encode() if key else None)
             future.add_callback(acked, index)
         # flush() raises KafkaTimeoutError when the broker does not answer in time. The caller
         # then reconnects with a new producer and sends the unconfirmed messages again: a
@@ -157,11 +184,13 @@ class KafkaAdapter(Adapter):
 
     def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(self.settings.topic, **consumer_config(self.settings))
+            self._consumer = KafkaConsumer(**consumer_config(self.settings))
+            self._consumer.subscribe([self.settings.topic], listener=_Rebalance(self))
         outage = _Outage(self.settings.backoff_max)
         while running():
             try:
                 records = self._consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch)
+                self._settle_assignment()
             except kafka.errors.KafkaError as exc:
                 # Keep this consumer: the client reconnects by itself and keeps its group
                 # membership. A new consumer would instead wait for the old member's session
@@ -169,23 +198,46 @@ class KafkaAdapter(Adapter):
                 outage.failed(exc, "poll")
                 continue
             outage.recovered()
-            bodies = [r.value if r.value is not None else b""
-                      for partition in records.values() for r in partition]
-            handler(bodies)
-            if bodies and self.settings.safe:
+            batch = [(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "")
+                     for partition in records.values() for r in partition]
+            handler(batch)
+            if batch and self.settings.safe:
+                for tp, partition in records.items():
+                    self._uncommitted[tp] = OffsetAndMetadata(partition[-1].offset + 1, "", -1)
                 try:
-                    self._consumer.commit()
+                    self._consumer.commit(dict(self._uncommitted))
+                    self._uncommitted.clear()
                 except kafka.errors.CommitFailedError as exc:
                     # The group rebalanced: the partitions' new owner reads these records again.
                     log.info("commit failed after a rebalance (%s); records will be redelivered", exc)
+                    self._uncommitted.clear()
                 except kafka.errors.KafkaError as exc:
                     # These records were processed; the next successful commit covers them.
                     outage.failed(exc, "commit")
 
+    def _settle_assignment(self) -> None:
+        """After a (re)assignment: know every position, then count as subscribed.
+
+        In ``fanout`` the latest offset is looked up here, so a record produced after the status
+        file says ``subscribed`` is one this consumer will read.
+        """
+        if self._assigned is None:
+            return
+        self._assigned = None
+        assigned = self._consumer.assignment()
+        for tp in assigned:
+            self._consumer.position(tp, timeout_ms=10_000)
+        self.assignment = sorted(tp.partition for tp in assigned)
+        self.subscribed = True
+
     def close(self) -> None:
         admin, producer, consumer = self._admin, self._producer, self._consumer
         self._admin = self._producer = self._consumer = None
-        for closer in (lambda: consumer.close(autocommit=not self.settings.safe) if consumer else None,
+        self.subscribed, self._assigned = False, None
+        self._uncommitted.clear()
+        # close() sends LeaveGroup: the group rebalances now, not after the session timeout.
+        for closer in (lambda: consumer.close(autocommit=not self.settings.safe,
+                                              timeout_ms=CLOSE_TIMEOUT_MS) if consumer else None,
                        lambda: _close_producer(producer) if producer else None,
                        lambda: admin.close() if admin else None):
             try:
@@ -206,6 +258,38 @@ def _close_producer(producer: KafkaProducer) -> None:
         if sender is not None:
             sender.force_close()
         producer._closed = True
+
+
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """Commits what was processed before partitions go; notes new assignments.
+
+    Async because kafka-python 3 calls listeners on its I/O thread, where the blocking
+    commit() would fail; awaiting the coordinator's commit keeps heartbeats going.
+    """
+
+    def __init__(self, adapter: KafkaAdapter):
+        self.adapter = adapter
+
+    async def on_partitions_revoked(self, revoked):
+        adapter = self.adapter
+        offsets = {tp: om for tp, om in adapter._uncommitted.items() if tp in revoked}
+        if offsets and adapter._consumer is not None:
+            try:
+                await adapter._consumer._coordinator._commit_offsets_sync_async(offsets, CLOSE_TIMEOUT_MS)
+                for tp in offsets:
+                    adapter._uncommitted.pop(tp, None)
+            except kafka.errors.KafkaError as exc:
+                log.info("commit on revoke failed (%s); records will be redelivered", exc)
+        adapter.assignment = [p for p in adapter.assignment
+                              if TopicPartition(adapter.settings.topic, p) not in revoked]
+
+    async def on_partitions_assigned(self, assigned):
+        self.adapter._assigned = set(assigned)
+
+    async def on_partitions_lost(self, lost):
+        # Taken away (session expired): no commit is possible; the new owners read them again.
+        for tp in lost:
+            self.adapter._uncommitted.pop(tp, None)
 
 
 class _Outage:

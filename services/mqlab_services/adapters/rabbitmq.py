@@ -1,27 +1,50 @@
 """RabbitMQ adapter (pika, blocking connection).
 
-Modes:
-- ``durable`` (safe, default): a durable queue, persistent messages (delivery mode 2),
-  publisher confirms awaited for every batch, and a manual ack only after the handler has
-  processed (and the consumer has recorded) the batch. A confirmed message survives a
-  broker restart; a message whose consumer dies before the ack is delivered again.
-- ``autoack`` (lossy): transient messages without publisher confirms, consumed with
-  auto-ack. The broker forgets a delivery as soon as it is sent, so whatever a consumer
-  holds when it dies is lost, and so is everything in the queue if the broker restarts.
+Modes (all but ``autoack`` use publisher confirms and a manual ack after processing):
+- ``work`` (safe, default): competing consumers on one durable queue, ``MQLAB_QUEUE``
+  (``mailbox.durable``), persistent messages (delivery mode 2), publisher confirms awaited
+  for every batch, and a manual ack only after the handler has processed (and the consumer
+  has recorded) the batch. Each message goes to one consumer. A confirmed message survives
+  a broker restart; a message whose consumer dies before the ack is delivered again.
+- ``fanout`` (safe for each subscriber while it is subscribed): the producer publishes
+  persistent messages with confirms to the durable fanout exchange ``mailbox.fanout``; each
+  consumer declares its own queue ``mailbox.fanout.<name>`` (exclusive, auto-delete: it lives
+  while the subscriber is connected) bound to it. Every subscriber gets every message
+  published while it was subscribed; nothing is kept for one that is not (or is
+  reconnecting), and a message published while no one is subscribed goes nowhere.
+- ``topic`` (safe for each binding): durable topic exchange ``mailbox.topic``. The producer
+  gives message ``seq`` the routing key ``MQLAB_ROUTING_KEYS[seq % len]``; a consumer binds
+  ``MQLAB_BINDING`` on the durable queue ``mailbox.topic.<binding>`` (``*`` spelled ``star``,
+  ``#`` ``hash``), so consumers with the same binding compete and each binding gets the
+  messages it matches, kept while no consumer runs once its queue exists. A message that
+  matches no binding is dropped by the broker (the producer logs how many). Receipts carry
+  the routing key.
+- ``transient`` (lossy): like ``work`` on the non-durable queue ``mailbox.transient`` with
+  transient messages (delivery mode 1), still confirmed and acked by hand: nothing is lost
+  while the broker runs, everything queued is lost when it restarts.
+- ``autoack`` (lossy): transient messages without publisher confirms on ``MQLAB_QUEUE``,
+  consumed with auto-ack. The broker forgets a delivery as soon as it is sent, so whatever
+  a consumer holds when it dies is lost, and so is everything in the queue if the broker
+  restarts.
 
 Connect with ``MQLAB_URL=amqp://user:pass@host:5672/%2F``; query options that pika's
 URLParameters knows (``?heartbeat=30&blocked_connection_timeout=60``) are honoured.
 
 Options:
-- ``MQLAB_QUEUE``: the lab's queue, ``mailbox.durable``. It is deliberately not the tutorial's
-  ``mailbox``, which tutorials declare transient: redeclaring it durable would fail with 406.
-- ``MQLAB_QUEUE_TYPE``: ``classic`` (default) or ``quorum`` (replicated log, RabbitMQ 3.8+).
+- ``MQLAB_QUEUE``: the queue of ``work``/``autoack`` (``mailbox.durable``) or ``transient``
+  (``mailbox.transient``). Deliberately not the tutorial's ``mailbox``, which tutorials
+  declare transient: redeclaring it durable would fail with 406.
+- ``MQLAB_QUEUE_TYPE``: ``classic`` (default) or ``quorum`` for the durable shared queues.
+- ``MQLAB_EXCHANGE``: the exchange of ``fanout``/``topic`` (``mailbox.<mode>``).
+- ``MQLAB_ROUTING_KEYS``, ``MQLAB_BINDING``: the ``topic`` mode's keys and binding.
 - ``MQLAB_PREFETCH``: unacked deliveries a consumer may hold (basic.qos).
 - ``MQLAB_BATCH``: messages published per confirm wait, and acked per multiple-ack.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +53,8 @@ import pika
 import pika.exceptions
 
 from .base import Adapter, BrokerConfigError, Handler, Outgoing
+
+log = logging.getLogger("mqlab")
 
 CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's confirms before counting them unconfirmed
 BATCH_WAIT = 0.2  # seconds a consumer batch may wait to fill up before it is processed
@@ -69,8 +94,33 @@ def message_properties(settings) -> pika.BasicProperties:
     )
 
 
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def binding_queue(exchange: str, binding: str) -> str:
+    """The ``topic`` mode's queue for a binding: ``mailbox.topic.orders.star`` for ``orders.*``."""
+    name = binding.replace("*", "star").replace("#", "hash")
+    return f"{exchange}.{_NOT_NAME.sub('_', name)}"
+
+
+def consumer_queue(settings) -> str:
+    """The queue this consumer reads in its mode."""
+    if settings.mode == "fanout":
+        return f"{settings.exchange}.{settings.name}"
+    if settings.mode == "topic":
+        return binding_queue(settings.exchange, settings.binding)
+    return settings.queue
+
+
+def routing_key(settings, seq: int) -> str:
+    """The ``topic`` mode's routing key for message ``seq``: the keys in turn; "" otherwise."""
+    if settings.mode != "topic":
+        return ""
+    return settings.routing_keys[seq % len(settings.routing_keys)]
+
+
 class RabbitMQAdapter(Adapter):
-    """RabbitMQ durable queue with publisher confirms and manual acks."""
+    """RabbitMQ with persistent messages, publisher confirms and manual acks."""
 
     name = "rabbitmq"
     errors = (pika.exceptions.AMQPError, OSError)
@@ -80,33 +130,75 @@ class RabbitMQAdapter(Adapter):
         self._connection = None
         self._channel = None
         self._properties = message_properties(settings)
+        self._confirms = settings.mode != "autoack"
         self._next_tag = 1
         self._outstanding: dict[int, int] = {}  # delivery tag -> index in the current batch
         self._acks: list[int | None] = []
+        self.unroutable = 0  # messages the broker returned: no queue matched
 
     def describe(self) -> str:
-        if self.settings.safe:
-            return (f"queue {self.settings.queue} ({self.settings.queue_type}, durable): persistent "
+        s = self.settings
+        if s.mode == "work":
+            return (f"queue {s.queue} ({s.queue_type}, durable), competing consumers: persistent "
                     "messages, publisher confirms, manual ack after processing")
-        return f"queue {self.settings.queue}: LOSSY auto-ack, transient messages, no publisher confirms"
+        if s.mode == "fanout":
+            return (f"fanout exchange {s.exchange}, a queue per subscriber: every subscriber gets "
+                    "every message published while it is subscribed; confirms, manual ack")
+        if s.mode == "topic":
+            return (f"topic exchange {s.exchange}, keys {','.join(s.routing_keys)}, binding "
+                    f"{s.binding!r} on queue {consumer_queue(s)}: confirms, manual ack")
+        if s.mode == "transient":
+            return (f"queue {s.queue} (not durable): LOSSY on a broker restart, transient messages; "
+                    "confirms, manual ack")
+        return f"queue {s.queue}: LOSSY auto-ack, transient messages, no publisher confirms"
+
+    def key_for(self, seq: int) -> str:
+        return routing_key(self.settings, seq)
 
     def connect(self) -> None:
+        """Connect and declare what producers and consumers share (a queue or an exchange)."""
         self.close()
         self._connection = pika.BlockingConnection(connection_parameters(self.settings))
         self._channel = self._connection.channel()
+        s = self.settings
+        if s.exchange:
+            self._declare(lambda: self._channel.exchange_declare(
+                s.exchange, exchange_type=s.mode, durable=True), f"exchange {s.exchange!r}", "EXCHANGE")
+            self._channel._impl.add_on_return_callback(self._on_return)
+        else:
+            self._declare(lambda: self._channel.queue_declare(
+                s.queue, durable=s.mode != "transient", arguments=self._arguments()),
+                f"queue {s.queue!r}", "QUEUE/MQLAB_QUEUE_TYPE")
+        self._channel.basic_qos(prefetch_count=s.prefetch)
+        if self._confirms:
+            self._enable_confirms()
+
+    def _arguments(self) -> dict | None:
+        return queue_arguments(self.settings) if self.settings.mode in ("work", "topic", "autoack") else None
+
+    def _declare(self, declare: Callable[[], object], what: str, variable: str) -> None:
         try:
-            self._channel.queue_declare(self.settings.queue, durable=True,
-                                        arguments=queue_arguments(self.settings))
+            declare()
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code in (403, 406):
                 raise BrokerConfigError(
-                    f"queue {self.settings.queue!r} exists with other settings or is not allowed "
-                    f"({exc.reply_code} {exc.reply_text}); set MQLAB_QUEUE/MQLAB_QUEUE_TYPE to match"
-                ) from None
+                    f"{what} exists with other settings or is not allowed "
+                    f"({exc.reply_code} {exc.reply_text}); set MQLAB_{variable} to match") from None
             raise
-        self._channel.basic_qos(prefetch_count=self.settings.prefetch)
-        if self.settings.safe:
-            self._enable_confirms()
+
+    def _subscribe(self) -> str:
+        """Declare and bind this consumer's own queue (fanout, topic); the queue to read."""
+        s = self.settings
+        queue = consumer_queue(s)
+        if s.mode == "fanout":
+            self._declare(lambda: self._channel.queue_declare(queue, exclusive=True, auto_delete=True),
+                          f"queue {queue!r}", "NAME")
+            self._channel.queue_bind(queue, s.exchange)
+        elif s.mode == "topic":
+            self._declare(lambda: self._channel.queue_declare(queue, durable=True, arguments=self._arguments()),
+                          f"queue {queue!r}", "QUEUE_TYPE")
+            self._channel.queue_bind(queue, s.exchange, routing_key=s.binding)
+        return queue
 
     def _enable_confirms(self) -> None:
         # BlockingChannel.confirm_delivery() makes every basic_publish wait for its own
@@ -134,21 +226,33 @@ class RabbitMQAdapter(Adapter):
             # dispatches itself, and this callback sits below it, on the underlying channel.
             self._connection.add_callback_threadsafe(_nothing)
 
+    def _on_return(self, _channel, _method, _properties, _body) -> None:
+        # A mandatory message no queue took: the broker still confirms it, then drops it.
+        self.unroutable += 1
+
     def ping(self) -> float:
         started = time.perf_counter()
-        self._channel.queue_declare(self.settings.queue, passive=True)
+        if self.settings.exchange:
+            self._channel.exchange_declare(self.settings.exchange, passive=True)
+        else:
+            self._channel.queue_declare(self.settings.queue, passive=True)
         return time.perf_counter() - started
 
     def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+        s = self.settings
         self._acks = [None] * len(batch)
-        for index, (body, _key) in enumerate(batch):
-            if self.settings.safe:
+        returned = self.unroutable
+        for index, (body, key) in enumerate(batch):
+            if self._confirms:
                 # Registered before the publish: basic_publish() also reads incoming frames,
                 # so this message's confirm can arrive before it returns.
                 self._outstanding[self._next_tag] = index
                 self._next_tag += 1
-            self._channel.basic_publish("", self.settings.queue, body, self._properties)
-        if not self.settings.safe:
+            if s.exchange:
+                self._channel.basic_publish(s.exchange, key, body, self._properties, mandatory=True)
+            else:
+                self._channel.basic_publish("", s.queue, body, self._properties)
+        if not self._confirms:
             # No confirms in this mode: "acked" only means handed to the socket.
             now = time.time_ns()
             return [now] * len(batch)
@@ -156,19 +260,26 @@ class RabbitMQAdapter(Adapter):
         while self._outstanding and time.monotonic() < deadline:
             self._connection.process_data_events(time_limit=max(0.0, deadline - time.monotonic()))
         self._outstanding.clear()  # late confirms for these tags are ignored
+        if self.unroutable > returned:
+            log.info("%d message(s) matched no queue on %s and were dropped (%d so far)",
+                     self.unroutable - returned, s.exchange, self.unroutable)
         return self._acks
 
     def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
-        auto_ack = not self.settings.safe
-        batch: list[bytes] = []
+        auto_ack = self.settings.mode == "autoack"
+        queue = self._subscribe()
+        self.assignment = [queue]
+        batch: list[tuple[bytes, str]] = []
         last_tag = 0
         started = 0.0
         for method, _props, body in self._channel.consume(
-                self.settings.queue, auto_ack=auto_ack, inactivity_timeout=IDLE_POLL):
+                queue, auto_ack=auto_ack, inactivity_timeout=IDLE_POLL):
+            self.subscribed = True  # the first item comes after basic.consume-ok
             if method is not None:
                 if not batch:
                     started = time.monotonic()
-                batch.append(body)
+                # On the default exchange the routing key is only the queue's name.
+                batch.append((body, method.routing_key if method.exchange else ""))
                 last_tag = method.delivery_tag
             full = len(batch) >= self.settings.batch or (batch and time.monotonic() - started >= BATCH_WAIT)
             if method is None or full or not running():
@@ -185,14 +296,16 @@ class RabbitMQAdapter(Adapter):
                 handler(batch)
                 if not auto_ack:
                     self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
-            raise pika.exceptions.ConsumerCancelled(
-                f"the broker cancelled the consumer of {self.settings.queue}")
+            self.subscribed = False
+            raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {queue}")
         # Deliveries prefetched but not handed to the handler go back to the queue.
+        self.subscribed = False
         self._channel.cancel()
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         self._outstanding.clear()
+        self.subscribed = False
         if connection is not None and connection.is_open:
             try:
                 connection.close()
