@@ -89,7 +89,7 @@ def consumer_config(settings) -> dict:
         # A consumer that dies without leaving the group holds its partitions this long
         # (heartbeats come from the client's I/O thread, so slow processing does not count).
         "session_timeout_ms": 10_000,
-        "heartbeat_interval_ms": 3_000,
+        "heartbeat_interval_ms": 1_000,  # also how soon a member notices a rebalance to join
         # Also the rebalance timeout: how long a rebalance waits for every member to rejoin.
         # Our polls are at most a batch apart, so 30 s instead of 5 minutes means a stuck
         # member holds up scaling for 30 s at worst.
