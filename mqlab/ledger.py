@@ -228,6 +228,15 @@ def latest_run(ledger: Path, stack: str) -> str:
     return marker.read_text().strip()
 
 
+def _order_note(report: Report) -> str:
+    from .modes import MODES
+
+    promises = [m.order for (_, name), m in MODES.items() if name == report.mode]
+    if report.out_of_order and promises:
+        return f" (mode {report.mode} promises order {promises[0]})"
+    return ""
+
+
 def render(report: Report, names: Mapping[str, str] | None = None) -> str:
     """The verify table as plain text."""
     names = names or {}
@@ -248,7 +257,7 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
         ("lost (acked, never received)", f"{report.lost:,}"),
         ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),
         ("received without an ack on record", f"{report.unacked_received:,}"),
-        ("out of order (per consumer, producer and key)", f"{report.out_of_order:,}"),
+        ("out of order (per consumer, producer and key)", f"{report.out_of_order:,}" + _order_note(report)),
     ]
     if report.latency_p50_ms is not None:
         rows.append(("end-to-end latency p50 / p99", f"{report.latency_p50_ms:.1f} ms / {report.latency_p99_ms:.1f} ms"))

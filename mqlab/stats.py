@@ -139,7 +139,12 @@ def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | No
             row.count = int(status.get("received" if role == "consumer" else "acked", 0))
             row.rate = float(status.get("rate", 0.0))
             row.assignment = _assignment_text(status.get("assignment"))
-            row.state = "stale" if age > STALE_S else ("subscribed" if status.get("subscribed", role == "producer") else "starting")
+            if age > STALE_S:
+                row.state = "stale"
+            elif role == "producer":
+                row.state = "running"
+            else:
+                row.state = "subscribed" if status.get("subscribed") else "starting"
         result.services.append(row)
 
     consumers = [r for r in result.services if r.role == "consumer"]
