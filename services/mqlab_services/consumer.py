@@ -3,7 +3,15 @@
 For every envelope a line goes to ``<ledger>/<run>/recv-<name>.tsv``; the batch's lines are
 flushed before the adapter acks or commits the batch, so every acked message has a receipt
 (a redelivery adds a second line, which is how duplicates show). Anything that is not an
-envelope is printed as a foreign message and acked. SIGTERM finishes the current batch,
+envelope is printed as a foreign message and acked.
+
+A message whose processing fails (a poison envelope with ``"fail": true``, or any envelope
+whose processing raises) gets no ``recv`` line: the adapter tries it again, up to
+MQLAB_MAX_DELIVERIES attempts in all (the first included), then puts it on the broker's
+dead-letter queue (RabbitMQ ``mailbox.dead`` via exchange ``mailbox.dlx``, Redis stream
+``chatroom.stream.dead``, Kafka topic ``datascience.dlq``) with the reason, and the consumer
+writes ``<ledger>/<run>/dead-<name>.tsv`` (see ledger.py), flushed before the original is
+acked. Later messages keep flowing meanwhile. SIGTERM finishes the current batch,
 flushes, closes and exits 0. ``<ledger>/_status/<name>.json`` says about once a second
 whether the consumer is subscribed, what it reads and how fast (see status.py).
 """
@@ -48,11 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
 
+POISON_REASON = "poison message (envelope fail=true)"
+
+
+class PoisonMessage(Exception):
+    """Processing refused an envelope marked ``"fail": true``."""
+
+
+def process(env: envelope.Envelope) -> None:
+    """What the lab's consumer does with an envelope: nothing, unless it is poison."""
+    if env.fail:
+        raise PoisonMessage(POISON_REASON)
+
+
 class Consumer:
     def __init__(self, settings: Settings, ledger: ReceiptWriter, clock=time.monotonic,
-                 adapter: adapters.Adapter | None = None, status: StatusFile | None = None):
+                 adapter: adapters.Adapter | None = None, status: StatusFile | None = None,
+                 dead_ledger: ReceiptWriter | None = None):
         self.settings = settings
         self.ledger = ledger
+        self.dead_ledger = dead_ledger
+        self.failed = 0  # failed attempts (each retry counts)
+        self.dead_lettered = 0
         self.adapter = adapter
         self.status = status
         self.received = 0
@@ -63,9 +88,14 @@ class Consumer:
         self._last = (0, 0, clock())
         self._shown = 0
 
-    def handle(self, batch: list[adapters.Received]) -> None:
-        """Record receipts for a batch; returns only when they are flushed to the ledger."""
+    def handle(self, batch: list[adapters.Received]) -> list[str | None]:
+        """Process a batch and record receipts; returns only when they are flushed to the ledger.
+
+        Returns, per message, None when it was processed (and recorded), or why it failed
+        (no receipt: the adapter tries it again or dead-letters it).
+        """
         now = time.time_ns()
+        results: list[str | None] = []
         for body, key in batch:
             env = envelope.decode(body)
             if env is None:
@@ -73,18 +103,46 @@ class Consumer:
                 if self._shown < FOREIGN_PER_INTERVAL:
                     self._shown += 1
                     log.info("%s", show_foreign(body))
+                results.append(None)
+                continue
+            try:
+                process(env)
+            except Exception as exc:  # any failure of processing is the message's, not ours
+                self.failed += 1
+                results.append(str(exc) if isinstance(exc, PoisonMessage) else one_line(exc))
                 continue
             self.ledger.received(env, now, key)
             self.runs.add(env.run)
             self.received += 1
-        try:
-            self.ledger.flush()
-        except OSError as exc:
-            raise LedgerError(
-                f"cannot write receipts under {self.settings.ledger_dir}: {one_line(exc)}") from exc
+            results.append(None)
+        self._flush(self.ledger)
         self.report()
         if self._every.due():
             self.progress()
+        return results
+
+    def dead(self, items: list[adapters.Dead]) -> None:
+        """Record messages the adapter dead-lettered; returns once the receipts are flushed."""
+        now = time.time_ns()
+        for body, _key, attempts, reason in items:
+            env = envelope.decode(body)
+            self.dead_lettered += 1
+            if env is None:
+                log.info("dead-lettered a foreign message after %d attempt(s): %s", attempts, reason)
+                continue
+            log.info("dead-lettered %s (src %s seq %d) after %d attempt(s): %s", env.id, env.src,
+                     env.seq, attempts, reason)
+            if self.dead_ledger is not None:
+                self.dead_ledger.dead(env, attempts, reason, now)
+        if self.dead_ledger is not None:
+            self._flush(self.dead_ledger)
+
+    def _flush(self, ledger: ReceiptWriter) -> None:
+        try:
+            ledger.flush()
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot write receipts under {self.settings.ledger_dir}: {one_line(exc)}") from exc
 
     def report(self, force: bool = False, stopped: bool = False) -> None:
         """Refresh the status file (at most once a second unless forced); ``stopped`` at the end."""
@@ -93,6 +151,7 @@ class Consumer:
         error = self.status.error
         adapter = self.adapter
         self.status.update(force=force, received=self.received, foreign=self.foreign,
+                           failed=self.failed, dead=self.dead_lettered,
                            subscribed=bool(adapter and adapter.subscribed and not stopped),
                            assignment=list(adapter.assignment) if adapter else [])
         if self.status.error is not None and error is None:
@@ -130,17 +189,18 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
     ledger = ReceiptWriter(settings.ledger_dir, "recv", settings.name)
+    dead_ledger = ReceiptWriter(settings.ledger_dir, "dead", settings.name)
     status = StatusFile(settings.ledger_dir, settings.name, {
         "role": "consumer", "broker": settings.broker, "mode": settings.mode, "subscribed": False,
-        "received": 0, "foreign": 0, "assignment": []}, counter="received")
-    consumer = Consumer(settings, ledger, adapter=adapter, status=status)
+        "received": 0, "foreign": 0, "failed": 0, "dead": 0, "assignment": []}, counter="received")
+    consumer = Consumer(settings, ledger, adapter=adapter, status=status, dead_ledger=dead_ledger)
     consumer.report(force=True)
     code = 0
     try:
         connect(adapter, settings, stopper, bounded=True)
         while stopper.running():
             try:
-                adapter.consume(consumer.handle, stopper.running)
+                adapter.consume(consumer.handle, stopper.running, consumer.dead)
             except adapter.errors as exc:
                 log.info("lost the broker: %s; reconnecting", one_line(exc))
                 adapter.close()
@@ -155,6 +215,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     finally:
         try:
             ledger.close()
+            dead_ledger.close()
         except OSError as exc:
             log.error("cannot write receipts: %s", one_line(exc))
             code = 1
@@ -162,8 +223,8 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     consumer.report(force=True, stopped=True)
     consumer.progress()
     if stopper.stopping:
-        log.info("stopped on %s: received %d, foreign %d", stopper.signal_name, consumer.received,
-                 consumer.foreign)
+        log.info("stopped on %s: received %d, foreign %d, dead-lettered %d", stopper.signal_name,
+                 consumer.received, consumer.foreign, consumer.dead_lettered)
     return code
 
 

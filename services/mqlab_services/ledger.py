@@ -12,6 +12,15 @@ and *before* the message is acked or committed::
 
     msg_id <TAB> src <TAB> seq <TAB> send_ns <TAB> recv_ns <TAB> key
 
+``<ledger_dir>/<run_id>/dead-<consumer name>.tsv``, written and flushed when the consumer
+dead-letters a message it failed to process (after the dead-letter queue took it, before the
+original is acked); such a message gets no ``recv`` line::
+
+    msg_id <TAB> src <TAB> seq <TAB> attempts <TAB> reason <TAB> dead_ns
+
+``attempts`` is how many times it was tried (``MQLAB_MAX_DELIVERIES`` normally), ``reason``
+the last failure, one line (tabs and line breaks as spaces, at most 300 characters).
+
 Times are nanoseconds since the Unix epoch (``send_ns`` is the envelope's ``ts_ns``).
 ``key`` is the message's routing key (RabbitMQ ``topic`` mode) or record key (Kafka), and
 empty when there is none; order is promised per (src, key). Tabs, line breaks and other
@@ -45,6 +54,21 @@ def clean_key(key: str | bytes | None) -> str:
     return key.translate(_CONTROL)
 
 
+# Reasons are free text from exceptions: one field, one line.
+_REASON_SPACES = {code: " " for code in (*range(32), 127)}
+REASON_MAX = 300
+
+
+def clean_reason(reason: str) -> str:
+    """A failure reason as one TSV field: control characters as spaces, at most REASON_MAX characters."""
+    text = str(reason).translate(_REASON_SPACES).strip()
+    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
+
+
+def dead_line(env: Envelope, attempts: int, reason: str, dead_ns: int) -> str:
+    return f"{env.id}\t{env.src}\t{env.seq}\t{attempts}\t{clean_reason(reason)}\t{dead_ns}\n"
+
+
 def sent_line(env: Envelope, ack_ns: int, key: str = "") -> str:
     return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\t{clean_key(key)}\n"
 
@@ -60,8 +84,8 @@ class ReceiptWriter:
     """
 
     def __init__(self, ledger_dir: str, kind: str, name: str, fsync: bool = False):
-        if kind not in ("sent", "recv"):
-            raise ValueError(f"kind must be 'sent' or 'recv', got {kind!r}")
+        if kind not in ("sent", "recv", "dead"):
+            raise ValueError(f"kind must be 'sent', 'recv' or 'dead', got {kind!r}")
         self.ledger_dir = ledger_dir
         self.kind = kind
         self.name = name
@@ -78,6 +102,9 @@ class ReceiptWriter:
 
     def received(self, env: Envelope, recv_ns: int, key: str | bytes | None = "") -> None:
         self._add(env.run, recv_line(env, recv_ns, key))
+
+    def dead(self, env: Envelope, attempts: int, reason: str, dead_ns: int) -> None:
+        self._add(env.run, dead_line(env, attempts, reason, dead_ns))
 
     def _add(self, run_id: str, line: str) -> None:
         self._pending.setdefault(run_id, []).append(line)

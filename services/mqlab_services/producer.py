@@ -9,6 +9,13 @@ unconfirmed messages are sent again (same id and key) after a reconnect, so a br
 can cause duplicates but never an unrecorded loss. The mode decides each message's key
 (routing key or record key, see the adapters), which goes into the receipt.
 ``<ledger>/_status/<name>.json`` shows the counts about once a second (see status.py).
+
+``--poison-every K`` marks every K-th message (seq K-1, 2K-1, ...) ``"fail": true``: the
+consumers fail to process it and, after MQLAB_MAX_DELIVERIES attempts, dead-letter it.
+A message larger than MQLAB_MAX_MESSAGE_BYTES (or one the client or broker refuses as too
+large) is not sent: one line ``rejected: message of N bytes is above the client limit
+(M bytes)``, no receipt, and the run goes on with the next message; a one-shot run with any
+rejected message ends with a summary line and exit code 1.
 """
 
 from __future__ import annotations
@@ -51,6 +58,16 @@ def _size(text: str) -> int:
     return value
 
 
+def _every(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (none) or more, got {text!r}")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -86,14 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=_rate, metavar="MSGS_PER_S",
                         help="messages per second, also with --count (default: as fast as confirms "
                              "come with --count, MQLAB_RATE without)")
+    parser.add_argument("--poison-every", type=_every, default=0, metavar="K",
+                        help="mark every K-th message as poison (\"fail\": true): consumers fail it, "
+                             "retry it and dead-letter it (default 0: none)")
     return parser
+
+
+#: Rejections logged one by one per run; the rest are only counted.
+REJECTED_SHOWN = 20
 
 
 class Producer:
     def __init__(self, settings: Settings, adapter: adapters.Adapter, ledger: ReceiptWriter,
                  stopper: Stopper, run_id: str, count: int | None, size: int, rate: float | None,
-                 status: StatusFile | None = None):
+                 status: StatusFile | None = None, poison_every: int = 0):
         self.settings = settings
+        self.poison_every = poison_every
         self.adapter = adapter
         self.ledger = ledger
         self.stopper = stopper
@@ -105,6 +130,7 @@ class Producer:
         self.next_seq = ledger.next_seq(run_id)  # a restarted producer continues its sequence
         self.created = 0
         self.acked = 0
+        self.rejected = 0
         self.retries = 0
 
     def run(self) -> int:
@@ -115,8 +141,9 @@ class Producer:
         started = self._started = time.monotonic()
         every = Every(self.settings.log_every)
         logged = (-1, -1)
-        while self.stopper.running() and not (one_shot and self.acked >= self.count):
+        while self.stopper.running() and not (one_shot and self.acked + self.rejected >= self.count):
             pending += self._new_messages(room=self.settings.batch - len(pending))
+            pending = self._check_sizes(pending)
             if not pending:
                 self.stopper.sleep(min(0.05, 1 / self.rate) if self.rate else 0.05)
             else:
@@ -133,6 +160,8 @@ class Producer:
                 for (env, data, key), ack_ns in zip(pending, acks):
                     if ack_ns is None:
                         unconfirmed.append((env, data, key))
+                    elif isinstance(ack_ns, adapters.Rejected):
+                        self._reject(ack_ns.reason)
                     else:
                         self.ledger.sent(env, ack_ns, key)
                 self.acked += self.ledger.flush()
@@ -150,7 +179,7 @@ class Producer:
                          self.acked / elapsed if elapsed else 0.0, self.run_id)
         self.report(force=True)
         elapsed = time.monotonic() - started
-        if one_shot and self.acked < self.count:
+        if one_shot and self.acked + self.rejected < self.count:
             log.info("stopped (%s) before the end: %d of %d confirmed, run %s",
                      self.stopper.signal_name or "stop", self.acked, self.count, self.run_id)
             return 1
@@ -162,15 +191,39 @@ class Producer:
                  self.acked, "confirmed" if self.settings.safe else "acked (lossy mode)", elapsed,
                  self.acked / elapsed if elapsed else 0.0, self.retries, self.run_id,
                  self.ledger.path(self.run_id))
+        if self.rejected:
+            log.info("%d of %d message(s) rejected as too large (limit %d bytes) and not sent, run %s",
+                     self.rejected, self.count, self.settings.max_message_bytes, self.run_id)
+            return 1
         return 0
 
     def report(self, force: bool = False) -> None:
         """Refresh the status file (at most once a second unless forced)."""
         if self.status is not None:
             error = self.status.error
-            self.status.update(force=force, sent=self.created, acked=self.acked)
+            self.status.update(force=force, sent=self.created, acked=self.acked, rejected=self.rejected)
             if self.status.error is not None and error is None:
                 log.info("cannot write the status file: %s", one_line(self.status.error))
+
+    def _check_sizes(self, pending):
+        """Drop (and report) messages above MQLAB_MAX_MESSAGE_BYTES before they reach the broker."""
+        limit = self.settings.max_message_bytes
+        if all(len(data) <= limit for _env, data, _key in pending):
+            return pending
+        kept = []
+        for item in pending:
+            if len(item[1]) > limit:
+                self._reject(adapters.base.too_large(len(item[1]), limit))
+            else:
+                kept.append(item)
+        return kept
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        if self.rejected <= REJECTED_SHOWN:
+            log.info("rejected: %s", reason)
+        elif self.rejected == REJECTED_SHOWN + 1:
+            log.info("rejected: more messages too large; counting them without a line each")
 
     def _new_messages(self, room: int) -> list[tuple[envelope.Envelope, bytes, str]]:
         n = room
@@ -185,7 +238,8 @@ class Producer:
             n = min(n, due)
         out = []
         for _ in range(max(0, n)):
-            env = envelope.make(self.run_id, self.settings.name, self.next_seq)
+            env = envelope.make(self.run_id, self.settings.name, self.next_seq,
+                                fail=envelope.poison(self.next_seq, self.poison_every))
             self.next_seq += 1
             out.append((env, env.encode(self.size), self.adapter.key_for(env.seq)))
         self.created += len(out)
@@ -218,14 +272,16 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         return 1
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
-    log.info("run %s: %s, %s, %s", run_id,
+    log.info("run %s: %s, %s, %s%s", run_id,
              f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
              f"{args.size} bytes each" if args.size else "unpadded",
-             f"{rate:g} msg/s" if rate else "as fast as confirms come")
+             f"{rate:g} msg/s" if rate else "as fast as confirms come",
+             f", every {args.poison_every}th poison" if args.poison_every else "")
     status = StatusFile(settings.ledger_dir, settings.name, {
-        "role": "producer", "broker": settings.broker, "mode": settings.mode, "sent": 0, "acked": 0},
-        counter="acked")
-    producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate, status)
+        "role": "producer", "broker": settings.broker, "mode": settings.mode, "sent": 0, "acked": 0,
+        "rejected": 0}, counter="acked")
+    producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate, status,
+                        poison_every=args.poison_every)
     try:
         return producer.run()
     except (GaveUp, adapters.BrokerConfigError) as exc:

@@ -33,6 +33,18 @@ MQLAB_KEYS                 Kafka keyed: number of record keys          8
 MQLAB_PREFETCH             RabbitMQ unacked deliveries per consumer    200
 MQLAB_BATCH                messages per confirm wait / ack / commit    100
 MQLAB_CLAIM_IDLE           Redis: reclaim entries idle this long, s    30
+                           (from consumers that died)
+MQLAB_MAX_DELIVERIES       attempts at a message whose processing      3
+                           fails (the first included), then it is
+                           dead-lettered (see consumer.py)
+MQLAB_RETRY_IDLE           Redis: retry a failed entry after this, s   1
+MQLAB_DLQ                  dead-letter queue, stream or topic          mailbox.dead; chatroom.stream.dead;
+                                                                       datascience.dlq
+MQLAB_DLX                  RabbitMQ dead-letter exchange (fanout)      mailbox.dlx
+MQLAB_MAX_MESSAGE_BYTES    largest message the producer sends; larger  4194304 (rabbitmq, redis);
+                           ones are rejected (Kafka: max_request_size) 1048576 (kafka)
+MQLAB_HEARTBEAT            RabbitMQ heartbeat, s (unless in the URL;   10
+                           0 turns heartbeats off)
 MQLAB_CONNECT_ATTEMPTS     start-up connection attempts                30
 MQLAB_CONNECT_TIMEOUT      start-up connection time budget, s          120
 MQLAB_BACKOFF_MAX          longest wait between reconnects, s          10
@@ -72,6 +84,12 @@ FANOUT_MODES: dict[str, tuple[str, ...]] = {
     "kafka": ("fanout",),
 }
 
+#: Where dead-lettered messages go, per broker (MQLAB_DLQ).
+DEFAULT_DLQ = {"rabbitmq": "mailbox.dead", "redis": "chatroom.stream.dead", "kafka": "datascience.dlq"}
+#: The largest message the producer sends, per broker (MQLAB_MAX_MESSAGE_BYTES): the lab's
+#: rabbitmq.conf max_message_size, a lab limit for Redis, and kafka-python's max_request_size.
+DEFAULT_MAX_MESSAGE_BYTES = {"rabbitmq": 4 * 1024 * 1024, "redis": 4 * 1024 * 1024, "kafka": 1024 * 1024}
+
 DEFAULT_URLS = {
     "rabbitmq": "amqp://guest:guest@localhost:5672/%2F",
     "redis": "redis://localhost:6379/0",
@@ -109,6 +127,12 @@ class Settings:
     prefetch: int = 200
     batch: int = 100
     claim_idle: float = 30.0
+    max_deliveries: int = 3
+    retry_idle: float = 1.0
+    dlq: str = "mailbox.dead"
+    dlx: str = "mailbox.dlx"
+    max_message_bytes: int = 4 * 1024 * 1024
+    heartbeat: int = 10
     connect_attempts: int = 30
     connect_timeout: float = 120.0
     backoff_max: float = 10.0
@@ -157,6 +181,12 @@ class Settings:
             "prefetch": env.integer("PREFETCH", cls.prefetch, minimum=1),
             "batch": env.integer("BATCH", cls.batch, minimum=1),
             "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
+            "max_deliveries": env.integer("MAX_DELIVERIES", cls.max_deliveries, minimum=1),
+            "retry_idle": env.number("RETRY_IDLE", cls.retry_idle, positive=True),
+            "dlq": env.text("DLQ", DEFAULT_DLQ[broker]),
+            "dlx": env.text("DLX", cls.dlx),
+            "max_message_bytes": env.integer("MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES[broker], minimum=1),
+            "heartbeat": env.integer("HEARTBEAT", cls.heartbeat, minimum=0),
             "connect_attempts": env.integer("CONNECT_ATTEMPTS", cls.connect_attempts, minimum=1),
             "connect_timeout": env.number("CONNECT_TIMEOUT", cls.connect_timeout, positive=True),
             "backoff_max": env.number("BACKOFF_MAX", cls.backoff_max, positive=True),

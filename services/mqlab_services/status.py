@@ -5,23 +5,25 @@ Every service rewrites ``<ledger_dir>/_status/<name>.json`` about once a second,
 the new content, never a torn one. A consumer's file::
 
     {"name": "c1", "role": "consumer", "broker": "kafka", "mode": "group",
-     "subscribed": true, "received": 1200, "foreign": 0, "rate": 198.4,
+     "subscribed": true, "received": 1200, "foreign": 0, "failed": 30, "dead": 10, "rate": 198.4,
      "assignment": [0, 2], "updated_ns": 1700000000000000000}
 
 - ``subscribed``: true once the consumer is really consuming (RabbitMQ: after basic.consume;
   Redis: its group exists and the first read returned; Kafka: partitions assigned and their
   positions known); false while it connects or reconnects, and after it stopped.
 - ``received``: envelope deliveries since start (duplicates included, as in the receipts);
-  ``foreign``: deliveries that were not envelopes.
+  ``foreign``: deliveries that were not envelopes; ``failed``: failed processing attempts
+  (each retry counts); ``dead``: messages dead-lettered.
 - ``rate``: ``received`` per second over about the last 5 seconds.
 - ``assignment``: Kafka partition numbers, or the one queue, group or channel it reads.
 
 A producer's file::
 
     {"name": "p1", "role": "producer", "broker": "kafka", "mode": "keyed",
-     "sent": 2000, "acked": 2000, "rate": 500.0, "updated_ns": 1700000000000000000}
+     "sent": 2000, "acked": 2000, "rejected": 0, "rate": 500.0, "updated_ns": 1700000000000000000}
 
-``sent`` counts messages handed to the broker, ``acked`` those it confirmed, and ``rate`` is
+``sent`` counts messages made, ``acked`` those the broker confirmed, ``rejected`` those
+refused as too large (never sent), and ``rate`` is
 ``acked`` per second over about the last 5 seconds. ``updated_ns`` is ``time.time_ns()``
 at the write: a file that stops changing belongs to a service that is stuck or gone.
 """

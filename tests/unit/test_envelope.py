@@ -83,3 +83,24 @@ def test_make_refuses_names_that_cannot_be_file_names():
         envelope.make("a/b", "p1", 1)
     with pytest.raises(ValueError, match="producer name"):
         envelope.make("r1", "p 1", 1)
+
+
+def test_a_poison_envelope_carries_fail_true_and_round_trips():
+    data = sample(fail=True).encode(300)
+    assert len(data) == 300
+    assert json.loads(data)["fail"] is True
+    assert envelope.decode(data).fail is True
+    assert "fail" not in json.loads(sample().encode())  # left out when false
+    assert envelope.decode(sample().encode()).fail is False
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, [True]])
+def test_a_fail_that_is_not_a_boolean_makes_the_message_foreign(value):
+    obj = json.loads(sample().encode())
+    obj["fail"] = value
+    assert envelope.decode(json.dumps(obj).encode()) is None
+
+
+@pytest.mark.parametrize("every, poisoned", [(0, []), (1, list(range(10))), (5, [4, 9]), (3, [2, 5, 8])])
+def test_poison_marks_every_kth_message(every, poisoned):
+    assert [seq for seq in range(10) if envelope.poison(seq, every)] == poisoned

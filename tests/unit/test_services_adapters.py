@@ -67,7 +67,7 @@ def test_rabbitmq_connection_parameters():
         settings("rabbitmq", url="amqp://lab:secret@rabbitmq:5672/%2F"))
     assert (params.host, params.port, params.virtual_host) == ("rabbitmq", 5672, "/")
     assert params.credentials.username == "lab" and params.credentials.password == "secret"
-    assert params.heartbeat == 30 and params.connection_attempts == 1
+    assert params.heartbeat == 10 and params.connection_attempts == 1
     assert params.client_properties == {"connection_name": "mqlab svc-1"}
 
 
@@ -84,8 +84,18 @@ def test_rabbitmq_safe_messages_are_persistent_and_lossy_ones_transient():
 
 
 def test_rabbitmq_queue_arguments():
-    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq")) is None
-    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq", queue_type="quorum")) == {"x-queue-type": "quorum"}
+    dlx = {"x-dead-letter-exchange": "mailbox.dlx"}
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq")) == dlx
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq", mode="autoack")) == dlx  # the same queue
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq", queue_type="quorum")) == {
+        "x-queue-type": "quorum", **dlx}
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq", mode="topic")) is None
+    assert rabbitmq_adapter.queue_arguments(settings("rabbitmq", mode="topic", queue_type="quorum")) == {
+        "x-queue-type": "quorum"}
+
+
+def test_rabbitmq_heartbeat_comes_from_the_settings():
+    assert rabbitmq_adapter.connection_parameters(settings("rabbitmq", heartbeat="3")).heartbeat == 3
 
 
 class _Frame:
@@ -131,27 +141,51 @@ def test_redis_modes():
 
 
 class _FakeRedis:
-    """Just enough of redis.Redis for the stream consumer's bookkeeping."""
+    """Just enough of redis.Redis for the stream consumer: a pending entries list with counts.
 
-    def __init__(self, pending, new, stuck):
-        self.pending, self.new, self.stuck = pending, new, stuck
-        self.acked = []
+    ``pending`` are entries this consumer (svc-1) was given before (delivered once), ``stuck``
+    those of a consumer ``gone`` (delivered once); every pending entry counts as long idle.
+    """
+
+    def __init__(self, pending, new, stuck, stuck_count=1):
+        self.new = list(new)
+        self.fields = {i: f for i, f in [*pending, *new, *stuck]}
+        self.pel = {i: ["svc-1", 1] for i, _f in pending}
+        self.pel.update({i: ["gone", stuck_count] for i, _f in stuck})
+        self.acked, self.dead, self.calls = [], [], []
 
     def xreadgroup(self, group, consumer, streams, count, block):
-        start = next(iter(streams.values()))
-        entries = self.pending if start == "0" else self.new
-        self.pending, self.new = ([], self.new) if start == "0" else (self.pending, [])
+        entries, self.new = self.new, []
+        for i, _f in entries:
+            self.pel[i] = [consumer, 1]
         return [[b"chatroom.stream", entries]] if entries else []
 
-    def xautoclaim(self, stream, group, consumer, min_idle, start_id, count):
-        entries, self.stuck = self.stuck, []
-        return [b"0-0", entries, []]
+    def xpending_range(self, name, groupname, min, max, count, consumername=None, idle=None):
+        return [{"message_id": i, "consumer": c.encode(), "time_since_delivered": 99_999, "times_delivered": n}
+                for i, (c, n) in sorted(self.pel.items()) if consumername in (None, c)][:count]
+
+    def xclaim(self, name, groupname, consumername, min_idle_time, message_ids):
+        self.calls.append(("claim", list(message_ids)))
+        for i in message_ids:
+            self.pel[i] = [consumername, self.pel[i][1] + 1]
+        return [(i, self.fields[i]) for i in message_ids]
 
     def xack(self, stream, group, *ids):
         self.acked.extend(ids)
+        for i in ids:
+            self.pel.pop(i, None)
+
+    def pipeline(self, transaction=False):
+        return self
+
+    def xadd(self, stream, fields):
+        self.dead.append((stream, fields))
+
+    def execute(self):
+        return []
 
 
-def test_redis_stream_consumer_reads_own_pending_then_claims_then_new_and_acks_after_handling():
+def test_redis_stream_consumer_takes_up_own_pending_and_dead_consumers_entries_then_reads_new():
     adapter = redis_adapter.RedisAdapter(settings("redis"))
     fake = _FakeRedis(pending=[(b"1-0", {b"data": b"a"})], new=[(b"3-0", {b"data": b"c"})],
                       stuck=[(b"2-0", {b"data": b"b"})])
@@ -165,7 +199,7 @@ def test_redis_stream_consumer_reads_own_pending_then_claims_then_new_and_acks_a
     adapter.consume(handler, lambda: next(rounds))
     batches = [(b, acked) for b, acked in seen if b]
     assert batches == [([(b"a", "")], []), ([(b"b", "")], [b"1-0"]), ([(b"c", "")], [b"1-0", b"2-0"])]
-    assert fake.acked == [b"1-0", b"2-0", b"3-0"]
+    assert fake.acked == [b"1-0", b"2-0", b"3-0"] and fake.dead == []
 
 
 def test_redis_nothing_is_acked_when_the_handler_fails():
@@ -180,6 +214,42 @@ def test_redis_nothing_is_acked_when_the_handler_fails():
     with pytest.raises(RuntimeError):
         adapter.consume(handler, lambda: True)
     assert fake.acked == []
+
+
+def test_redis_a_failed_entry_stays_pending_is_claimed_again_and_dead_lettered_after_the_last_attempt():
+    adapter = redis_adapter.RedisAdapter(settings("redis", max_deliveries="3"))
+    fake = _FakeRedis(pending=[], new=[(b"1-0", {b"data": b"bad"}), (b"2-0", {b"data": b"good"})], stuck=[])
+    adapter._client = fake
+    attempts, dead = [], []
+
+    def handler(bodies):
+        attempts.extend(b for b, _k in bodies if b == b"bad")
+        return ["boom" if b == b"bad" else None for b, _k in bodies]
+
+    adapter._read_group(handler, dead.extend, ">", block=None)
+    assert fake.acked == [b"2-0"] and b"1-0" in fake.pel  # not acked: pending for a retry
+    adapter._retry_pending(handler, dead.extend)  # attempt 2
+    assert fake.dead == [] and fake.pel[b"1-0"] == ["svc-1", 2]
+    adapter._retry_pending(handler, dead.extend)  # attempt 3: the last
+    assert len(attempts) == 3
+    assert fake.dead == [("chatroom.stream.dead", {b"id": b"1-0", b"reason": b"boom", b"attempts": b"3",
+                                                  b"data": b"bad"})]
+    assert dead == [(b"bad", "", 3, "boom")]
+    assert fake.acked == [b"2-0", b"1-0"] and fake.pel == {}
+
+
+def test_redis_an_entry_of_a_dead_consumer_delivered_too_often_is_dead_lettered_untried():
+    adapter = redis_adapter.RedisAdapter(settings("redis", max_deliveries="3"))
+    adapter._client = fake = _FakeRedis(pending=[], new=[], stuck=[(b"7-0", {b"data": b"crash"})], stuck_count=3)
+    tried, dead = [], []
+    adapter._retry_pending(lambda bodies: tried.extend(bodies), dead.extend)
+    assert tried == [] and dead == [(b"crash", "", 3, "delivered 3 times without an ack")]
+    assert fake.acked == [b"7-0"]
+
+
+def test_redis_dead_fields():
+    assert redis_adapter.dead_fields(b"1-0", b"x", 3, "why") == {
+        b"id": b"1-0", b"reason": b"why", b"attempts": b"3", b"data": b"x"}
 
 
 # -- Kafka -----------------------------------------------------------------------------------
@@ -243,6 +313,9 @@ class _GoneStream(_FakeRedis):
     def __init__(self, error):
         super().__init__(pending=[], new=[], stuck=[])
         self.error, self.created = error, 0
+
+    def xpending_range(self, *args, **kwargs):
+        return []
 
     def xreadgroup(self, group, consumer, streams, count, block):
         if self.error:
@@ -563,3 +636,142 @@ def test_redis_shared_stream_group_is_not_removed_on_stop():
     adapter._client = fake = _FakeRedis(pending=[], new=[], stuck=[])
     adapter.consume(lambda batch: None, iter([False]).__next__)  # would fail on xgroup_destroy
     assert adapter.assignment == ["mqlab"] and fake.acked == []
+
+
+# -- failed messages: retries and dead-lettering ---------------------------------------------
+
+def test_rabbitmq_attempts_travel_in_a_header():
+    assert rabbitmq_adapter.attempts_made(None) == 0
+    assert rabbitmq_adapter.attempts_made(pika.BasicProperties(headers={"x-mqlab-attempts": 2})) == 2
+    assert rabbitmq_adapter.attempts_made(pika.BasicProperties(headers={"x-mqlab-attempts": b"x"})) == 0
+    original = pika.BasicProperties(content_type="application/json", delivery_mode=2, headers={"h": 1})
+    retry = rabbitmq_adapter.copy_properties(original, 1, "boom")
+    assert retry.headers == {"h": 1, "x-mqlab-attempts": 1, "x-mqlab-reason": "boom"}
+    assert (retry.delivery_mode, retry.content_type) == (2, "application/json")
+    dead = rabbitmq_adapter.copy_properties(original, 3, "boom", "mailbox.durable")
+    assert dead.headers["x-mqlab-queue"] == "mailbox.durable"
+
+
+def test_rabbitmq_reads_the_broker_size_limit_from_the_channel_close():
+    text = "PRECONDITION_FAILED - message size 5000000 is larger than configured max size 4194304"
+    assert rabbitmq_adapter.broker_size_limit(text) == 4194304
+    assert rabbitmq_adapter.broker_size_limit("PRECONDITION_FAILED - inequivalent arg") is None
+
+
+class _SettleChannel:
+    def __init__(self):
+        self.events = []
+
+    def basic_ack(self, delivery_tag, multiple):
+        self.events.append(("ack", delivery_tag, multiple))
+
+    def basic_nack(self, delivery_tag, multiple, requeue):
+        self.events.append(("nack", delivery_tag, requeue))
+
+
+def _settle(results, headers, confirm=lambda items: [1] * len(items), mode="work", n=None):
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode=mode))
+    adapter._channel = channel = _SettleChannel()
+    sent, dead = [], []
+
+    def send(items):
+        sent.extend(items)
+        return confirm(items)
+
+    adapter._send = send
+    batch = [(f"m{i}".encode(), "") for i in range(n or len(results))]
+    deliveries = [(i + 1, pika.BasicProperties(headers=h)) for i, h in enumerate(headers)]
+    adapter._settle("mailbox.durable", batch, deliveries, results, dead.extend, auto_ack=mode == "autoack")
+    return channel.events, sent, dead
+
+
+def test_rabbitmq_a_processed_batch_is_acked_with_one_multiple_ack():
+    events, sent, dead = _settle(None, [None, None], n=2)
+    assert events == [("ack", 2, True)] and sent == [] and dead == []
+
+
+def test_rabbitmq_a_failed_message_is_requeued_as_a_counted_copy_before_the_ack():
+    events, sent, dead = _settle([None, "boom"], [None, {"x-mqlab-attempts": 1}])
+    assert [(ex, rk, body) for ex, rk, body, _p, _m in sent] == [("", "mailbox.durable", b"m1")]
+    assert sent[0][3].headers["x-mqlab-attempts"] == 2 and dead == []
+    assert events == [("ack", 2, True)]
+
+
+def test_rabbitmq_the_last_attempt_goes_to_the_dead_letter_exchange_and_is_reported():
+    events, sent, dead = _settle(["boom", None], [{"x-mqlab-attempts": 2}, None])
+    assert [(ex, rk, body) for ex, rk, body, _p, _m in sent] == [("mailbox.dlx", "mailbox.durable", b"m0")]
+    assert sent[0][3].headers["x-mqlab-reason"] == "boom"
+    assert dead == [(b"m0", "", 3, "boom")]
+    assert events == [("ack", 2, True)]
+
+
+def test_rabbitmq_an_unconfirmed_copy_leaves_its_original_in_the_queue():
+    events, sent, dead = _settle([None, "boom", "bad"], [None, None, {"x-mqlab-attempts": 2}],
+                                 confirm=lambda items: [None] * len(items))
+    assert dead == []  # not in the dead-letter queue: not recorded as dead
+    assert events == [("ack", 1, False), ("nack", 2, True), ("nack", 3, True)]
+
+
+def test_rabbitmq_autoack_failures_are_only_recorded():
+    events, sent, dead = _settle(["boom"], [None], mode="autoack")
+    assert events == [] and sent == [] and dead[0][2] == 1 and "autoack" in dead[0][3]
+
+
+def test_kafka_client_limit_and_reconnects_follow_the_settings():
+    config = kafka_adapter.producer_config(settings("kafka", max_message_bytes="2000000"))
+    assert config["max_request_size"] == 2000000 and config["reconnect_backoff_max_ms"] <= 5000
+    assert kafka_adapter.producer_config(settings("kafka"))["max_request_size"] == 1048576
+    assert kafka_adapter.consumer_config(settings("kafka"))["reconnect_backoff_max_ms"] <= 5000
+
+
+def test_kafka_only_the_largest_records_refused_by_the_broker_count_as_too_large():
+    assert kafka_adapter.broker_rejects([6, 2_000_000, 6], [0, 1, 2]) == [1]
+    assert kafka_adapter.broker_rejects([], []) == []
+
+
+def test_kafka_dead_letter_headers():
+    assert kafka_adapter.dead_headers("boom", 3, "datascience", 2, 41) == [
+        ("mqlab-reason", b"boom"), ("mqlab-attempts", b"3"), ("mqlab-topic", b"datascience"),
+        ("mqlab-partition", b"2"), ("mqlab-offset", b"41")]
+
+
+def test_kafka_failed_records_are_retried_then_produced_to_the_dead_letter_topic(monkeypatch):
+    monkeypatch.setattr(kafka_adapter, "RETRY_PAUSE", 0)
+    adapter = kafka_adapter.KafkaAdapter(settings("kafka"))
+
+    class Record:
+        def __init__(self, offset):
+            self.topic, self.partition, self.offset, self.key = "datascience", 0, offset, None
+
+    class Future:
+        def get(self, timeout):
+            return None
+
+    class Producer:
+        sent = []
+
+        def send(self, topic, value, key, headers):
+            self.sent.append((topic, value, dict(headers)))
+            return Future()
+
+        def flush(self, timeout):
+            pass
+
+    adapter._producer = producer = Producer()
+    calls, dead = [], []
+
+    def handler(batch):
+        calls.append([b for b, _k in batch])
+        return ["boom" if b == b"bad" else None for b, _k in batch]
+
+    batch = [(b"ok", ""), (b"bad", "")]
+    adapter._retry_or_dead(handler, dead.extend, [Record(5), Record(6)], batch, handler(batch), lambda: True)
+    assert calls == [[b"ok", b"bad"], [b"bad"], [b"bad"]]
+    assert [(t, v, h["mqlab-attempts"], h["mqlab-offset"]) for t, v, h in producer.sent] == [
+        ("datascience.dlq", b"bad", b"3", b"6")]
+    assert dead == [(b"bad", "", 3, "boom")]
+
+
+def test_redis_a_paused_server_is_noticed_within_seconds():
+    opts = redis_adapter.client_options(settings("redis"))
+    assert opts["socket_timeout"] <= 5 and opts["health_check_interval"] <= 5 and opts["socket_keepalive"]

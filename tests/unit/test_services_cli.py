@@ -24,12 +24,15 @@ class MemoryBroker:
     publishes = 0
     receipts_before_ack = True
     ledger_dir = ""
+    attempts: dict[bytes, int] = {}
+    dead: list = []
 
     @classmethod
     def reset(cls, ledger_dir):
         cls.queue, cls.acked, cls.nack_once = [], [], set()
         cls.connect_failures, cls.drop_after_publishes, cls.publishes = 0, -1, 0
         cls.receipts_before_ack, cls.ledger_dir = True, str(ledger_dir)
+        cls.attempts, cls.dead = {}, []
 
 
 class MemoryAdapter(Adapter):
@@ -64,15 +67,30 @@ class MemoryAdapter(Adapter):
                 acks.append(12345)
         return acks
 
-    def consume(self, handler, running):
+    def consume(self, handler, running, dead=None):
         while running():
             batch = MemoryBroker.queue[: self.settings.batch]
             self.subscribed, self.assignment = True, ["memory"]
-            handler([(body, f"k{envelope.decode(body).seq % 3}" if envelope.decode(body) else "")
-                     for body in batch])
-            recorded = _recorded_ids(MemoryBroker.ledger_dir)
+            results = adapters.base.outcomes(handler(
+                [(body, f"k{envelope.decode(body).seq % 3}" if envelope.decode(body) else "")
+                 for body in batch]), len(batch))
+            requeued = set()
+            for body, reason in zip(batch, results):
+                if reason is None:
+                    continue
+                attempts = MemoryBroker.attempts.get(body, 0) + 1
+                MemoryBroker.attempts[body] = attempts
+                if adapters.base.exhausted(attempts, self.settings.max_deliveries):
+                    MemoryBroker.dead.append((body, reason, attempts))
+                    dead([(body, "", attempts, reason)])
+                else:
+                    MemoryBroker.queue.append(body)  # tried again after the rest
+                    requeued.add(body)
+            recorded = _recorded_ids(MemoryBroker.ledger_dir)  # recv and dead receipts
             for body in batch:
                 env = envelope.decode(body)
+                if body in requeued:  # not acked: no receipt due yet
+                    continue
                 if env is not None and env.id not in recorded:
                     MemoryBroker.receipts_before_ack = False
             MemoryBroker.acked.extend(batch)
@@ -245,3 +263,75 @@ def test_a_one_shot_run_can_have_a_fixed_rate(lab):
     elapsed = time.monotonic() - started
     assert len(sent_rows(ledger_dir, "r7")) == 12
     assert 0.25 <= elapsed < 3  # 12 messages at 40/s take about 0.3 s, not 0 and not forever
+
+
+def test_poison_every_k_marks_every_kth_message_of_the_run(lab):
+    env, ledger_dir = lab
+    assert producer.main(["--count", "20", "--run-id", "rp", "--poison-every", "5"],
+                         {**env, "MQLAB_NAME": "p1"}) == 0
+    poisoned = [e.seq for e in map(envelope.decode, MemoryBroker.queue) if e.fail]
+    assert poisoned == [4, 9, 14, 19]
+    assert len(sent_rows(ledger_dir, "rp")) == 20  # poison is sent and confirmed like the rest
+
+
+def test_consumer_retries_failed_messages_then_dead_letters_them_with_a_receipt_and_no_recv_line(lab, capsys):
+    env, ledger_dir = lab
+    MemoryBroker.queue = [envelope.make("rd", "p1", i, fail=envelope.poison(i, 10)).encode() for i in range(30)]
+    poison_ids = {envelope.decode(b).id for b in MemoryBroker.queue if envelope.decode(b).fail}
+    assert consumer.main([], {**env, "MQLAB_NAME": "c1", "MQLAB_MAX_DELIVERIES": "4"}) == 0
+    assert MemoryBroker.receipts_before_ack
+    with open(ledger_dir / "rd" / "recv-c1.tsv") as f:
+        recv = [line.split("\t") for line in f]
+    assert sorted(int(r[2]) for r in recv) == [i for i in range(30) if i % 10 != 9]
+    with open(ledger_dir / "rd" / "dead-c1.tsv") as f:
+        dead = [line.rstrip("\n").split("\t") for line in f]
+    assert {r[0] for r in dead} == poison_ids and len(dead) == 3
+    assert all(r[1] == "p1" and r[3] == "4" and r[4] == consumer.POISON_REASON for r in dead)
+    assert sorted(int(r[2]) for r in dead) == [9, 19, 29] and all(int(r[5]) > 0 for r in dead)
+    assert sorted(a for _b, _r, a in MemoryBroker.dead) == [4, 4, 4]
+    assert "dead-lettered" in capsys.readouterr().out
+
+
+def test_a_message_whose_processing_raises_fails_and_is_not_recorded(lab, monkeypatch):
+    env, ledger_dir = lab
+
+    def broken(env_):
+        if env_.seq == 1:
+            raise KeyError("no\tsuch\nthing")
+
+    monkeypatch.setattr(consumer, "process", broken)
+    c = consumer.Consumer(consumer.Settings.from_env({**env, "MQLAB_NAME": "c1"}),
+                          consumer.ReceiptWriter(str(ledger_dir), "recv", "c1"))
+    results = c.handle([(envelope.make("rx", "p1", i).encode(), "") for i in range(3)] + [(b"plain", "")])
+    assert results[0] is None and results[2] is None and results[3] is None
+    assert results[1].startswith("KeyError")
+    with open(ledger_dir / "rx" / "recv-c1.tsv") as f:
+        assert [line.split("\t")[2] for line in f] == ["0", "2"]
+
+
+def test_an_oversized_message_is_rejected_in_one_line_and_the_others_go_through(lab, capsys):
+    env, ledger_dir = lab
+    code = producer.main(["--count", "5", "--run-id", "rs", "--size", "2000"],
+                         {**env, "MQLAB_NAME": "p1", "MQLAB_MAX_MESSAGE_BYTES": "1000"})
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.count("rejected: message of 2000 bytes is above the client limit (1000 bytes)") == 5
+    assert "5 of 5 message(s) rejected as too large" in out
+    assert not (ledger_dir / "rs" / "sent-p1.tsv").exists() and MemoryBroker.queue == []
+
+
+def test_messages_the_broker_refuses_as_too_large_are_not_resent_and_the_run_goes_on(lab, capsys, monkeypatch):
+    env, ledger_dir = lab
+    publish = MemoryAdapter.publish
+
+    def refuse_seq_2(self, batch):
+        acks = publish(self, batch)
+        return [adapters.Rejected("message of 9 bytes is above the broker limit (8 bytes)")
+                if envelope.decode(body).seq == 2 else ack for (body, _k), ack in zip(batch, acks)]
+
+    monkeypatch.setattr(MemoryAdapter, "publish", refuse_seq_2)
+    assert producer.main(["--count", "4", "--run-id", "rb"], {**env, "MQLAB_NAME": "p1"}) == 1
+    assert [int(r[1]) for r in sent_rows(ledger_dir, "rb")] == [0, 1, 3]
+    out = capsys.readouterr().out
+    assert out.count("rejected: message of 9 bytes is above the broker limit (8 bytes)") == 1
+    assert "1 of 4 message(s) rejected" in out

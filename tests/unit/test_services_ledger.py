@@ -97,5 +97,19 @@ def test_next_seq_lets_a_restarted_producer_continue(tmp_path):
 
 
 def test_unknown_kind_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="sent' or 'recv"):
+    with pytest.raises(ValueError, match="'sent', 'recv' or 'dead'"):
         ReceiptWriter(str(tmp_path), "acked", "p1")
+
+
+def test_dead_lines_hold_attempts_and_a_one_line_reason(tmp_path):
+    with ReceiptWriter(str(tmp_path), "dead", "c1") as w:
+        w.dead(env(5), 3, "KeyError: 'x'\tat\r\nline 2", 99)
+    with open(tmp_path / "r1" / "dead-c1.tsv") as f:
+        lines = f.read().splitlines()
+    assert lines == [f"{5:032x}\tp1\t5\t3\tKeyError: 'x' at  line 2\t99"]
+
+
+def test_long_reasons_are_cut():
+    reason = ledger.clean_reason("x" * 1000)
+    assert len(reason) == ledger.REASON_MAX and reason.endswith("...")
+    assert ledger.dead_line(env(1), 2, "r", 7).count("\t") == 5

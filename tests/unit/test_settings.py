@@ -152,3 +152,29 @@ def test_nothing_is_read_from_the_environment_at_import():
     env = {**os.environ, "MQLAB_BROKER": "not-a-broker", "MQLAB_RATE": "fast"}
     code = "import mqlab_services.settings, mqlab_services.producer, mqlab_services.consumer"
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+
+
+@pytest.mark.parametrize("broker, dlq, limit", [("rabbitmq", "mailbox.dead", 4194304),
+                                                ("redis", "chatroom.stream.dead", 4194304),
+                                                ("kafka", "datascience.dlq", 1048576)])
+def test_dead_letter_and_size_defaults_per_broker(broker, dlq, limit):
+    s = build(broker=broker)
+    assert (s.dlq, s.max_message_bytes) == (dlq, limit)
+    assert (s.max_deliveries, s.retry_idle, s.dlx, s.heartbeat) == (3, 1.0, "mailbox.dlx", 10)
+
+
+def test_dead_letter_settings_can_be_changed():
+    s = build(broker="redis", max_deliveries="5", retry_idle="0.5", dlq="dead", max_message_bytes="100",
+              heartbeat="0")
+    assert (s.max_deliveries, s.retry_idle, s.dlq, s.max_message_bytes, s.heartbeat) == (5, 0.5, "dead", 100, 0)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max_deliveries", "0", "MQLAB_MAX_DELIVERIES must be at least 1"),
+    ("retry_idle", "-1", "MQLAB_RETRY_IDLE must be a positive number"),
+    ("max_message_bytes", "1MB", "MQLAB_MAX_MESSAGE_BYTES must be a whole number"),
+    ("heartbeat", "-5", "MQLAB_HEARTBEAT must be at least 0"),
+])
+def test_bad_dead_letter_settings_name_the_variable(key, value, message):
+    with pytest.raises(SettingsError, match=message):
+        build(broker="kafka", **{key: value})

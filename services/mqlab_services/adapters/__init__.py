@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 
 from ..settings import Settings
-from .base import Adapter, BrokerConfigError, Handler, Outgoing, Received
+from .base import Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received, Rejected
 
-__all__ = ["ADAPTERS", "Adapter", "BrokerConfigError", "Handler", "Outgoing",
-           "Received", "UnknownBrokerError", "adapter_class", "create"]
+__all__ = ["ADAPTERS", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
+           "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create"]
 
 ADAPTERS: dict[str, str] = {
     "rabbitmq": "mqlab_services.adapters.rabbitmq:RabbitMQAdapter",

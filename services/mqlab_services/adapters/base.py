@@ -7,7 +7,7 @@ An adapter wraps one native client (pika, redis-py, kafka-python) for one
     adapter.ping()                    # a real round trip; seconds
     key = adapter.key_for(seq)        # the routing/record key the mode gives message `seq`
     acks = adapter.publish(batch)     # [(body, key), ...] -> [ack_ns or None, ...]
-    adapter.consume(handler, running) # until running() is False
+    adapter.consume(handler, running, dead)  # until running() is False
     adapter.subscribed, adapter.assignment  # what the consumer reads, for its status file
     adapter.close()                   # never raises
 
@@ -30,9 +30,56 @@ Outgoing = tuple[bytes, str]
 Received = tuple[bytes, str]
 
 #: Called with each batch of received messages (possibly empty when idle).
-#: When it returns, the batch has been processed and the adapter acks or commits it;
-#: when it raises, nothing in the batch is acked and the broker will deliver it again.
-Handler = Callable[[list[Received]], None]
+#: It returns, for each message in order, None when it was processed, or a one-line reason
+#: why processing failed (returning None for the whole batch means all were processed).
+#: The adapter acks or commits the processed ones; a failed one is tried again, up to
+#: MQLAB_MAX_DELIVERIES attempts in all, and then dead-lettered (see DeadHandler).
+#: When the handler raises, nothing in the batch is acked and the broker delivers it again.
+Handler = Callable[[list[Received]], "list[str | None] | None"]
+
+#: A message being dead-lettered: its body, key, the attempts made and the last reason.
+Dead = tuple[bytes, str, int, str]
+
+#: Called with the messages an adapter dead-lettered, after the dead-letter queue (stream,
+#: topic) has them and before the originals are acked; returns once they are recorded.
+DeadHandler = Callable[[list[Dead]], None]
+
+
+class Rejected:
+    """publish()'s answer for a message the client or the broker refused for good (too large).
+
+    Not sent, not to be sent again; ``reason`` is the one-line explanation.
+    """
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Rejected({self.reason!r})"
+
+
+def too_large(size: int, limit: int, whose: str = "client") -> str:
+    """The one-line reason for a message above a size limit."""
+    return f"message of {size} bytes is above the {whose} limit ({limit} bytes)"
+
+
+def outcomes(result, n: int) -> list:
+    """The handler's answer as one entry per message (None from the handler means all processed)."""
+    if result is None:
+        return [None] * n
+    result = list(result)
+    if len(result) != n:
+        raise ValueError(f"handler returned {len(result)} outcomes for {n} messages")
+    return result
+
+
+def exhausted(attempts: int, max_deliveries: int) -> bool:
+    """True when a message that failed its ``attempts``-th attempt is to be dead-lettered."""
+    return attempts >= max_deliveries
+
+
+def _no_dead(_items: list) -> None:
+    pass
 
 
 class BrokerConfigError(Exception):
@@ -67,18 +114,22 @@ class Adapter(abc.ABC):
         """One round trip to the broker; returns its duration in seconds."""
 
     @abc.abstractmethod
-    def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+    def publish(self, batch: Sequence[Outgoing]) -> list:
         """Send a batch and wait for the broker's confirms.
 
         Returns, for each message in order, the time (ns since epoch) its confirm
-        arrived, or None when the broker refused it or did not confirm in time.
+        arrived, None when the broker did not confirm it (in time: send it again), or a
+        :class:`Rejected` for a message that can never be sent (too large).
         Only confirmed messages may be recorded as sent.
         """
 
     @abc.abstractmethod
-    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+    def consume(self, handler: Handler, running: Callable[[], bool],
+                dead: DeadHandler | None = None) -> None:
         """Deliver batches to ``handler`` and ack each after it returns, until ``running()`` is False.
 
+        Messages the handler failed are retried and, after MQLAB_MAX_DELIVERIES attempts,
+        put on the dead-letter queue, reported to ``dead`` and then acked.
         Returns at most about a second after ``running()`` turns False, having acked
         what the handler processed.
         """

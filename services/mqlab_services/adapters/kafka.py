@@ -21,6 +21,20 @@ Modes (all but ``autocommit`` use acks=all, the idempotent producer and commits 
   dies loses what was committed but not processed; a leader failure loses what was acked
   by the leader alone.
 
+Failed records and dead-lettering: records of a poll that the handler failed are given
+to it again at once, with a short pause, up to ``MQLAB_MAX_DELIVERIES`` attempts in all;
+those that still fail are produced to the topic ``MQLAB_DLQ`` (``datascience.dlq``, created
+like the main topic) with ``acks=all``, the same key and value and the headers
+``mqlab-reason``, ``mqlab-attempts``, ``mqlab-topic``, ``mqlab-partition`` and
+``mqlab-offset``; only when the dead-letter topic acked them is the poll committed past
+them. A consumer that dies meanwhile leaves the poll uncommitted: it is read again, and
+the attempts start over.
+
+Oversized records: ``max_request_size`` is ``MQLAB_MAX_MESSAGE_BYTES`` (1 MiB). A record
+the client refuses (MessageSizeTooLargeError) or the broker refuses (MESSAGE_TOO_LARGE,
+above its ``message.max.bytes``) is reported as rejected, not sent again; after a broker
+refusal the producer is replaced, so its sequence numbers start clean.
+
 Connect with ``MQLAB_URL=host:port[,host:port...]`` (the bootstrap servers; inside the lab's
 compose network ``kafka:19092``, from the host ``localhost:9092``).
 
@@ -30,6 +44,7 @@ Options:
 - ``MQLAB_GROUP``: the shared consumer group, and the prefix of the per-subscriber ones.
 - ``MQLAB_KEYS``: how many record keys ``keyed`` uses (8).
 - ``MQLAB_BATCH``: records per send/flush round and per poll/commit.
+- ``MQLAB_DLQ``, ``MQLAB_MAX_DELIVERIES``, ``MQLAB_MAX_MESSAGE_BYTES``: see above.
 """
 
 from __future__ import annotations
@@ -42,7 +57,7 @@ import kafka.errors
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from .base import Adapter, BrokerConfigError, Handler, Outgoing
+from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, outcomes, too_large
 
 log = logging.getLogger("mqlab")
 
@@ -50,6 +65,8 @@ CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's acks; above delivery_tim
 POLL_MS = 500  # consumer poll wait; also how quickly a stop request is seen
 CLOSE_TIMEOUT_MS = 5_000  # leaving the group on close: a minimal effort, never a long wait
 TOPIC_ALREADY_EXISTS = kafka.errors.TopicAlreadyExistsError.errno
+RETRY_PAUSE = 0.2  # seconds before a failed record is tried again (times the attempt number)
+RECONNECT_BACKOFF_MAX_MS = 5_000  # a broker that is back is found within seconds, not 30 s
 
 
 def bootstrap_servers(settings) -> list[str]:
@@ -69,7 +86,22 @@ def producer_config(settings) -> dict:
         "request_timeout_ms": 15_000,
         "delivery_timeout_ms": 25_000,
         "bootstrap_timeout_ms": 10_000,
+        "max_request_size": settings.max_message_bytes,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
+
+
+def broker_rejects(sizes: list[int], indexes: list[int]) -> list[int]:
+    """Of the records that failed with MESSAGE_TOO_LARGE, those to count as too large: the largest."""
+    largest = max(sizes, default=0)
+    return [index for index, size in zip(indexes, sizes) if size == largest]
+
+
+def dead_headers(reason: str, attempts: int, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """The headers of a record produced to the dead-letter topic."""
+    return [("mqlab-reason", reason.encode("utf-8", "replace")), ("mqlab-attempts", str(attempts).encode()),
+            ("mqlab-topic", topic.encode()), ("mqlab-partition", str(partition).encode()),
+            ("mqlab-offset", str(offset).encode())]
 
 
 def record_key(settings, seq: int) -> str:
@@ -95,13 +127,15 @@ def consumer_config(settings) -> dict:
         # member holds up scaling for 30 s at worst.
         "max_poll_interval_ms": 30_000,
         "bootstrap_timeout_ms": 10_000,
+        "request_timeout_ms": 30_000,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
 
 
-def topic_spec(settings) -> dict:
-    """The argument for KafkaAdminClient.create_topics."""
-    return {settings.topic: {"num_partitions": settings.partitions,
-                             "replication_factor": settings.replication}}
+def topic_spec(settings, topic: str | None = None) -> dict:
+    """The argument for KafkaAdminClient.create_topics (the main topic unless ``topic``)."""
+    return {topic or settings.topic: {"num_partitions": settings.partitions,
+                                      "replication_factor": settings.replication}}
 
 
 class KafkaAdapter(Adapter):
@@ -141,14 +175,17 @@ class KafkaAdapter(Adapter):
 
     def _ensure_topic(self) -> None:
         s = self.settings
-        if s.topic not in self._admin.list_topics():
-            result = self._admin.create_topics(topic_spec(s), raise_errors=False, wait_for_metadata=True)
+        existing = self._admin.list_topics()
+        for name in (s.topic, s.dlq):
+            if name in existing:
+                continue
+            result = self._admin.create_topics(topic_spec(s, name), raise_errors=False, wait_for_metadata=True)
             for topic in result["topics"]:
                 code = topic.get("error_code", 0)
                 if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise BrokerConfigError(f"cannot create topic {s.topic!r}: error {code} "
+                    raise BrokerConfigError(f"cannot create topic {name!r}: error {code} "
                                             f"{topic.get('error_message') or ''}".strip())
-            log.info("created topic %s with %d partitions", s.topic, s.partitions)
+            log.info("created topic %s with %d partitions", name, s.partitions)
         partitions = self._partition_count()
         if partitions < s.partitions:
             log.info("topic %s has %d partition(s), fewer than MQLAB_PARTITIONS=%d: fewer consumers "
@@ -165,24 +202,47 @@ class KafkaAdapter(Adapter):
         self._admin.describe_cluster()
         return time.perf_counter() - started
 
-    def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+    def publish(self, batch: Sequence[Outgoing]) -> list:
         if self._producer is None:
             self._producer = KafkaProducer(**producer_config(self.settings))
-        acks: list[int | None] = [None] * len(batch)
+        acks: list = [None] * len(batch)
+        limit = self.settings.max_message_bytes
 
         def acked(index, _metadata):  # runs on the producer's I/O thread
             acks[index] = time.time_ns()
 
+        too_big: list[int] = []
+
+        def failed(index, exc):
+            if isinstance(exc, kafka.errors.MessageSizeTooLargeError):
+                too_big.append(index)
+
         for index, (body, key) in enumerate(batch):
-            future = self._producer.send(self.settings.topic, value=body, key=key.encode() if key else None)
+            try:
+                future = self._producer.send(self.settings.topic, value=body, key=key.encode() if key else None)
+            except kafka.errors.MessageSizeTooLargeError:
+                # Refused before sending: the record with its overhead is above max_request_size.
+                acks[index] = Rejected(too_large(len(body), limit))
+                continue
             future.add_callback(acked, index)
+            future.add_errback(failed, index)
         # flush() raises KafkaTimeoutError when the broker does not answer in time. The caller
         # then reconnects with a new producer and sends the unconfirmed messages again: a
         # producer whose requests hung (a paused broker, say) was seen never to recover.
         self._producer.flush(timeout=CONFIRM_TIMEOUT)
+        if too_big:
+            # MESSAGE_TOO_LARGE fails the records queued behind the culprit too: reject only the
+            # largest failed ones; the others are unconfirmed and sent again (and a large one
+            # that fails again alone is rejected then).
+            for index in broker_rejects([len(batch[i][0]) for i in too_big], too_big):
+                acks[index] = Rejected(f"message of {len(batch[index][0])} bytes is above the broker "
+                                       "limit (MESSAGE_TOO_LARGE)")
+            # A batch the broker refused leaves a gap in the idempotent sequence: start afresh.
+            producer, self._producer = self._producer, None
+            _close_producer(producer)
         return acks
 
-    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+    def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
         if self._consumer is None:
             self._consumer = KafkaConsumer(**consumer_config(self.settings))
             self._consumer.subscribe([self.settings.topic], listener=_Rebalance(self))
@@ -198,9 +258,13 @@ class KafkaAdapter(Adapter):
                 outage.failed(exc, "poll")
                 continue
             outage.recovered()
+            flat = [r for partition in records.values() for r in partition]
             batch = [(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "")
-                     for partition in records.values() for r in partition]
-            handler(batch)
+                     for r in flat]
+            try:
+                self._retry_or_dead(handler, dead or _no_dead, flat, batch, handler(batch), running)
+            except _Stopping:
+                return
             if batch and self.settings.safe:
                 for tp, partition in records.items():
                     self._uncommitted[tp] = OffsetAndMetadata(partition[-1].offset + 1, "", -1)
@@ -214,6 +278,33 @@ class KafkaAdapter(Adapter):
                 except kafka.errors.KafkaError as exc:
                     # These records were processed; the next successful commit covers them.
                     outage.failed(exc, "commit")
+
+    def _retry_or_dead(self, handler: Handler, dead: DeadHandler, records, batch, results, running) -> None:
+        """Try failed records again, up to MQLAB_MAX_DELIVERIES attempts; dead-letter the rest."""
+        s = self.settings
+        failed = [(i, reason) for i, reason in enumerate(outcomes(results, len(batch))) if reason is not None]
+        attempts = 1
+        while failed and attempts < s.max_deliveries and running():
+            attempts += 1
+            time.sleep(RETRY_PAUSE * attempts)
+            again = outcomes(handler([batch[i] for i, _r in failed]), len(failed))
+            failed = [(i, reason) for (i, _old), reason in zip(failed, again) if reason is not None]
+        if not failed:
+            return
+        if attempts < s.max_deliveries:
+            # Stopping: leave the poll uncommitted; the records are read again.
+            raise _Stopping()
+        if self._producer is None:
+            self._producer = KafkaProducer(**producer_config(s.replace(mode="group")))
+        futures = []
+        for i, reason in failed:
+            r = records[i]
+            futures.append(self._producer.send(s.dlq, value=batch[i][0], key=r.key,
+                                               headers=dead_headers(reason, attempts, r.topic, r.partition, r.offset)))
+        self._producer.flush(timeout=CONFIRM_TIMEOUT)
+        for future in futures:
+            future.get(timeout=0)  # raises when the dead-letter topic did not take it: no commit
+        dead([(*batch[i], attempts, reason) for i, reason in failed])
 
     def _settle_assignment(self) -> None:
         """After a (re)assignment: know every position, then count as subscribed.
@@ -290,6 +381,10 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         # Taken away (session expired): no commit is possible; the new owners read them again.
         for tp in lost:
             self.adapter._uncommitted.pop(tp, None)
+
+
+class _Stopping(Exception):
+    """Stopped while retrying a failed record: return without committing the poll."""
 
 
 class _Outage:

@@ -27,10 +27,33 @@ Modes (all but ``autoack`` use publisher confirms and a manual ack after process
   a consumer holds when it dies is lost, and so is everything in the queue if the broker
   restarts.
 
+Failed messages and dead-lettering (every mode with manual acks): a message the handler
+failed is republished, under confirms, to the queue it came from (default exchange) with
+the header ``x-mqlab-attempts`` (attempts made so far) and ``x-mqlab-reason``, and only then
+is the original acked; the copy goes to the back of the queue, so later messages keep
+flowing, and the count travels with the message across consumer restarts. After
+``MQLAB_MAX_DELIVERIES`` attempts the message is published, under confirms, to the durable
+fanout exchange ``MQLAB_DLX`` (``mailbox.dlx``), bound to the durable queue ``MQLAB_DLQ``
+(``mailbox.dead``), with the headers ``x-mqlab-attempts``, ``x-mqlab-reason`` and
+``x-mqlab-queue`` (where it came from); then the original is acked. A copy the broker does
+not confirm leaves the original unacked (requeued), so nothing is lost; a crash between
+a confirm and the ack can give a duplicate. The ``work`` queue is also declared with
+``x-dead-letter-exchange`` = ``mailbox.dlx``, so messages rejected by other clients land
+there too (with RabbitMQ's ``x-death`` header). In ``autoack`` a failed message is gone
+already: it is only recorded as dead.
+
+Oversized messages: the lab's rabbitmq.conf sets ``max_message_size`` (4 MiB); the
+producer refuses larger messages before publishing (``MQLAB_MAX_MESSAGE_BYTES``). If the
+broker still closes the channel for one (406 "larger than configured max size"), the
+adapter reports it as rejected, opens a new channel and the others are sent again.
+
 Connect with ``MQLAB_URL=amqp://user:pass@host:5672/%2F``; query options that pika's
 URLParameters knows (``?heartbeat=30&blocked_connection_timeout=60``) are honoured.
 
 Options:
+- ``MQLAB_HEARTBEAT``: AMQP heartbeat (10 s) unless the URL sets one, so a paused or
+  unreachable broker is noticed within about two heartbeats.
+- ``MQLAB_DLX``, ``MQLAB_DLQ``, ``MQLAB_MAX_DELIVERIES``: dead-lettering, see above.
 - ``MQLAB_QUEUE``: the queue of ``work``/``autoack`` (``mailbox.durable``) or ``transient``
   (``mailbox.transient``). Deliberately not the tutorial's ``mailbox``, which tutorials
   declare transient: redeclaring it durable would fail with 406.
@@ -52,7 +75,8 @@ from urllib.parse import parse_qs, urlsplit
 import pika
 import pika.exceptions
 
-from .base import Adapter, BrokerConfigError, Handler, Outgoing
+from .base import (Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead,
+                   exhausted, outcomes, too_large)
 
 log = logging.getLogger("mqlab")
 
@@ -70,7 +94,7 @@ def connection_parameters(settings) -> pika.URLParameters:
     params = pika.URLParameters(settings.url)
     query = parse_qs(urlsplit(settings.url).query)
     if "heartbeat" not in query:
-        params.heartbeat = 30
+        params.heartbeat = settings.heartbeat
     if "blocked_connection_timeout" not in query:
         params.blocked_connection_timeout = 60
     if "socket_timeout" not in query:
@@ -81,9 +105,54 @@ def connection_parameters(settings) -> pika.URLParameters:
 
 
 def queue_arguments(settings) -> dict | None:
+    """Arguments of the shared durable queues (work/autoack queue, topic binding queues)."""
     # A classic queue is declared without x-queue-type so that it matches queues made by
     # definitions files or older clients that never set the argument.
-    return {"x-queue-type": "quorum"} if settings.queue_type == "quorum" else None
+    arguments = {"x-queue-type": "quorum"} if settings.queue_type == "quorum" else {}
+    if settings.mode in ("work", "autoack"):  # one queue, MQLAB_QUEUE, in both modes
+        arguments["x-dead-letter-exchange"] = settings.dlx
+    return arguments or None
+
+
+ATTEMPTS = "x-mqlab-attempts"
+REASON = "x-mqlab-reason"
+ORIGIN = "x-mqlab-queue"
+
+_SIZE_LIMIT = re.compile(r"larger than configured max size (\d+)")
+
+
+def attempts_made(properties) -> int:
+    """How many failed attempts a delivery's headers record (0 for a first delivery)."""
+    headers = getattr(properties, "headers", None) or {}
+    value = headers.get(ATTEMPTS, 0)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def copy_properties(properties, attempts: int, reason: str, origin: str | None = None) -> pika.BasicProperties:
+    """A delivery's properties for its retry copy (or, with ``origin``, its dead-letter copy)."""
+    headers = dict(getattr(properties, "headers", None) or {})
+    headers[ATTEMPTS] = attempts
+    headers[REASON] = reason[:1000]
+    if origin is not None:
+        headers[ORIGIN] = origin
+    return pika.BasicProperties(
+        content_type=getattr(properties, "content_type", None),
+        delivery_mode=getattr(properties, "delivery_mode", None) or pika.DeliveryMode.Persistent,
+        app_id=getattr(properties, "app_id", None),
+        message_id=getattr(properties, "message_id", None),
+        headers=headers,
+    )
+
+
+def broker_size_limit(reply_text: str) -> int | None:
+    """The broker's max_message_size from a 406 that closed a channel, or None for another 406."""
+    match = _SIZE_LIMIT.search(reply_text or "")
+    return int(match.group(1)) if match else None
 
 
 def message_properties(settings) -> pika.BasicProperties:
@@ -168,18 +237,36 @@ class RabbitMQAdapter(Adapter):
         else:
             self._declare(lambda: self._channel.queue_declare(
                 s.queue, durable=s.mode != "transient", arguments=self._arguments()),
-                f"queue {s.queue!r}", "QUEUE/MQLAB_QUEUE_TYPE")
-        self._channel.basic_qos(prefetch_count=s.prefetch)
+                f"queue {s.queue!r}", "QUEUE/MQLAB_QUEUE_TYPE", fresh=s.mode in ("work", "autoack"))
+        self._declare(lambda: self._channel.exchange_declare(s.dlx, exchange_type="fanout", durable=True),
+                      f"exchange {s.dlx!r}", "DLX")
+        self._declare(lambda: self._channel.queue_declare(s.dlq, durable=True), f"queue {s.dlq!r}", "DLQ")
+        self._channel.queue_bind(s.dlq, s.dlx)
+        self._setup_channel()
+
+    def _setup_channel(self) -> None:
+        self._channel.basic_qos(prefetch_count=self.settings.prefetch)
         if self._confirms:
             self._enable_confirms()
+
+    def _reopen_channel(self) -> None:
+        """A new channel on the same connection, after the broker closed ours."""
+        self._channel = self._connection.channel()
+        if self.settings.exchange:
+            self._channel._impl.add_on_return_callback(self._on_return)
+        self._setup_channel()
 
     def _arguments(self) -> dict | None:
         return queue_arguments(self.settings) if self.settings.mode in ("work", "topic", "autoack") else None
 
-    def _declare(self, declare: Callable[[], object], what: str, variable: str) -> None:
+    def _declare(self, declare: Callable[[], object], what: str, variable: str, fresh: bool = False) -> None:
         try:
             declare()
         except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 406 and fresh:
+                raise BrokerConfigError(
+                    f"{what} exists with other arguments ({exc.reply_text}); it predates the "
+                    "dead-letter settings: run `invoke down rabbitmq --volumes` for a fresh broker") from None
             if exc.reply_code in (403, 406):
                 raise BrokerConfigError(
                     f"{what} exists with other settings or is not allowed "
@@ -238,41 +325,79 @@ class RabbitMQAdapter(Adapter):
             self._channel.queue_declare(self.settings.queue, passive=True)
         return time.perf_counter() - started
 
-    def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+    def publish(self, batch: Sequence[Outgoing]) -> list:
         s = self.settings
-        self._acks = [None] * len(batch)
         returned = self.unroutable
-        for index, (body, key) in enumerate(batch):
+        if s.exchange:
+            items = [(s.exchange, key, body, self._properties, True) for body, key in batch]
+        else:
+            items = [("", s.queue, body, self._properties, False) for body, _key in batch]
+        try:
+            acks = self._send(items)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            limit = broker_size_limit(exc.reply_text) if exc.reply_code == 406 else None
+            if limit is None or self._connection is None or not self._connection.is_open:
+                raise
+            # The broker closed the channel for a message above its max_message_size: the
+            # confirms got before it stand, the rest are sent again on a new channel.
+            acks = [Rejected(too_large(len(body), limit, "broker")) if ack is None and len(body) > limit
+                    else ack for ack, (body, _key) in zip(self._acks, batch)]
+            log.info("the broker closed the channel for a message above its limit (%d bytes); "
+                     "opening a new one", limit)
+            self._reopen_channel()
+        if self.unroutable > returned:
+            log.info("%d message(s) matched no queue on %s and were dropped (%d so far)",
+                     self.unroutable - returned, s.exchange, self.unroutable)
+        return acks
+
+    def _send(self, items) -> list[int | None]:
+        """Publish (exchange, routing key, body, properties, mandatory) items; wait for confirms.
+
+        When the broker closed the channel meanwhile, raises its ChannelClosedByBroker (pika
+        itself raises ChannelWrongStateError on the next use of a closed channel).
+        """
+        try:
+            return self._send_on_channel(items)
+        except pika.exceptions.ChannelWrongStateError:
+            reason = getattr(self._channel, "_closing_reason", None)
+            if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+                raise reason from None
+            raise
+
+    def _send_on_channel(self, items) -> list[int | None]:
+        self._acks = [None] * len(items)
+        for index, (exchange, key, body, properties, mandatory) in enumerate(items):
             if self._confirms:
                 # Registered before the publish: basic_publish() also reads incoming frames,
                 # so this message's confirm can arrive before it returns.
                 self._outstanding[self._next_tag] = index
                 self._next_tag += 1
-            if s.exchange:
-                self._channel.basic_publish(s.exchange, key, body, self._properties, mandatory=True)
+            if mandatory:
+                self._channel.basic_publish(exchange, key, body, properties, mandatory=True)
             else:
-                self._channel.basic_publish("", s.queue, body, self._properties)
+                self._channel.basic_publish(exchange, key, body, properties)
         if not self._confirms:
             # No confirms in this mode: "acked" only means handed to the socket.
             now = time.time_ns()
-            return [now] * len(batch)
+            return [now] * len(items)
         deadline = time.monotonic() + CONFIRM_TIMEOUT
-        while self._outstanding and time.monotonic() < deadline:
-            self._connection.process_data_events(time_limit=max(0.0, deadline - time.monotonic()))
-        self._outstanding.clear()  # late confirms for these tags are ignored
-        if self.unroutable > returned:
-            log.info("%d message(s) matched no queue on %s and were dropped (%d so far)",
-                     self.unroutable - returned, s.exchange, self.unroutable)
+        try:
+            while self._outstanding and time.monotonic() < deadline:
+                self._connection.process_data_events(time_limit=max(0.0, deadline - time.monotonic()))
+                if self._channel.is_closed:
+                    raise pika.exceptions.ChannelWrongStateError("Channel is closed.")
+        finally:
+            self._outstanding.clear()  # late confirms for these tags are ignored
         return self._acks
 
-    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+    def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
         auto_ack = self.settings.mode == "autoack"
         queue = self._subscribe()
         self.assignment = [queue]
         batch: list[tuple[bytes, str]] = []
-        last_tag = 0
+        deliveries: list[tuple[int, object]] = []  # (delivery tag, properties) per message
         started = 0.0
-        for method, _props, body in self._channel.consume(
+        for method, props, body in self._channel.consume(
                 queue, auto_ack=auto_ack, inactivity_timeout=IDLE_POLL):
             self.subscribed = True  # the first item comes after basic.consume-ok
             if method is not None:
@@ -280,27 +405,64 @@ class RabbitMQAdapter(Adapter):
                     started = time.monotonic()
                 # On the default exchange the routing key is only the queue's name.
                 batch.append((body, method.routing_key if method.exchange else ""))
-                last_tag = method.delivery_tag
+                deliveries.append((method.delivery_tag, props))
             full = len(batch) >= self.settings.batch or (batch and time.monotonic() - started >= BATCH_WAIT)
             if method is None or full or not running():
-                handler(batch)
-                if batch and not auto_ack:
-                    self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
-                batch = []
+                self._settle(queue, batch, deliveries, handler(batch), dead or _no_dead, auto_ack)
+                batch, deliveries = [], []
             if not running():
                 break
         else:
             # The generator ends when the broker cancels us (queue deleted, node going down):
             # finish what we hold, then reconnect, which declares the queue again.
             if batch:
-                handler(batch)
-                if not auto_ack:
-                    self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
+                self._settle(queue, batch, deliveries, handler(batch), dead or _no_dead, auto_ack)
             self.subscribed = False
             raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {queue}")
         # Deliveries prefetched but not handed to the handler go back to the queue.
         self.subscribed = False
         self._channel.cancel()
+
+    def _settle(self, queue: str, batch, deliveries, results, dead: DeadHandler, auto_ack: bool) -> None:
+        """Ack a handled batch; retry or dead-letter the messages the handler failed."""
+        results = outcomes(results, len(batch))
+        if not batch:
+            return
+        failed = [(i, reason) for i, reason in enumerate(results) if reason is not None]
+        if auto_ack:  # already gone from the broker: nothing to retry
+            if failed:
+                dead([(*batch[i], 1, f"{reason}; dropped (autoack mode, no retries)") for i, reason in failed])
+            return
+        if not failed:
+            self._channel.basic_ack(delivery_tag=deliveries[-1][0], multiple=True)
+            return
+        s = self.settings
+        copies, dying = [], []
+        for i, reason in failed:
+            body, key = batch[i]
+            properties = deliveries[i][1]
+            attempts = attempts_made(properties) + 1
+            if exhausted(attempts, s.max_deliveries):
+                copies.append((s.dlx, queue, body, copy_properties(properties, attempts, reason, queue), False))
+                dying.append((i, (body, key, attempts, reason)))
+            else:
+                copies.append(("", queue, body, copy_properties(properties, attempts, reason), False))
+        confirmed = self._send(copies)
+        settled = {i for (i, _reason), ack in zip(failed, confirmed) if ack is not None}
+        recorded = [item for i, item in dying if i in settled]
+        if recorded:
+            dead(recorded)
+        if len(settled) == len(failed):
+            self._channel.basic_ack(delivery_tag=deliveries[-1][0], multiple=True)
+            return
+        log.info("%d retry or dead-letter copies not confirmed; their originals go back to the queue",
+                 len(failed) - len(settled))
+        unsettled = {i for i, _reason in failed} - settled
+        for i, (tag, _props) in enumerate(deliveries):
+            if i in unsettled:
+                self._channel.basic_nack(delivery_tag=tag, multiple=False, requeue=True)
+            else:
+                self._channel.basic_ack(delivery_tag=tag, multiple=False)
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

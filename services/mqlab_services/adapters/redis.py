@@ -5,9 +5,9 @@ Modes:
   ``MQLAB_STREAM`` (``chatroom.stream``), field ``data``. Consumers read with XREADGROUP in
   the group ``MQLAB_GROUP`` (``mqlab``), created at id 0 so entries added before any
   consumer started are read too, and XACK only after the handler has processed a batch.
-  Entries left pending by a consumer that died are taken over with XAUTOCLAIM once
-  they have been idle for ``MQLAB_CLAIM_IDLE`` seconds; a restarted consumer with the same
-  name first re-reads its own pending entries. The producer's "confirm" is the XADD
+  Entries left pending by a consumer that died are taken over (XPENDING, then XCLAIM)
+  once they have been idle for ``MQLAB_CLAIM_IDLE`` seconds; a restarted consumer with the
+  same name takes its own pending entries up again after ``MQLAB_RETRY_IDLE``. The producer's "confirm" is the XADD
   reply: the entry is in the server's memory, and survives a Redis restart only as far
   as the server's persistence (AOF with ``appendfsync``, or RDB) allows.
 - ``stream-fanout`` (safe for each subscriber from its start): the same stream, but each
@@ -19,10 +19,24 @@ Modes:
   subscribed, or while one is reconnecting, is gone. The PUBLISH reply is recorded as
   the confirm, so the ledger shows exactly what pub/sub loses.
 
+Failed entries and dead-lettering (stream modes): an entry the handler failed is not
+XACKed. Every consumer looks at its own pending entries (XPENDING) about twice per
+``MQLAB_RETRY_IDLE`` (1 s) and takes the failed ones up again with XCLAIM, which counts the
+delivery; the delivery count lives in the server, so it survives consumer restarts. When
+the attempt that failed was number ``MQLAB_MAX_DELIVERIES`` (3), or an entry of a dead
+consumer was delivered that often already, the entry is XADDed to ``MQLAB_DLQ``
+(``chatroom.stream.dead``) with the fields ``id`` (its id in the stream), ``reason``,
+``attempts`` and ``data``, then XACKed. New entries are read meanwhile. In ``pubsub`` a
+failed message is gone already: it is only recorded as dead.
+
+Failure detection: socket timeouts of 5 s and a health check on connections idle for 5 s,
+so a paused or unreachable server is noticed within seconds, and the services reconnect.
+
 Connect with ``MQLAB_URL=redis://[:password@]host:6379/0`` (``rediss://`` for TLS).
 
 Options: ``MQLAB_STREAM``, ``MQLAB_GROUP`` (the shared group, and the prefix of the
-per-subscriber ones), ``MQLAB_CHANNEL``, ``MQLAB_CLAIM_IDLE``,
+per-subscriber ones), ``MQLAB_CHANNEL``, ``MQLAB_CLAIM_IDLE``, ``MQLAB_RETRY_IDLE``,
+``MQLAB_MAX_DELIVERIES``, ``MQLAB_DLQ``,
 ``MQLAB_BATCH`` (entries per XADD pipeline and per XREADGROUP/XACK).
 Streams are never trimmed here: trimming could drop entries that no one has read.
 """
@@ -36,7 +50,7 @@ from collections.abc import Callable, Sequence
 import redis
 import redis.exceptions
 
-from .base import Adapter, BrokerConfigError, Handler, Outgoing
+from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, _no_dead, exhausted, outcomes
 
 log = logging.getLogger("mqlab")
 
@@ -48,11 +62,19 @@ def client_options(settings) -> dict:
     """Keyword arguments for redis.Redis.from_url."""
     return {
         "socket_connect_timeout": 5,
-        # Above BLOCK_MS, so a blocking read is not mistaken for a dead server.
-        "socket_timeout": 10,
-        "health_check_interval": 15,
+        # Above BLOCK_MS, so a blocking read is not mistaken for a dead server; a paused
+        # or cut-off server is noticed within this.
+        "socket_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 5,
         "client_name": f"mqlab-{settings.name}",
     }
+
+
+def dead_fields(entry_id, body: bytes, attempts: int, reason: str) -> dict:
+    """The fields of a dead-letter stream entry."""
+    return {b"id": entry_id, b"reason": reason.encode("utf-8", "replace"),
+            b"attempts": str(attempts).encode(), FIELD: body}
 
 
 def entry_body(fields: dict | None) -> bytes:
@@ -131,33 +153,36 @@ class RedisAdapter(Adapter):
                 raise reply
         return [None if isinstance(reply, Exception) else now for reply in replies]
 
-    def consume(self, handler: Handler, running: Callable[[], bool]) -> None:
+    def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
         if self.streams:
-            self._consume_stream(handler, running)
+            self._consume_stream(handler, running, dead or _no_dead)
         else:
-            self._consume_pubsub(handler, running)
+            self._consume_pubsub(handler, running, dead or _no_dead)
 
-    def _consume_stream(self, handler: Handler, running: Callable[[], bool]) -> None:
+    def _consume_stream(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler) -> None:
         s = self.settings
         if s.fanout:
             # Our own group, from now on; after a reconnect it exists and we go on where we were.
             self._ensure_group(start="$")
         self.assignment = [s.subscriber_group]
-        # Our own pending entries first (delivered to this name before a restart, never acked).
-        self._read_group(handler, "0", block=None)
+        # Entries pending from before a restart, failed ones and those of dead consumers.
+        self._retry_pending(handler, dead)
         self.subscribed = True
-        next_claim = 0.0
+        next_scan = time.monotonic() + self._scan_every()
         while running():
-            if time.monotonic() >= next_claim:
-                self._claim_stuck(handler)
-                next_claim = time.monotonic() + max(1.0, s.claim_idle / 2)
-            self._read_group(handler, ">", block=BLOCK_MS)
+            if time.monotonic() >= next_scan:
+                self._retry_pending(handler, dead)
+                next_scan = time.monotonic() + self._scan_every()
+            self._read_group(handler, dead, ">", block=BLOCK_MS)
         self.subscribed = False
         if s.fanout:
             # A clean stop ends the subscription, like an exclusive queue: no group left behind.
             self._client.xgroup_destroy(s.stream, s.subscriber_group)
 
-    def _read_group(self, handler: Handler, start: str, block: int | None) -> None:
+    def _scan_every(self) -> float:
+        return max(0.25, min(self.settings.retry_idle, self.settings.claim_idle) / 2)
+
+    def _read_group(self, handler: Handler, dead: DeadHandler, start: str, block: int | None) -> None:
         s = self.settings
         try:
             reply = self._client.xreadgroup(s.subscriber_group, s.name, {s.stream: start},
@@ -172,28 +197,62 @@ class RedisAdapter(Adapter):
             self._ensure_group()
             return
         entries = reply[0][1] if reply else []
-        self._handle(handler, entries)
+        self._handle(handler, dead, entries, {})
 
-    def _claim_stuck(self, handler: Handler) -> None:
+    def _retry_pending(self, handler: Handler, dead: DeadHandler) -> None:
+        """Take up our own failed entries after MQLAB_RETRY_IDLE, and anyone's after MQLAB_CLAIM_IDLE."""
         s = self.settings
-        cursor = "0-0"
-        while True:
-            reply = self._client.xautoclaim(s.stream, s.subscriber_group, s.name, int(s.claim_idle * 1000),
-                                            start_id=cursor, count=s.batch)
-            cursor, entries = reply[0], reply[1]
-            if entries:
-                log.info("claimed %d entries left pending over %gs by other consumers",
-                         len(entries), s.claim_idle)
-            self._handle(handler, entries)
-            if cursor in (b"0-0", "0-0") or not entries:
-                return
+        group = s.subscriber_group
+        try:
+            rows = self._client.xpending_range(s.stream, group, "-", "+", s.batch, consumername=s.name,
+                                               idle=int(s.retry_idle * 1000))
+            stuck = self._client.xpending_range(s.stream, group, "-", "+", s.batch,
+                                                idle=int(s.claim_idle * 1000))
+        except redis.exceptions.ResponseError as exc:
+            if not str(exc).startswith("NOGROUP"):
+                raise
+            return  # _read_group creates it again
+        others = [r for r in stuck if _text(r["consumer"]) != s.name]
+        for rows_, idle, whose in ((rows, s.retry_idle, "own"), (others, s.claim_idle, "others'")):
+            if not rows_:
+                continue
+            counts = {_text(r["message_id"]): int(r["times_delivered"]) for r in rows_}
+            claimed = self._client.xclaim(s.stream, group, s.name, int(idle * 1000),
+                                          [r["message_id"] for r in rows_])
+            claimed = [(i, f) for i, f in claimed if f is not None]  # deleted meanwhile: nothing to do
+            if whose != "own" and claimed:
+                log.info("claimed %d entries left pending over %gs by other consumers", len(claimed), idle)
+            # XCLAIM counted one more delivery: this is attempt number count + 1.
+            self._handle(handler, dead, claimed, {_text(i): counts.get(_text(i), 0) + 1 for i, _f in claimed})
 
-    def _handle(self, handler: Handler, entries) -> None:
-        handler([(entry_body(fields), "") for _id, fields in entries])
-        if entries:
-            self._client.xack(self.settings.stream, self.settings.subscriber_group, *[i for i, _ in entries])
+    def _handle(self, handler: Handler, dead: DeadHandler, entries, attempts: dict) -> None:
+        """Process entries; XACK the processed ones, dead-letter those out of attempts."""
+        s = self.settings
+        if not entries:
+            handler([])
+            return
+        # An entry delivered too often already (its consumer died on it, say) is not tried again.
+        spent = {i for i, (entry_id, _f) in enumerate(entries)
+                 if attempts.get(_text(entry_id), 1) > s.max_deliveries}
+        todo = [i for i in range(len(entries)) if i not in spent]
+        results = outcomes(handler([(entry_body(entries[i][1]), "") for i in todo]), len(todo))
+        done = [entries[i][0] for i, reason in zip(todo, results) if reason is None]
+        dying = [(entries[i], attempts.get(_text(entries[i][0]), 1), reason)
+                 for i, reason in zip(todo, results)
+                 if reason is not None and exhausted(attempts.get(_text(entries[i][0]), 1), s.max_deliveries)]
+        dying += [(entries[i], attempts[_text(entries[i][0])] - 1,
+                   f"delivered {attempts[_text(entries[i][0])] - 1} times without an ack") for i in sorted(spent)]
+        if dying:
+            pipe = self._client.pipeline(transaction=False)
+            for (entry_id, fields), n, reason in dying:
+                pipe.xadd(s.dlq, dead_fields(entry_id, entry_body(fields), n, reason))
+            pipe.execute()  # raises when the dead-letter stream did not take them: nothing acked
+            dead([(entry_body(fields), "", n, reason) for (_id, fields), n, reason in dying])
+            done += [entry_id for (entry_id, _f), _n, _r in dying]
+        if done:
+            self._client.xack(s.stream, s.subscriber_group, *done)
 
-    def _consume_pubsub(self, handler: Handler, running: Callable[[], bool]) -> None:
+    def _consume_pubsub(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler) -> None:
         self._pubsub = self._client.pubsub()
         self._pubsub.subscribe(self.settings.channel)
         self.assignment = [self.settings.channel]
@@ -210,7 +269,11 @@ class RedisAdapter(Adapter):
                     break
                 if message.get("type") == "message":
                     batch.append((message["data"], ""))
-            handler(batch)
+            results = outcomes(handler(batch), len(batch))
+            failed = [(*item, 1, f"{reason}; dropped (pubsub mode, no retries)")
+                      for item, reason in zip(batch, results) if reason is not None]
+            if failed:
+                dead(failed)
         self.subscribed = False
 
     def close(self) -> None:
@@ -223,3 +286,7 @@ class RedisAdapter(Adapter):
                     thing.close()
                 except Exception:  # closing a broken connection; nothing left to save
                     pass
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
