@@ -158,6 +158,19 @@ def verify(c, stack, run_id=None, settle=10, timeout=120):
 
 @task(help={
     "stack": f"the running stack ({STACK_NAMES})",
+    "fault": "kill-broker, restart-broker, pause-broker, partition, kill-consumer, kill-producer or slow-network",
+    "duration": "how long the fault lasts, in seconds (default per fault; at most 600)",
+    "service": "partition and slow-network: which service to hit: consumer, producer or broker",
+})
+@lab_task
+def chaos(c, stack, fault, duration=None, service=None):
+    """Break a running stack on purpose for a bounded time, then restore it; prints each step."""
+    seconds = None if duration is None else lab.preflight.parse_float(duration, "duration")
+    lab.chaos(_config(), stack, fault, seconds, _echo, service)
+
+
+@task(help={
+    "stack": f"the running stack ({STACK_NAMES})",
     "watch": "refresh every N seconds until Ctrl-C (at most 1 hour)",
 })
 @lab_task

@@ -337,6 +337,19 @@ def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float
     return report, ledger.render(report, names)
 
 
+def chaos(config: LabConfig, stack_name: str, fault: str, duration: float | None, echo: Echo,
+          service: str | None = None) -> float:
+    from . import chaos as lab_chaos
+
+    stack = get_stack(stack_name)
+    lab_chaos.check_fault(fault)
+    lab_chaos.check_duration(duration, fault)
+    client = preflight.docker_client()
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    return lab_chaos.inject(config, stack, fault, duration, echo, service, client)
+
+
 def stats(config: LabConfig, stack_name: str) -> str:
     from . import stats as lab_stats
 
