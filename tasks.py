@@ -59,15 +59,17 @@ def _echo(message: str) -> None:
     "mode": "delivery mode (default: the broker's safe one). rabbitmq: work, fanout, topic, transient, autoack; "
             "redis: stream, stream-fanout, pubsub; kafka: group, fanout, keyed, autocommit",
     "binding": "RabbitMQ topic mode: the consumers' binding pattern, such as 'orders.*' (default '#')",
+    "expose": "publish the ports on MQLAB_EXPOSE_BIND (default 0.0.0.0), not only 127.0.0.1; "
+              "refused with default credentials, and for Kafka",
     "offline": OFFLINE_HELP,
 })
 @lab_task
-def up(c, stack, consumers=None, mode=None, binding=None, offline=False):
+def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False):
     """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
     cfg = _config(offline)
     n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab.preflight.parse_int(consumers, "consumers")
     settings = {"MQLAB_BINDING": binding} if binding else {}
-    lab.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings)
+    lab.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose)
 
 
 @task(positional=["stack"], help={
@@ -124,9 +126,10 @@ def scale(c, stack, consumers):
     "size": "the size of each message in bytes, envelope included (default 512)",
     "run_id": "a name for this run (default: a new time-based id)",
     "rate": "send at this many messages per second (default: as fast as the broker confirms)",
+    "poison_every": "make every K-th message fail processing, to see dead-lettering (default 0: none)",
 })
 @lab_task
-def produce(c, stack, count, size=512, run_id=None, rate=None):
+def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
     """Send COUNT messages through a one-shot producer container, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -137,7 +140,8 @@ def produce(c, stack, count, size=512, run_id=None, rate=None):
                   transient=False) as bar:
         job = bar.add_task("acked", total=n)
         run = lab.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo,
-                          rate=None if rate is None else lab.preflight.parse_float(rate, "rate"))
+                          rate=None if rate is None else lab.preflight.parse_float(rate, "rate"),
+                          poison_every=lab.preflight.parse_int(poison_every, "poison-every"))
     _echo(f"run {run} sent; check it with `invoke verify {stack}`")
 
 
@@ -167,6 +171,16 @@ def chaos(c, stack, fault, duration=None, service=None):
     """Break a running stack on purpose for a bounded time, then restore it; prints each step."""
     seconds = None if duration is None else lab.preflight.parse_float(duration, "duration")
     lab.chaos(_config(), stack, fault, seconds, _echo, service)
+
+
+@task(help={
+    "stack": f"the running stack ({STACK_NAMES})",
+    "limit": "show at most this many messages (default 20)",
+})
+@lab_task
+def dlq(c, stack, limit=20):
+    """Show what is in the stack's dead-letter queue, stream or topic, and why it is there."""
+    print(lab.dlq(_config(), stack, lab.preflight.parse_int(limit, "limit")))
 
 
 @task(help={

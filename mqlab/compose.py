@@ -83,7 +83,8 @@ def logs_argv(config: LabConfig, stack: Stack, services: Sequence[str], follow: 
 
 
 def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id: str,
-                 rate: float | None = None) -> list[str]:
+                 rate: float | None = None, poison_every: int = 0) -> list[str]:
     extra = ["--rate", f"{rate:g}"] if rate else []
+    extra += ["--poison-every", str(poison_every)] if poison_every else []
     return compose_argv(config, stack, "run", "--rm", "--no-deps", "-T", "producer",
                         "producer", "--count", str(count), "--size", str(size), "--run-id", run_id, *extra)

@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -87,13 +87,29 @@ def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, e
         )
 
 
+def check_expose(config: LabConfig, stack: Stack) -> dict[str, str]:
+    """Exposing a stack beyond loopback needs real credentials; returns the compose variables for it."""
+    if stack.broker == "kafka":
+        raise UsageError(f"{stack.name} has no authentication in this lab (PLAINTEXT listeners): --expose is refused")
+    if stack.broker == "rabbitmq" and "guest" in (config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")):
+        raise UsageError("--expose is refused while RabbitMQ uses the default guest credentials: "
+                         "set RABBITMQ_USER and RABBITMQ_PASSWORD (and `invoke down rabbitmq --volumes` if it ran before)")
+    if stack.broker == "redis" and not config.get("REDIS_PASSWORD"):
+        raise UsageError("--expose is refused while Redis has no password: set REDIS_PASSWORD")
+    return {"MQLAB_BIND": config.get("MQLAB_EXPOSE_BIND", "0.0.0.0") or "0.0.0.0"}
+
+
 def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo,
-       mode: str | None = None, settings: dict[str, str] | None = None) -> Stack:
+       mode: str | None = None, settings: dict[str, str] | None = None, expose: bool = False) -> Stack:
     """Start ``stack`` in ``mode`` (default: the broker's safe mode); ``settings`` are extra
-    STACK_SETTINGS for the services, such as MQLAB_BINDING."""
+    STACK_SETTINGS for the services, such as MQLAB_BINDING. ``expose`` publishes the ports
+    beyond loopback, and is refused while default credentials are in use."""
     stack = get_stack(stack_name)
     mode = check_mode(stack, mode)
     preflight.check_consumers(consumers)
+    exposure = check_expose(config, stack) if expose else {}
+    if exposure:
+        config = replace(config, values={**config.values, **exposure})
     client = preflight.docker_client()
     preflight.check_compose()
     projects = preflight.running_projects(client)
@@ -101,10 +117,13 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
         preflight.check_ports(config, stack, client)
     ensure_broker_images(config, stack, run, echo, client)
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
+    if exposure:
+        echo(f"exposing {stack.name} on {exposure['MQLAB_BIND']}: anyone who can reach this machine can connect with the credentials")
     if stack.legacy:
         echo(f"{stack.name} is the legacy ZooKeeper-mode stack (Kafka 3.9); prefer `kafka` (KRaft) for new work")
     echo(f"starting {stack.name} in mode {mode} with {consumers} consumer(s); waiting for health checks")
-    env = {**compose.compose_env(config), **{k: "" for k in STACK_SETTINGS}, **(settings or {}), "MQLAB_MODE": mode}
+    env = {**compose.compose_env(config), **{k: "" for k in STACK_SETTINGS}, **(settings or {}), "MQLAB_MODE": mode,
+           **exposure}
     result = run(compose.up_argv(config, stack, consumers), env=env, check=False)
     if result.exited != 0:
         # Leave nothing half-started behind.
@@ -274,13 +293,15 @@ def check_rate(rate: float | None) -> float | None:
 
 def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
             progress: Callable[[int, int], None], echo: Echo, poll: float = 0.25,
-            rate: float | None = None) -> str:
+            rate: float | None = None, poison_every: int = 0) -> str:
     """Run a one-shot producer container for ``count`` messages (at ``rate`` msg/s, or as fast as
     confirms allow), reporting acked progress. Returns the run id; raises LabError when it fails."""
     stack = get_stack(stack_name)
     preflight.check_count(count)
     preflight.check_size(size)
     check_rate(rate)
+    if not 0 <= poison_every <= count:
+        raise UsageError(f"--poison-every must be from 0 (none) to the count, got {poison_every!r}")
     run_id = check_run_id(run_id) if run_id else new_run_id()
     client = preflight.docker_client()
     if stack.project not in preflight.running_projects(client):
@@ -290,9 +311,9 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     directory = ledger.run_dir(config.ledger_dir, run_id)
     directory.mkdir(parents=True, exist_ok=True)
     ledger.write_run_info(directory, {"stack": stack.name, "mode": mode, "count": count, "size": size,
-                                      "rate": rate, "settings": settings, "started_ns": time.time_ns()})
+                                      "rate": rate, "poison_every": poison_every, "settings": settings, "started_ns": time.time_ns()})
     ledger.record_latest(config.ledger_dir, stack.name, run_id)
-    argv = compose.produce_argv(config, stack, count, size, run_id, rate)
+    argv = compose.produce_argv(config, stack, count, size, run_id, rate, poison_every)
     env = {**os.environ, **compose.compose_env(config), **settings, "MQLAB_MODE": mode}
     output = directory / "producer-output.log"
     with output.open("w") as out:
@@ -308,7 +329,8 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     progress(count_lines(directory, "sent-*.tsv"), count)
     if proc.returncode != 0:
         tail = output.read_text(errors="replace").strip().splitlines()[-3:]
-        raise LabError(f"producer failed (exit {proc.returncode}): " + (" | ".join(tail) or "no output"))
+        raise LabError(f"producer failed (exit {proc.returncode}): " + (" | ".join(tail) or "no output")
+                       + f" (run {run_id}: `invoke verify {stack.name} --run-id {run_id}` checks what was acked)")
     return run_id
 
 
@@ -348,6 +370,21 @@ def chaos(config: LabConfig, stack_name: str, fault: str, duration: float | None
     if stack.project not in preflight.running_projects(client):
         raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
     return lab_chaos.inject(config, stack, fault, duration, echo, service, client)
+
+
+def dlq(config: LabConfig, stack_name: str, limit: int) -> str:
+    from . import dlq as lab_dlq
+
+    stack = get_stack(stack_name)
+    if not 1 <= limit <= 10_000:
+        raise UsageError(f"--limit must be from 1 to 10,000, got {limit!r}")
+    client = preflight.docker_client()
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    try:
+        return lab_dlq.show(config, stack, limit)
+    except Exception as exc:  # the broker is not answering
+        raise LabError(f"could not read the dead-letter destination of {stack.name}: {str(exc)[:160]}") from None
 
 
 def stats(config: LabConfig, stack_name: str) -> str:

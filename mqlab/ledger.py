@@ -52,6 +52,8 @@ class Report:
     extra_deliveries: int = 0  # deliveries beyond the first
     unacked_received: int = 0  # received, but no producer ack on record
     unrouted: int = 0  # routed modes: acked, but no binding matches the key
+    dead_lettered: int = 0  # failed processing too often: moved to the dead-letter destination
+    dead_reasons: dict[str, int] = field(default_factory=dict)
     out_of_order: int = 0  # per consumer, per producer and key
     per_producer: dict[str, int] = field(default_factory=dict)
     per_consumer: dict[str, int] = field(default_factory=dict)
@@ -106,6 +108,18 @@ def _read_received(directory: Path, report: Report, latencies: list[int]) -> dic
     return by_consumer
 
 
+def _read_dead(directory: Path, report: Report) -> set[str]:
+    """Messages a consumer gave up on and moved to the dead-letter destination: accounted for."""
+    dead: set[str] = set()
+    for path in sorted(directory.glob("dead-*.tsv")):
+        for parts in _lines(path):
+            dead.add(parts[0])
+            reason = parts[4] if len(parts) > 4 else "unknown"
+            report.dead_reasons[reason] = report.dead_reasons.get(reason, 0) + 1
+    report.dead_lettered = len(dead)
+    return dead
+
+
 def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None = None,
              binding: str | None = None) -> Report:
     """Merge the receipt files of ``run_id`` into a Report.
@@ -128,6 +142,7 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     report.sent = len(acked)
     latencies: list[int] = []
     by_consumer = _read_received(directory, report, latencies)
+    dead = _read_dead(directory, report)
 
     everyone: Counter[str] = Counter()
     for counts in by_consumer.values():
@@ -162,7 +177,7 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
             pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
             due = {i: s for i, s in acked.items() if topic_matches(pattern, s.key)}
             report.unrouted = len(acked) - len(due)
-        lost = [i for i in due if i not in everyone]
+        lost = [i for i in due if i not in everyone and i not in dead]
         report.duplicated = sum(1 for c in everyone.values() if c > 1)
         report.extra_deliveries = report.received - report.unique_received
 
@@ -253,6 +268,10 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
         rows.append((f"  missed by subscriber {names.get(consumer, consumer)}", f"{n:,}"))
     if report.kind == "routed":
         rows.append(("acked but matching no binding (dropped by design)", f"{report.unrouted:,}"))
+    if report.dead_lettered:
+        rows.append(("dead-lettered (see `invoke dlq`)", f"{report.dead_lettered:,}"))
+        for reason, n in sorted(report.dead_reasons.items(), key=lambda kv: -kv[1])[:3]:
+            rows.append((f"  {reason[:60]}", f"{n:,}"))
     rows += [
         ("lost (acked, never received)", f"{report.lost:,}"),
         ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),

@@ -79,6 +79,7 @@ def redis_backlog(config: LabConfig, stream: str) -> dict[str, int]:
     import redis
 
     client = redis.Redis(host="127.0.0.1", port=config.integer("REDIS_PORT", 6379, 1, 65535), socket_timeout=5,
+                         password=config.get("REDIS_PASSWORD") or None,
                          decode_responses=True)
     try:
         groups = client.xinfo_groups(stream)

@@ -165,3 +165,13 @@ def test_kind_comes_from_the_run_info(tmp_path):
     assert report.kind == "fanout" and report.mode == "pubsub"
     assert report.missing_per_consumer == {"s1": 0, "s2": 1}
     assert "mode pubsub, judged as fanout" in ledger.render(report)
+
+
+def test_dead_lettered_messages_are_accounted_for_not_lost(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b", "c"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a", "c"], seqs=[0, 2]))
+    write(tmp_path / "r" / "dead-c1.tsv", [("b", "p1", 1, 3, "poison message (envelope fail=true)", 99)])
+    report = ledger.read_run(tmp_path, "r")
+    assert report.lost == 0 and report.dead_lettered == 1 and report.ok
+    assert report.dead_reasons == {"poison message (envelope fail=true)": 1}
+    assert "dead-lettered (see `invoke dlq`)" in ledger.render(report)
