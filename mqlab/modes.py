@@ -38,7 +38,7 @@ MODES: dict[tuple[str, str], Mode] = {
         Mode("rabbitmq", "autoack", "competing", False, True, "per queue, with a single consumer",
              "at-most-once: the broker forgets a message as it is sent; a consumer crash loses it"),
         Mode("redis", "stream", "competing", True, True, "per stream, with a single consumer",
-             "at-least-once: consumer group, XACK after processing, stuck entries reclaimed (XAUTOCLAIM)"),
+             "at-least-once: consumer group, XACK after processing, stuck entries reclaimed (XPENDING + XCLAIM)"),
         Mode("redis", "stream-fanout", "fanout", True, False, "per subscriber",
              "at-least-once to each subscriber, from the moment it created its group"),
         Mode("redis", "pubsub", "fanout", False, False, "per subscriber",
