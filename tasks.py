@@ -14,7 +14,7 @@ from invoke import Exit, task
 from invoke.exceptions import UnexpectedExit
 
 from mqlab import config as lab_config
-from mqlab import lab, ledger
+from mqlab import lab
 from mqlab.errors import LabError
 from mqlab.stacks import STACKS
 

@@ -135,3 +135,11 @@ def verify(stack: str, run_id: str, settle: int = 15, timeout: int = 180):
     done = invoke("verify", stack, "--run-id", run_id, "--settle", str(settle), "--timeout", str(timeout))
     report = ledger.read_run(ROOT / ".mqlab" / "ledger", run_id)
     return done, report
+
+
+def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = 250) -> subprocess.Popen:
+    """`invoke produce` at a fixed rate in the background, for faults and scaling mid-stream."""
+    return subprocess.Popen([sys.executable, "-m", "invoke", "produce", stack, "--count", str(count), "--size", "256",
+                             "--rate", str(rate), "--run-id", run_id],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)

@@ -6,9 +6,8 @@ import time
 import uuid
 
 import docker
-import pytest
 
-from tests.e2e.conftest import invoke
+
 
 
 def default_client_round_trip(broker: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import docker
-import pytest
 
 from tests.e2e.conftest import invoke
 

@@ -6,14 +6,11 @@ only within the mode's bound. Lossy modes: the loss is asserted, not hidden.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import Case, invoke, produce, verify
+from tests.e2e.conftest import Case, invoke, produce, start_stream, verify
 
 SAFE = [Case("rabbitmq", "work", consumers=2), Case("redis", "stream", consumers=2), Case("kafka", "group", consumers=2)]
 # How long each fault lasts in the tests: long enough to matter, short enough for CI.
@@ -29,13 +26,6 @@ FAULTS = {
 # Redelivery after a fault is bounded by what was in flight: each consumer's unacked
 # prefetch/poll batch, plus the producer's unconfirmed window that it sends again.
 PREFETCH, BATCH = 200, 100
-
-
-def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = 250) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "invoke", "produce", stack, "--count", str(count), "--size", "256",
-                             "--rate", str(rate), "--run-id", run_id],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
 
 
 # Every broker gets the faults that test its clients' recovery; the others, which act the

@@ -6,13 +6,12 @@ The README's mode table names these tests; mqlab.modes says what each mode promi
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import Case, invoke, produce, verify
+from tests.e2e.conftest import Case, invoke, produce, start_stream, verify
 
 COMPETING = [Case("rabbitmq", "work"), Case("redis", "stream"), Case("kafka", "group"), Case("kafka", "keyed")]
 FANOUT = [Case("rabbitmq", "fanout"), Case("redis", "stream-fanout"), Case("redis", "pubsub"), Case("kafka", "fanout")]
@@ -128,10 +127,7 @@ def test_lossy_modes_lose_everything_across_a_broker_restart(stacks, case):
 def test_scaling_1_4_1_mid_stream_loses_nothing(stacks, case):
     stacks.up(case.stack, consumers=1, mode=case.mode)
     run_id = f"scale-{case.stack}-{int(time.time())}"
-    producer = subprocess.Popen([sys.executable, "-m", "invoke", "produce", case.stack, "--count", "6000",
-                                 "--size", "256", "--rate", "300", "--run-id", run_id],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                stdin=subprocess.DEVNULL)
+    producer = start_stream(case.stack, run_id, count=6000, rate=300)
     try:
         time.sleep(4)  # let the stream start: the point is to scale while it flows
         up4 = invoke("scale", case.stack, "--consumers", "4")

@@ -8,7 +8,7 @@ import socket
 import docker
 import pytest
 
-from tests.e2e.conftest import STACK_PARAMS, invoke
+from tests.e2e.conftest import invoke
 
 
 def lab_containers(stack: str) -> list:
