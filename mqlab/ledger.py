@@ -54,6 +54,7 @@ class Report:
     unrouted: int = 0  # routed modes: acked, but no binding matches the key
     dead_lettered: int = 0  # failed processing too often: moved to the dead-letter destination
     dead_reasons: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0  # lossy modes: failed processing and thrown away (counted in lost too)
     out_of_order: int = 0  # per consumer, per producer and key
     per_producer: dict[str, int] = field(default_factory=dict)
     per_consumer: dict[str, int] = field(default_factory=dict)
@@ -132,10 +133,10 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
         raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
     info = read_run_info(directory)
     mode = info.get("mode", "")
-    if kind is None:
-        from .modes import mode_info
+    from .modes import mode_info
 
-        known = mode_info(_broker_of(info.get("stack", "")), mode)
+    known = mode_info(_broker_of(info.get("stack", "")), mode)
+    if kind is None:
         kind = known.kind if known else "competing"
     report = Report(run_id, kind=kind, mode=mode)
     acked = _read_sent(directory, report)
@@ -143,6 +144,9 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     latencies: list[int] = []
     by_consumer = _read_received(directory, report, latencies)
     dead = _read_dead(directory, report)
+    if known is not None and not known.safe:
+        # Lossy modes have no dead-letter destination: a message that failed is dropped.
+        report.dropped, dead = len(dead), set()
 
     everyone: Counter[str] = Counter()
     for counts in by_consumer.values():
@@ -268,7 +272,9 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
         rows.append((f"  missed by subscriber {names.get(consumer, consumer)}", f"{n:,}"))
     if report.kind == "routed":
         rows.append(("acked but matching no binding (dropped by design)", f"{report.unrouted:,}"))
-    if report.dead_lettered:
+    if report.dropped:
+        rows.append(("failed and dropped (lossy mode: no dead-letter destination)", f"{report.dropped:,}"))
+    elif report.dead_lettered:
         rows.append(("dead-lettered (see `invoke dlq`)", f"{report.dead_lettered:,}"))
         for reason, n in sorted(report.dead_reasons.items(), key=lambda kv: -kv[1])[:3]:
             rows.append((f"  {reason[:60]}", f"{n:,}"))

@@ -44,3 +44,14 @@ def test_oversized_message_is_a_clear_error_and_the_connection_stays_usable(stac
     after = produce(case.stack, 200)  # the same stack keeps working
     done, report = verify(case.stack, after)
     assert done.ok and report.lost == 0 and report.sent == 200
+
+
+@pytest.mark.rabbitmq
+def test_autoack_drops_a_message_whose_processing_fails(stacks):
+    """The lossy contrast: auto-ack has nothing to retry and nowhere to dead-letter."""
+    stacks.up("rabbitmq", consumers=1, mode="autoack")
+    run = produce("rabbitmq", 500, "--poison-every", "50")
+    done, report = verify("rabbitmq", run, settle=10, timeout=90)
+    assert not done.ok
+    assert report.sent == 500 and report.unique_received == 490
+    assert report.dropped == 10 and report.lost == 10

@@ -174,3 +174,13 @@ def test_dead_lettered_messages_are_accounted_for_not_lost(tmp_path):
     assert report.lost == 0 and report.dead_lettered == 1 and report.ok
     assert report.dead_reasons == {"poison message (envelope fail=true)": 1}
     assert "dead-lettered (see `invoke dlq`)" in ledger.render(report)
+
+
+def test_in_a_lossy_mode_a_failed_message_is_dropped_and_lost(tmp_path):
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["a"]))
+    write(tmp_path / "r" / "dead-c1.tsv", [("b", "p1", 1, 1, "poison message; dropped (autoack mode, no retries)", 9)])
+    ledger.write_run_info(tmp_path / "r", {"stack": "rabbitmq", "mode": "autoack"})
+    report = ledger.read_run(tmp_path, "r")
+    assert report.dropped == 1 and report.lost == 1 and not report.ok
+    assert "failed and dropped" in ledger.render(report)
