@@ -30,6 +30,9 @@ STACK_ORDER = ["rabbitmq", "redis", "kafka", "kafka-zookeeper"]
 def _stack_of(item) -> int:
     params = getattr(getattr(item, "callspec", None), "params", {})
     stack = params.get("stack_name") or getattr(params.get("case"), "stack", None)
+    if stack is None:  # a test of one stack, marked rather than parametrized
+        marks = {m.name for m in item.iter_markers()}
+        stack = next((s for s in STACK_ORDER if s.replace("-", "_") in marks), None)
     return STACK_ORDER.index(stack) + 1 if stack in STACK_ORDER else 0
 
 
