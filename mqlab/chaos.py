@@ -89,6 +89,7 @@ def pause_broker(client, stack, duration, echo, service):
     finally:
         _stamp(echo, f"unpause {c.name}")
         c.unpause()
+    wait_healthy(c, echo)
 
 
 def partition(client, stack, duration, echo, service):
@@ -105,6 +106,8 @@ def partition(client, stack, duration, echo, service):
     finally:
         _stamp(echo, f"reconnect {c.name} to {net.name}")
         net.connect(c, aliases=[label])
+    if service == "broker":
+        wait_healthy(c, echo)
 
 
 def _kill_and_start(c, duration, echo):

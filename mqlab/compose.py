@@ -67,8 +67,10 @@ def up_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
 
 
 def scale_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
-    return compose_argv(config, stack, "up", "--detach", "--wait", "--no-build", "--no-recreate",
-                        "--scale", f"consumer={consumers}")
+    # Only the consumers change: --no-deps, so that a broker whose health check is
+    # recovering from a fault does not fail the scaling.
+    return compose_argv(config, stack, "up", "--detach", "--wait", "--no-build", "--no-recreate", "--no-deps",
+                        "--scale", f"consumer={consumers}", "consumer")
 
 
 def down_argv(config: LabConfig, stack: Stack, volumes: bool) -> list[str]:
