@@ -86,15 +86,7 @@ def down(c, stack, volumes=False):
 @lab_task
 def ps(c):
     """List the containers of every mqlab stack, with state, health and ports."""
-    rows = lab.ps()
-    if not rows:
-        print("no mqlab stack is running")
-        return
-    headers = ("STACK", "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS")
-    table = [headers] + [(r.stack, r.service, r.name, r.state, r.health, r.ports) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(lab.render_ps(lab.ps()))
 
 
 @task(help={

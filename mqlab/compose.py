@@ -1,16 +1,14 @@
 """Build ``docker compose`` command lines for a stack, and run them through a runner.
 
 A runner is any callable ``run(argv, *, env=None, capture=False, check=True)``
-that returns an object with ``.exited`` (int) and ``.stdout`` (str). Tasks pass
-one built on invoke's ``Context.run``; :func:`subprocess_runner` is the plain one.
+that returns an object with ``.exited`` (int) and ``.stdout`` (str); tasks pass
+one built on invoke's ``Context.run``.
 Command lines are argv lists, joined with :func:`shlex.join` only at the edge.
 """
 
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from .config import LabConfig
 from .stacks import Stack
@@ -22,27 +20,6 @@ class Result(Protocol):
 
 
 Runner = Callable[..., Result]
-
-
-@dataclass
-class ProcessResult:
-    exited: int
-    stdout: str = ""
-    stderr: str = ""
-
-
-def subprocess_runner(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-                      capture: bool = False, check: bool = True) -> ProcessResult:
-    import os
-
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(list(argv), env=full_env, text=True,
-                          stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.PIPE if capture else None)
-    result = ProcessResult(proc.returncode, proc.stdout or "", proc.stderr or "")
-    if check and proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, list(argv), result.stdout, result.stderr)
-    return result
 
 
 def compose_env(config: LabConfig) -> dict[str, str]:

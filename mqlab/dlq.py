@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mqlab_services.settings import Settings
-
+from . import clients
 from .config import LabConfig
 from .stacks import Stack
 
@@ -38,11 +37,7 @@ def _text(value) -> str:
 def rabbitmq_dlq(config: LabConfig, name: str, limit: int) -> tuple[int, list[Dead]]:
     import pika
 
-    params = pika.ConnectionParameters(
-        host="127.0.0.1", port=config.integer("RABBITMQ_PORT", 5672, 1, 65535),
-        credentials=pika.PlainCredentials(config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")),
-        connection_attempts=1, socket_timeout=5)
-    connection = pika.BlockingConnection(params)
+    connection = clients.rabbitmq(config)
     try:
         channel = connection.channel()
         try:
@@ -64,10 +59,7 @@ def rabbitmq_dlq(config: LabConfig, name: str, limit: int) -> tuple[int, list[De
 
 
 def redis_dlq(config: LabConfig, name: str, limit: int) -> tuple[int, list[Dead]]:
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=config.integer("REDIS_PORT", 6379, 1, 65535), socket_timeout=5,
-                         password=config.get("REDIS_PASSWORD") or None)
+    client = clients.redis(config)
     try:
         total = client.xlen(name)
         entries = client.xrevrange(name, count=limit)
@@ -81,7 +73,7 @@ def redis_dlq(config: LabConfig, name: str, limit: int) -> tuple[int, list[Dead]
 def kafka_dlq(config: LabConfig, name: str, limit: int) -> tuple[int, list[Dead]]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{config.integer('KAFKA_PORT', 9092, 1, 65535)}",
+    consumer = KafkaConsumer(bootstrap_servers=clients.kafka_bootstrap(config),
                              enable_auto_commit=False, consumer_timeout_ms=5000, request_timeout_ms=11_000)
     try:
         partitions = consumer.partitions_for_topic(name) or set()
@@ -108,7 +100,7 @@ READERS = {"rabbitmq": rabbitmq_dlq, "redis": redis_dlq, "kafka": kafka_dlq}
 
 
 def show(config: LabConfig, stack: Stack, limit: int = 20) -> str:
-    name = Settings.from_env({"MQLAB_BROKER": stack.broker}, hostname="host").dlq
+    name = clients.names(stack.broker).dlq
     total, found = READERS[stack.broker](config, name, limit)
     lines = [f"{stack.name} dead-letter destination {name}: {total:,} message(s)"]
     if found:

@@ -17,7 +17,7 @@ from typing import Callable
 from . import compose, ledger, preflight
 from .config import LabConfig
 from .errors import LabError, UsageError
-from .stacks import STACKS, Stack, get_stack, stack_of_project
+from .stacks import Stack, get_stack, stack_of_project
 
 Echo = Callable[[str], None]
 
@@ -242,6 +242,15 @@ def ps(client=None) -> list[Row]:
     return rows
 
 
+def render_ps(rows: list[Row]) -> str:
+    if not rows:
+        return "no mqlab stack is running"
+    headers = ("STACK", "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS")
+    table = [headers] + [(r.stack, r.service, r.name, r.state, r.health, r.ports) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+
+
 def resolve_stack_for_service(stack_name: str | None, client) -> Stack:
     """The stack a logs/stats call is about: the one given, or the only one running."""
     if stack_name:
@@ -269,12 +278,21 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def count_lines(directory: Path, pattern: str) -> int:
-    total = 0
-    for path in directory.glob(pattern):
-        with path.open("rb") as fh:
-            total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-    return total
+class LineCounter:
+    """Counts lines in growing files, reading only what was appended since the last call."""
+
+    def __init__(self, directory: Path, pattern: str):
+        self.directory, self.pattern = directory, pattern
+        self.seen: dict[Path, tuple[int, int]] = {}  # path -> (bytes read, lines)
+
+    def __call__(self) -> int:
+        for path in self.directory.glob(self.pattern):
+            offset, lines = self.seen.get(path, (0, 0))
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            self.seen[path] = (offset + len(chunk), lines + chunk.count(b"\n"))
+        return sum(lines for _, lines in self.seen.values())
 
 
 def check_run_id(run_id: str) -> str:
@@ -316,17 +334,18 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     argv = compose.produce_argv(config, stack, count, size, run_id, rate, poison_every)
     env = {**os.environ, **compose.compose_env(config), **settings, "MQLAB_MODE": mode}
     output = directory / "producer-output.log"
+    acked = LineCounter(directory, "sent-*.tsv")
     with output.open("w") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             while proc.poll() is None:
-                progress(count_lines(directory, "sent-*.tsv"), count)
+                progress(acked(), count)
                 time.sleep(poll)
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(timeout=30)
             raise
-    progress(count_lines(directory, "sent-*.tsv"), count)
+    progress(acked(), count)
     if proc.returncode != 0:
         tail = output.read_text(errors="replace").strip().splitlines()[-3:]
         raise LabError(f"producer failed (exit {proc.returncode}): " + (" | ".join(tail) or "no output")
@@ -395,6 +414,3 @@ def stats(config: LabConfig, stack_name: str) -> str:
     if stack.project not in preflight.running_projects(client):
         raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
     return lab_stats.render(lab_stats.collect(config, stack, client, current_mode(client, stack)))
-
-
-__all__ = ["up", "down", "scale", "ps", "logs", "produce", "verify", "STACKS"]

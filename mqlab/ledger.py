@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from .errors import UsageError
+from .stacks import STACKS
 
 LATEST = "latest-{stack}"
 
@@ -135,7 +136,8 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     mode = info.get("mode", "")
     from .modes import mode_info
 
-    known = mode_info(_broker_of(info.get("stack", "")), mode)
+    stack = STACKS.get(info.get("stack", ""))
+    known = mode_info(stack.broker, mode) if stack else None
     if kind is None:
         kind = known.kind if known else "competing"
     report = Report(run_id, kind=kind, mode=mode)
@@ -192,10 +194,6 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
         report.latency_p50_ms = latencies[len(latencies) // 2] / 1e6
         report.latency_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6
     return report
-
-
-def _broker_of(stack: str) -> str:
-    return "kafka" if stack.startswith("kafka") else stack
 
 
 def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: float = 120.0,

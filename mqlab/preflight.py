@@ -6,7 +6,6 @@ import errno
 import shutil
 import socket
 import subprocess
-from typing import Iterable
 
 from .config import LabConfig
 from .errors import EngineError, UsageError
@@ -131,10 +130,3 @@ def parse_float(value: str | float, name: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise UsageError(f"--{name} must be a number, got {value!r}") from None
-
-
-def first_line(lines: Iterable[str]) -> str:
-    for line in lines:
-        if line.strip():
-            return line.strip()
-    return ""

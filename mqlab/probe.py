@@ -6,8 +6,7 @@ middle of a rebalance; the group is settled only when the broker calls it Stable
 
 from __future__ import annotations
 
-from mqlab_services.settings import Settings
-
+from . import clients
 from .config import LabConfig
 
 last_error = ""  # the last probe failure, for the message when waiting gives up
@@ -18,8 +17,8 @@ def kafka_group_members(config: LabConfig) -> int:
     than partitions, some members hold no partition: they still count, as the group's spares."""
     from kafka import KafkaAdminClient
 
-    group = Settings.from_env({"MQLAB_BROKER": "kafka"}, hostname="host").group
-    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{config.integer('KAFKA_PORT', 9092, 1, 65535)}",
+    group = clients.names("kafka").group
+    admin = KafkaAdminClient(bootstrap_servers=clients.kafka_bootstrap(config),
                              request_timeout_ms=10_000)
     try:
         described = admin.describe_groups([group]).get(group) or {}

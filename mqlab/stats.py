@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import clients
 from .config import LabConfig
 from .stacks import Stack
 
@@ -56,11 +57,7 @@ def _assignment_text(value) -> str:
 def rabbitmq_backlog(config: LabConfig, queues: set[str]) -> dict[str, int]:
     import pika
 
-    params = pika.ConnectionParameters(
-        host="127.0.0.1", port=config.integer("RABBITMQ_PORT", 5672, 1, 65535),
-        credentials=pika.PlainCredentials(config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")),
-        connection_attempts=1, socket_timeout=5)
-    connection = pika.BlockingConnection(params)
+    connection = clients.rabbitmq(config)
     depths = {}
     try:
         for queue in sorted(queues):
@@ -78,9 +75,7 @@ def rabbitmq_backlog(config: LabConfig, queues: set[str]) -> dict[str, int]:
 def redis_backlog(config: LabConfig, stream: str) -> dict[str, int]:
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=config.integer("REDIS_PORT", 6379, 1, 65535), socket_timeout=5,
-                         password=config.get("REDIS_PASSWORD") or None,
-                         decode_responses=True)
+    client = clients.redis(config, decode_responses=True)
     try:
         groups = client.xinfo_groups(stream)
     except redis.ResponseError:
@@ -98,7 +93,7 @@ def kafka_backlog(config: LabConfig, groups: set[str], topic: str) -> dict[str, 
     """Lag per group and partition: the log end offset minus the committed offset."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-    bootstrap = f"127.0.0.1:{config.integer('KAFKA_PORT', 9092, 1, 65535)}"
+    bootstrap = clients.kafka_bootstrap(config)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=11_000)
     try:
@@ -120,9 +115,7 @@ def kafka_backlog(config: LabConfig, groups: set[str], topic: str) -> dict[str, 
 
 
 def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | None = None) -> StackStats:
-    from mqlab_services.settings import Settings
-
-    names = Settings.from_env({"MQLAB_BROKER": stack.broker}, hostname="host")
+    names = clients.names(stack.broker)
     now_ns = now_ns or time.time_ns()
     result = StackStats(stack.name, mode)
     containers = client.containers.list(filters={"label": f"com.docker.compose.project={stack.project}"})

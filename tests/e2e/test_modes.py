@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from mqlab import compose, config
+from mqlab.stacks import get_stack
 from tests.conftest import ROOT
 from tests.e2e.conftest import Case, invoke, produce, start_stream, verify
 
@@ -97,10 +99,9 @@ def test_pubsub_keeps_no_backlog(stacks):
 def _restart_between_produce_and_consume(stacks, case: Case, count: int):
     stacks.up(case.stack, consumers=0, mode=case.mode)
     run = produce(case.stack, count)
-    restart = subprocess.run(
-        ["docker", "compose", "--env-file", str(ROOT / ".env"), "--env-file", str(ROOT / "images/offline.env"),
-         "-f", str(ROOT / "compose" / f"{case.stack}.yml"), "restart", case.stack.split("-")[0]],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    stack = get_stack(case.stack)
+    argv = compose.compose_argv(config.load(ROOT, config.offline_default()), stack, "restart", stack.brokers[-1])
+    restart = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert restart.returncode == 0, restart.stderr
     scaled = invoke("scale", case.stack, "--consumers", "1")
     assert scaled.ok, scaled.out

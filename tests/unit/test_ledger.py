@@ -184,3 +184,15 @@ def test_in_a_lossy_mode_a_failed_message_is_dropped_and_lost(tmp_path):
     report = ledger.read_run(tmp_path, "r")
     assert report.dropped == 1 and report.lost == 1 and not report.ok
     assert "failed and dropped" in ledger.render(report)
+
+
+def test_line_counter_reads_only_what_was_appended(tmp_path):
+    from mqlab.lab import LineCounter
+
+    counter = LineCounter(tmp_path, "sent-*.tsv")
+    assert counter() == 0
+    write(tmp_path / "sent-a.tsv", sent(["x", "y"]))
+    assert counter() == 2
+    write(tmp_path / "sent-a.tsv", sent(["z"]))
+    write(tmp_path / "sent-b.tsv", sent(["w"]))
+    assert counter() == 4
