@@ -194,6 +194,62 @@ def stats(c, stack, watch=None):
         print()
 
 
+@task(optional=["stack"], help={
+    "stack": f"the stack to benchmark ({STACK_NAMES}); started for the run (broker only) if it is not running",
+    "size": "message size in bytes, for mqlab and the native tool alike (default 1024)",
+    "rate": "messages per second in all, or 'max' for as fast as the client goes (default max)",
+    "duration": "seconds measured per trial, after the warm-up (default 10)",
+    "warmup": "seconds per trial before measuring starts (default 3)",
+    "producers": "mqlab producer containers per trial; the rate is split between them (default 1)",
+    "consumers": "mqlab consumer containers per trial (default 1)",
+    "mode": "the mqlab delivery mode to measure (default: the broker's safe one); "
+            "its lossy counterpart is measured too: rabbitmq autoack, redis pubsub, kafka autocommit",
+    "repeat": "repeat every trial this many times and report the median (default 3)",
+    "latency_rate": "the fixed rate of the latency trials, msg/s (default 1000; 0 for none)",
+    "no_native": "skip the broker's own tool (PerfTest, redis-benchmark, kafka-*-perf-test)",
+    "compare": "do not run anything: put the latest run of every benchmarked stack into one table and plot",
+    "offline": OFFLINE_HELP,
+})
+@lab_task
+def bench(c, stack=None, size=1024, rate="max", duration=10, warmup=3, producers=1, consumers=1, mode=None,
+          repeat=3, latency_rate=1000, no_native=False, compare=False, offline=False):
+    """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mqlab import bench as lab_bench
+
+    cfg = _config(offline)
+    if compare:
+        if stack:
+            raise Exit("mqlab: --compare takes no stack: it uses the latest run of every stack", code=2)
+        table, files = lab_bench.compare(cfg)
+        print(table)
+        _echo("wrote " + ", ".join(str(f.relative_to(ROOT)) for f in files))
+        return
+    if not stack:
+        raise Exit(f"mqlab: name a stack to benchmark ({STACK_NAMES}), or use --compare", code=2)
+    lrate = lab.preflight.parse_float(latency_rate, "latency-rate")
+    params = lab_bench.BenchParams(
+        size=lab.preflight.parse_int(size, "size"), rate=lab_bench.parse_rate(rate),
+        duration=lab.preflight.parse_float(duration, "duration"), warmup=lab.preflight.parse_float(warmup, "warmup"),
+        producers=lab.preflight.parse_int(producers, "producers"),
+        consumers=lab.preflight.parse_int(consumers, "consumers"), mode=mode,
+        repeat=lab.preflight.parse_int(repeat, "repeat"),
+        latency_rate=None if lrate == 0 else lab_bench.parse_rate(lrate, "latency-rate"), native=not no_native)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn()) as bar:
+        job = bar.add_task("starting", total=1.0)
+        run = lab_bench.bench(cfg, stack, params, _echo,
+                              lambda done, label: bar.update(job, completed=done, description=label))
+        bar.update(job, completed=1.0, description="done")
+    from mqlab import benchreport
+
+    print(benchreport.markdown(run))
+    out = lab_bench.BENCH_DIR
+    _echo(f"wrote {out}/{run['id']}.json, .md, -throughput.png and -latency.png; "
+          "`invoke bench --compare` puts the stacks side by side")
+
+
 @task(help={
     "rebuild": "rebuild every image even when an up-to-date one exists",
     "only": "build only this image (base, rabbitmq, redis, kafka, bitnami-kafka, bitnami-zookeeper, services)",

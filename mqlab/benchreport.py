@@ -1,0 +1,466 @@
+"""Benchmark results: merge what the bench containers wrote, summarise, and report.
+
+Pure functions over plain data, so that every number in a report can be tested:
+
+- :func:`merge_mqlab` turns the JSON files of one mqlab trial (``producer-*.json``,
+  ``consumer-*.json``, written by ``bench`` in the services image) into one trial record:
+  rates after warm-up, merged HdrHistograms and their quantiles, per-second series and
+  the backlog (acked so far minus received so far, per second);
+- :func:`native_trial` does the same for a native tool's parsed output;
+- :func:`summarise` takes the median over repeats and works out the ratios the
+  benchmark is about (R = mqlab's rate / the native rate, the p99 ratio at a fixed rate,
+  the safe mode's rate / the lossy mode's rate);
+- :func:`markdown` and :func:`compare_markdown` render tables; :func:`plot_run` and
+  :func:`plot_compare` draw PNGs (matplotlib, no display needed).
+
+Latencies are nanoseconds everywhere; rates are messages per second.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Iterable
+
+#: Quantiles reported for every trial, as (key, percentile).
+QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+#: Percentiles of the plotted latency curve (log-percentile axis).
+CURVE = (0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0)
+HDR_RANGE = (1_000, 3_600_000_000_000, 3)  # 1 µs .. 1 h, 3 significant digits (as the services)
+
+#: What the targets of the benchmark are (shown next to the measured ratios).
+TARGETS = {"r": 0.10, "r_aim": 0.25, "p99_ratio": 2.0, "safe_vs_unsafe": 0.5}
+
+
+def _histogram():
+    from hdrh.histogram import HdrHistogram
+
+    return HdrHistogram(*HDR_RANGE)
+
+
+def merge_histograms(encoded: Iterable[str]):
+    """One HdrHistogram holding every encoded histogram given (empty ones are skipped)."""
+    from hdrh.histogram import HdrHistogram
+
+    total = _histogram()
+    for text in encoded:
+        if text:
+            total.add(HdrHistogram.decode(text))
+    return total
+
+
+def quantiles(histogram) -> dict:
+    """count, min, mean, p50/p90/p99/p999 and max of a histogram, in ns (None when empty)."""
+    count = histogram.get_total_count()
+    if not count:
+        return {"count": 0, "min": None, "mean": None, "max": None, **{k: None for k, _ in QUANTILES}}
+    out = {"count": count, "min": histogram.get_min_value(), "mean": round(histogram.get_mean_value(), 1)}
+    for key, percentile in QUANTILES:
+        out[key] = histogram.get_value_at_percentile(percentile)
+    out["max"] = histogram.get_max_value()
+    return out
+
+
+def curve(histogram) -> list[list[float]]:
+    """[[percentile, ns], ...] for the latency plot."""
+    if not histogram.get_total_count():
+        return []
+    return [[p, histogram.get_value_at_percentile(p)] for p in CURVE]
+
+
+def add_series(series: Iterable[list[int]]) -> list[int]:
+    """Element-wise sum of per-second count series of different lengths."""
+    total: list[int] = []
+    for s in series:
+        if len(s) > len(total):
+            total += [0] * (len(s) - len(total))
+        for i, v in enumerate(s):
+            total[i] += v
+    return total
+
+
+def backlog(sent: list[int], received: list[int]) -> list[int]:
+    """Per second: messages acked so far minus messages received so far (never below 0)."""
+    out, acked, got = [], 0, 0
+    for i in range(max(len(sent), len(received))):
+        acked += sent[i] if i < len(sent) else 0
+        got += received[i] if i < len(received) else 0
+        out.append(max(0, acked - got))
+    return out
+
+
+class ResultError(Exception):
+    """A trial's result files are missing or malformed."""
+
+
+def read_parts(directory: Path) -> tuple[list[dict], list[dict]]:
+    """The producer and consumer JSON files of one mqlab trial."""
+    producers, consumers = [], []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            part = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ResultError(f"{path.name}: not a bench result ({exc})") from None
+        (producers if part.get("role") == "producer" else consumers).append(part)
+    return producers, consumers
+
+
+def merge_mqlab(producers: list[dict], consumers: list[dict]) -> dict:
+    """One mqlab trial's numbers from its producers' and consumers' result files."""
+    if not producers or not consumers:
+        raise ResultError(f"expected producer and consumer results, got {len(producers)} and {len(consumers)}")
+    first = producers[0]
+    duration = float(first["duration"])
+    e2e = merge_histograms(c["latency"]["hdr"] for c in consumers)
+    ack = merge_histograms(p["latency"]["hdr"] for p in producers)
+    sent = add_series(p["series"] for p in producers)
+    received = add_series(c["series"] for c in consumers)
+    sent_window = sum(p["window_count"] for p in producers)
+    received_window = sum(c["window_count"] for c in consumers)
+    errors = [f"{part['role']} {part['name']}: {part['error']}" for part in producers + consumers if part.get("error")]
+    return {
+        "kind": "mqlab",
+        "client": first.get("client", ""),
+        "mode": first.get("mode", ""),
+        "producers": len(producers),
+        "consumers": len(consumers),
+        "bytes_per_message": first.get("bytes_per_message"),
+        "send_rate": sent_window / duration,
+        "recv_rate": received_window / duration,
+        "mb_per_s": sum(p["window_bytes"] for p in producers) / duration / 1e6,
+        "recv_mb_per_s": sum(c["window_bytes"] for c in consumers) / duration / 1e6,
+        "sent_total": sum(p["total"] for p in producers),
+        "received_total": sum(c["total"] for c in consumers),
+        "failed": sum(p.get("failed", 0) for p in producers),
+        "latency_kind": "e2e",
+        "latency": quantiles(e2e),
+        "ack_latency": quantiles(ack),
+        "curve": curve(e2e),
+        "ack_curve": curve(ack),
+        "series": {"sent": sent, "received": received, "backlog": backlog(sent, received)},
+        "error": "; ".join(errors) or None,
+    }
+
+
+def native_trial(result) -> dict:
+    """A trial record from a native tool's parsed result (a ``native.NativeResult``)."""
+    latency = {"count": None, "min": None, "mean": None, "p50": result.p50_ns, "p90": None,
+               "p99": result.p99_ns, "p999": result.p999_ns, "max": result.max_ns}
+    points = [[p, latency[k]] for k, p in (("p50", 50.0), ("p99", 99.0), ("p999", 99.9), ("max", 100.0))
+              if latency[k] is not None]
+    return {
+        "kind": "native",
+        "client": result.tool,
+        "send_rate": result.send_rate,
+        "recv_rate": result.recv_rate,
+        "mb_per_s": result.mb_per_s,
+        "latency_kind": result.latency_kind,
+        "latency": latency,
+        "curve": points,
+        "raw": list(result.raw_summary),
+        "error": None,
+    }
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def median_of(trials: list[dict]) -> dict:
+    """Median over repeats of a group's rates and latency quantiles."""
+    ok = [t for t in trials if not t.get("error")] or trials
+    out = {key: _median([t.get(key) for t in ok]) for key in ("send_rate", "recv_rate", "mb_per_s")}
+    for field in ("latency", "ack_latency"):
+        if any(field in t for t in ok):
+            out[field] = {k: _median([t[field].get(k) for t in ok if field in t])
+                          for k in ("p50", "p90", "p99", "p999", "max")}
+    out["latency_kind"] = ok[0]["latency_kind"]
+    out["repeats"] = len(trials)
+    out["errors"] = [t["error"] for t in trials if t.get("error")]
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def comparable_p99(mqlab: dict, native_kind: str) -> float | None:
+    """mqlab's p99 of the same kind as the native tool's: end-to-end against end-to-end,
+    the broker's ack against the tool's ack (or request) latency."""
+    field = "latency" if native_kind == "e2e" else "ack_latency"
+    return (mqlab.get(field) or {}).get("p99")
+
+
+def pick(groups: Iterable[dict], role: str, phase: str) -> dict | None:
+    """The group of ``role`` in ``phase``; a run with one rate has only one phase, used for both."""
+    groups = list(groups)
+    for wanted in (phase, "latency" if phase == "throughput" else "throughput"):
+        found = next((g for g in groups if g["role"] == role and g["phase"] == wanted), None)
+        if found:
+            return found
+    return None
+
+
+def summarise(trials: list[dict]) -> dict:
+    """Group trials by (label, rate), take medians, and compute the benchmark's ratios."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for t in trials:
+        groups.setdefault((t["label"], t["phase"]), []).append(t)
+    medians = {f"{label}@{phase}": {"label": label, "phase": phase, "role": items[0]["role"],
+                                    "rate": items[0]["rate"], **median_of(items)}
+               for (label, phase), items in groups.items()}
+
+    groups = list(medians.values())
+    safe, unsafe, native = (pick(groups, role, "throughput") for role in ("safe", "unsafe", "native"))
+    safe_lat, native_lat = pick(groups, "safe", "latency"), pick(groups, "native", "latency")
+    ratios = {
+        "r_send": _ratio(safe and safe["send_rate"], native and native["send_rate"]),
+        "r_recv": _ratio(safe and safe["recv_rate"], native and native["recv_rate"]),
+        "safe_vs_unsafe": _ratio(safe and safe["send_rate"], unsafe and unsafe["send_rate"]),
+        "p99_ratio": None,
+        "p99_kind": None,
+    }
+    if safe_lat and native_lat:
+        ratios["p99_kind"] = native_lat["latency_kind"]
+        ratios["p99_ratio"] = _ratio(comparable_p99(safe_lat, native_lat["latency_kind"]),
+                                     (native_lat.get("latency") or {}).get("p99"))
+    return {"groups": medians, "ratios": ratios, "targets": TARGETS}
+
+
+# --- rendering -------------------------------------------------------------------------
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_ns(value: float | None) -> str:
+    """A latency for people: µs below 1 ms, ms below 10 s."""
+    if value is None:
+        return "-"
+    if value < 1_000_000:
+        return f"{value / 1e3:.0f} µs"
+    if value < 10_000_000_000:
+        return f"{value / 1e6:.3g} ms"
+    return f"{value / 1e9:.1f} s"
+
+
+def fmt_ratio(value: float | None, target: float | None = None, above: bool = True) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.2f}"
+    if target is not None:
+        met = value >= target if above else value <= target
+        text += " ✓" if met else " ✗"
+    return text
+
+
+def fmt_target_rate(rate: float | None) -> str:
+    return "max" if rate is None else f"{rate:,.0f}/s"
+
+
+LATENCY_KINDS = {
+    "e2e": "end to end: scheduled send → consumer",
+    "ack": "send → broker ack",
+    "request": "request → reply",
+}
+
+
+def markdown(run: dict) -> str:
+    """The Markdown report of one run."""
+    p = run["params"]
+    summary = run["summary"]
+    lines = [
+        f"## {run['stack']}: {p['size']}-byte messages, {p['producers']} producer(s), {p['consumers']} consumer(s)",
+        "",
+        f"Run `{run['id']}`, mode {run['mode']} (lossy comparison: {run['unsafe_mode'] or '-'}), "
+        f"{p['warmup']:g} s warm-up + {p['duration']:g} s measured, median of {p['repeat']}; "
+        f"{run['environment'].get('pinning', 'no pinning')}.",
+        "",
+        "| client | rate asked | sent msg/s | received msg/s | MB/s | latency | p50 | p99 | p99.9 | max |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in summary["groups"].values():
+        lat = g.get("latency") or {}
+        mb = "-" if g["mb_per_s"] is None else f"{g['mb_per_s']:.1f}"
+        lines.append(
+            f"| {g['label']} | {fmt_target_rate(g['rate'])} | {fmt_rate(g['send_rate'])} | {fmt_rate(g['recv_rate'])} | "
+            f"{mb} | {g['latency_kind']} | "
+            f"{fmt_ns(lat.get('p50'))} | {fmt_ns(lat.get('p99'))} | {fmt_ns(lat.get('p999'))} | {fmt_ns(lat.get('max'))} |")
+        ack = g.get("ack_latency")
+        if ack and ack.get("p99") is not None:
+            lines.append(f"| ↳ same, broker ack | | | | | ack | {fmt_ns(ack.get('p50'))} | {fmt_ns(ack.get('p99'))} | "
+                         f"{fmt_ns(ack.get('p999'))} | {fmt_ns(ack.get('max'))} |")
+    r, t = summary["ratios"], summary["targets"]
+    lines += [
+        "",
+        "| ratio | measured | target |",
+        "|---|---|---|",
+        f"| R = mqlab sent ÷ native sent (at {fmt_target_rate(p['rate'])}) | {fmt_ratio(r['r_send'], t['r'])} | ≥ {t['r']} (aim {t['r_aim']}) |",
+        f"| mqlab received ÷ native received | {fmt_ratio(r['r_recv'])} | - |",
+        f"| safe mode ÷ lossy mode (mqlab sent) | {fmt_ratio(r['safe_vs_unsafe'], t['safe_vs_unsafe'])} | ≥ {t['safe_vs_unsafe']} |",
+        f"| p99 mqlab ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency) | "
+        f"{fmt_ratio(r['p99_ratio'], t['p99_ratio'], above=False)} | ≤ {t['p99_ratio']} |",
+    ]
+    errors = [e for g in summary["groups"].values() for e in g.get("errors", [])]
+    if errors:
+        lines += ["", "Errors: " + "; ".join(errors)]
+    return "\n".join(lines) + "\n"
+
+
+def compare_markdown(runs: list[dict]) -> str:
+    """One table over the latest run of each stack."""
+    lines = [
+        "| stack | size | mqlab mode | mqlab sent msg/s | native | native sent msg/s | R | safe ÷ lossy "
+        "| p99 mqlab | p99 native | p99 ratio | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        groups = run["summary"]["groups"].values()
+        r = run["summary"]["ratios"]
+        safe, native = pick(groups, "safe", "throughput") or {}, pick(groups, "native", "throughput") or {}
+        safe_lat, native_lat = pick(groups, "safe", "latency") or {}, pick(groups, "native", "latency") or {}
+        kind = native_lat.get("latency_kind", "e2e")
+        lines.append(
+            f"| {run['stack']} | {run['params']['size']} B | {run['mode']} | {fmt_rate(safe.get('send_rate'))} | "
+            f"{native.get('label', '-')} | {fmt_rate(native.get('send_rate'))} | {fmt_ratio(r['r_send'], TARGETS['r'])} | "
+            f"{fmt_ratio(r['safe_vs_unsafe'], TARGETS['safe_vs_unsafe'])} | "
+            f"{fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None)} | "
+            f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind}) | "
+            f"{fmt_ratio(r['p99_ratio'], TARGETS['p99_ratio'], above=False)} | `{run['id']}` |")
+    return "\n".join(lines) + "\n"
+
+
+# --- plots -------------------------------------------------------------------------------
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def representative(trials: list[dict]) -> dict:
+    """The repeat whose p99 is the median one (what the plots show)."""
+    ranked = sorted(trials, key=lambda t: (t.get("latency") or {}).get("p99") or 0)
+    return ranked[len(ranked) // 2]
+
+
+def _percentile_axis(ax) -> None:
+    ticks = [0.0, 90.0, 99.0, 99.9, 99.99]
+    ax.set_xscale("log")
+    ax.set_xticks([1 / (1 - p / 100) for p in ticks])
+    ax.set_xticklabels([f"{p:g}%" for p in ticks])
+    ax.set_xlabel("percentile")
+
+
+def _curve_xy(points: list[list[float]]) -> tuple[list[float], list[float]]:
+    # 100% (the max) sits just right of 99.99% on the 1/(1-p) axis.
+    xs = [1 / (1 - min(p, 99.995) / 100) for p, _ in points]
+    return xs, [v / 1e6 for _, v in points]
+
+
+def plot_run(run: dict, directory: Path) -> list[Path]:
+    """Throughput over time and latency quantiles of one run; returns the PNG paths."""
+    plt = _pyplot()
+    by_group: dict[tuple[str, str], list[dict]] = {}
+    for t in run["trials"]:
+        by_group.setdefault((t["label"], t["phase"]), []).append(t)
+    paths = []
+
+    fig, (ax, ax_backlog) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    for (label, phase), trials in by_group.items():
+        t = representative(trials)
+        if t["kind"] != "mqlab" or phase != "throughput":
+            continue
+        series = t["series"]
+        ax.plot(range(len(series["received"])), series["received"], label=f"{label} received")
+        ax.plot(range(len(series["sent"])), series["sent"], linestyle="--", label=f"{label} acked")
+        ax_backlog.plot(range(len(series["backlog"])), series["backlog"], label=label)
+    for (label, phase), trials in by_group.items():
+        if trials[0]["kind"] == "native" and phase == "throughput":
+            rate = median_of(trials)["send_rate"]
+            if rate:
+                ax.axhline(rate, color="grey", linestyle=":", label=f"{label} sent (average)")
+    warmup = run["params"]["warmup"]
+    for a in (ax, ax_backlog):
+        a.axvline(warmup, color="black", linewidth=0.8, alpha=0.5)
+        a.grid(alpha=0.3)
+    ax.set_ylabel("messages/s")
+    ax.set_title(f"{run['stack']}: throughput over time ({run['params']['size']} B, rate "
+                 f"{fmt_target_rate(run['params']['rate'])}; warm-up ends at the vertical line)")
+    ax.legend(fontsize=8)
+    ax_backlog.set_ylabel("backlog (messages)")
+    ax_backlog.set_xlabel("seconds since start")
+    fig.tight_layout()
+    path = directory / f"{run['id']}-throughput.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for (label, phase), trials in by_group.items():
+        t = representative(trials)
+        rate = fmt_target_rate(t["rate"])
+        if t["curve"]:
+            xs, ys = _curve_xy(t["curve"])
+            style = "-o" if t["kind"] == "mqlab" else "--s"
+            ax.plot(xs, ys, style, markersize=3, label=f"{label} @ {rate} ({t['latency_kind']})")
+        if t.get("ack_curve"):
+            xs, ys = _curve_xy(t["ack_curve"])
+            ax.plot(xs, ys, ":", label=f"{label} @ {rate} (ack)")
+    _percentile_axis(ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"{run['stack']}: latency by percentile ({run['params']['size']} B)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = directory / f"{run['id']}-latency.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def plot_compare(runs: list[dict], path: Path) -> Path:
+    """Rates and p99 latencies of several stacks' runs side by side."""
+    plt = _pyplot()
+    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
+    stacks = [run["stack"] for run in runs]
+    width = 0.27
+    bars = {"safe": ("mqlab safe", []), "unsafe": ("mqlab lossy", []), "native": ("native tool", [])}
+    lat = {"safe": ("mqlab", []), "native": ("native tool", [])}
+    for run in runs:
+        groups = run["summary"]["groups"].values()
+        for role, (_name, values) in bars.items():
+            values.append((pick(groups, role, "throughput") or {}).get("send_rate") or 0)
+        native_lat = pick(groups, "native", "latency")
+        kind = (native_lat or {}).get("latency_kind", "e2e")
+        safe_lat = pick(groups, "safe", "latency")
+        lat["safe"][1].append((comparable_p99(safe_lat, kind) if safe_lat else 0) or 0)
+        lat["native"][1].append(((native_lat or {}).get("latency") or {}).get("p99") or 0)
+    for i, (name, values) in enumerate(bars.values()):
+        ax_rate.bar([x + (i - 1) * width for x in range(len(stacks))], values, width, label=name)
+    ax_rate.set_xticks(range(len(stacks)))
+    ax_rate.set_xticklabels(stacks)
+    ax_rate.set_yscale("log")
+    ax_rate.set_ylabel("messages/s sent (max rate)")
+    ax_rate.legend(fontsize=8)
+    ax_rate.grid(alpha=0.3, axis="y")
+    for i, (name, values) in enumerate(lat.values()):
+        ax_lat.bar([x + (i - 0.5) * width for x in range(len(stacks))], [v / 1e6 for v in values], width, label=name)
+    ax_lat.set_xticks(range(len(stacks)))
+    ax_lat.set_xticklabels(stacks)
+    ax_lat.set_yscale("log")
+    ax_lat.set_ylabel("p99 latency at the fixed rate (ms)")
+    ax_lat.legend(fontsize=8)
+    ax_lat.grid(alpha=0.3, axis="y")
+    fig.suptitle("mqlab against each broker's own tool")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

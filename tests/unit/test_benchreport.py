@@ -1,0 +1,247 @@
+"""Benchmark results: merging the bench containers' files, medians, ratios, reports, plans."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from hdrh.histogram import HdrHistogram
+from invoke import Exit, MockContext
+
+import tasks
+from mqlab import bench, benchreport
+from mqlab.errors import UsageError
+from mqlab.stacks import STACKS
+
+
+def hdr(values):
+    h = HdrHistogram(*benchreport.HDR_RANGE)
+    for v in values:
+        h.record_value(v)
+    encoded = h.encode()
+    return encoded.decode() if isinstance(encoded, bytes) else encoded
+
+
+def part(role, name, series, window, values, duration=2.0, size=1024, failed=0, error=None):
+    return {"schema": 1, "role": role, "name": name, "broker": "redis", "mode": "stream", "client": "redis-py 5",
+            "trial": "t1", "start": 1000.0, "warmup": 1.0, "duration": duration, "rate": None, "size": size,
+            "bytes_per_message": size, "series": series, "window_count": window, "window_bytes": window * size,
+            "total": sum(series), ("failed" if role == "producer" else "other"): failed,
+            "latency": {"kind": "ack" if role == "producer" else "e2e", "unit": "ns", "hdr": hdr(values)},
+            "error": error}
+
+
+def test_merge_adds_producers_and_consumers_and_their_histograms():
+    producers = [part("producer", "p0", [10, 20, 20], 40, [1_000_000] * 40),
+                 part("producer", "p1", [5, 10], 10, [3_000_000] * 10)]
+    consumers = [part("consumer", "c0", [5, 15, 20, 5], 30, [2_000_000] * 30),
+                 part("consumer", "c1", [0, 10, 10], 20, [50_000_000] * 20)]
+    trial = benchreport.merge_mqlab(producers, consumers)
+    assert trial["send_rate"] == 25.0  # 50 in the window / 2 s
+    assert trial["recv_rate"] == 25.0
+    assert trial["mb_per_s"] == pytest.approx(50 * 1024 / 2 / 1e6)
+    assert trial["series"]["sent"] == [15, 30, 20]
+    assert trial["series"]["received"] == [5, 25, 30, 5]
+    assert trial["series"]["backlog"] == [10, 15, 5, 0]
+    assert trial["latency"]["count"] == 50
+    # 30 of 50 at 2 ms, 20 at 50 ms: the median is 2 ms, p99 50 ms (3 significant digits).
+    assert trial["latency"]["p50"] == pytest.approx(2_000_000, rel=1e-3)
+    assert trial["latency"]["p99"] == pytest.approx(50_000_000, rel=1e-3)
+    assert trial["ack_latency"]["count"] == 50
+    assert trial["ack_latency"]["max"] == pytest.approx(3_000_000, rel=1e-3)
+    assert trial["curve"][0][0] == 0.0 and trial["curve"][-1][0] == 100.0
+    assert trial["error"] is None
+
+
+def test_merge_needs_both_sides_and_keeps_errors():
+    with pytest.raises(benchreport.ResultError, match="expected producer and consumer"):
+        benchreport.merge_mqlab([part("producer", "p0", [1], 1, [1000])], [])
+    trial = benchreport.merge_mqlab([part("producer", "p0", [1], 1, [5000], error="lost the broker")],
+                                    [part("consumer", "c0", [1], 1, [5000])])
+    assert trial["error"] == "producer p0: lost the broker"
+
+
+def test_empty_histogram_has_no_quantiles():
+    q = benchreport.quantiles(benchreport.merge_histograms([]))
+    assert q["count"] == 0 and q["p99"] is None
+
+
+def test_read_parts_reports_a_broken_file(tmp_path):
+    (tmp_path / "producer-a.json").write_text(json.dumps(part("producer", "a", [1], 1, [1000])))
+    (tmp_path / "consumer-b.json").write_text("{not json")
+    with pytest.raises(benchreport.ResultError, match="consumer-b.json"):
+        benchreport.read_parts(tmp_path)
+
+
+def native_result(send, recv, p99, kind="e2e"):
+    return SimpleNamespace(tool="PerfTest", send_rate=send, recv_rate=recv, mb_per_s=send * 1024 / 1e6,
+                           latency_kind=kind, p50_ns=p99 // 2, p99_ns=p99, p999_ns=None, max_ns=p99 * 2,
+                           raw_summary=["line"])
+
+
+def trial(record, label, role, phase, rate, repeat):
+    return {**record, "label": label, "role": role, "phase": phase, "rate": rate, "repeat": repeat}
+
+
+def mqlab_record(send, p99_e2e, p99_ack):
+    return {"kind": "mqlab", "send_rate": send, "recv_rate": send, "mb_per_s": 1.0, "latency_kind": "e2e",
+            "latency": {"p50": 1, "p90": 1, "p99": p99_e2e, "p999": 1, "max": 1},
+            "ack_latency": {"p50": 1, "p90": 1, "p99": p99_ack, "p999": 1, "max": 1}, "error": None}
+
+
+def sample_trials(native_kind="e2e"):
+    trials = []
+    for repeat, (safe, unsafe, nat) in enumerate([(1000, 1500, 10000), (3000, 4000, 12000), (2000, 5000, 8000)]):
+        trials.append(trial(mqlab_record(safe, 4_000_000, 2_000_000), "mqlab work", "safe", "throughput", None, repeat))
+        trials.append(trial(mqlab_record(unsafe, 1, 1), "mqlab autoack", "unsafe", "throughput", None, repeat))
+        trials.append(trial(benchreport.native_trial(native_result(nat, nat, 1)), "PerfTest", "native",
+                            "throughput", None, repeat))
+        trials.append(trial(mqlab_record(1000, 3_000_000 + repeat, 1_500_000), "mqlab work", "safe", "latency", 1000, repeat))
+        trials.append(trial(benchreport.native_trial(native_result(1000, 1000, 1_000_000, native_kind)), "PerfTest",
+                            "native", "latency", 1000, repeat))
+    return trials
+
+
+def test_summary_takes_medians_and_computes_the_ratios():
+    summary = benchreport.summarise(sample_trials())
+    safe = summary["groups"]["mqlab work@throughput"]
+    assert safe["send_rate"] == 2000 and safe["repeats"] == 3
+    r = summary["ratios"]
+    assert r["r_send"] == pytest.approx(2000 / 10000)
+    assert r["safe_vs_unsafe"] == pytest.approx(2000 / 4000)
+    assert r["p99_kind"] == "e2e"
+    assert r["p99_ratio"] == pytest.approx(3_000_001 / 1_000_000)
+
+
+def test_p99_ratio_compares_ack_latency_with_a_tool_that_measures_acks():
+    r = benchreport.summarise(sample_trials(native_kind="ack"))["ratios"]
+    assert r["p99_kind"] == "ack"
+    assert r["p99_ratio"] == pytest.approx(1.5)
+
+
+def test_one_rate_serves_both_phases():
+    trials = [t for t in sample_trials() if t["phase"] == "throughput"]
+    r = benchreport.summarise(trials)["ratios"]
+    assert r["p99_ratio"] == pytest.approx(4_000_000 / 1)
+
+
+def sample_run(tmp_path=None):
+    trials = sample_trials()
+    for t in trials:
+        if t["kind"] == "mqlab":
+            t.update(series={"sent": [5, 10, 10], "received": [4, 10, 11], "backlog": [1, 1, 0]},
+                     curve=[[0.0, 1000], [50.0, 2000], [99.0, 5000], [100.0, 9000]], ack_curve=[[50.0, 1000]])
+    params = {"size": 1024, "rate": None, "duration": 10.0, "warmup": 3.0, "producers": 1, "consumers": 1,
+              "mode": "work", "repeat": 3, "latency_rate": 1000.0, "native": True}
+    return {"schema": 1, "id": "rabbitmq-20260101T000000Z", "stack": "rabbitmq", "mode": "work", "unsafe_mode": "autoack",
+            "params": params, "environment": {"pinning": "broker on CPU 0, clients on CPU 1"},
+            "finished": "2026-01-01T00:00:00+00:00", "trials": trials, "summary": benchreport.summarise(trials)}
+
+
+def test_markdown_shows_every_group_and_the_ratios_against_targets():
+    text = benchreport.markdown(sample_run())
+    assert "| mqlab work | max | 2,000 |" in text
+    assert "| PerfTest | 1,000/s |" in text
+    assert "| R = mqlab sent ÷ native sent (at max) | 0.20 ✓ |" in text
+    assert "| safe mode ÷ lossy mode (mqlab sent) | 0.50 ✓ |" in text
+    assert "3.00 ✗" in text  # p99 ratio above 2
+
+
+def test_plots_and_compare_write_files(tmp_path):
+    run = sample_run()
+    paths = benchreport.plot_run(run, tmp_path)
+    assert [p.name for p in paths] == [f"{run['id']}-throughput.png", f"{run['id']}-latency.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = {**run, "stack": "redis", "id": "redis-x"}
+    assert "| redis | 1024 B | work | 2,000 |" in benchreport.compare_markdown([run, other])
+    png = benchreport.plot_compare([run, other], tmp_path / "c.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fmt_ns():
+    assert benchreport.fmt_ns(None) == "-"
+    assert benchreport.fmt_ns(532_000) == "532 µs"
+    assert benchreport.fmt_ns(2_345_000) == "2.35 ms"
+    assert benchreport.fmt_ns(12_000_000_000) == "12.0 s"
+
+
+# --- planning and flags -------------------------------------------------------------------
+
+def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
+    params = bench.check_params(STACKS["rabbitmq"], bench.BenchParams(repeat=2))
+    trials = bench.plan(STACKS["rabbitmq"], params)
+    assert [(t.role, t.phase, t.repeat) for t in trials[:5]] == [
+        ("safe", "throughput", 0), ("unsafe", "throughput", 0), ("native", "throughput", 0),
+        ("safe", "latency", 0), ("native", "latency", 0)]
+    assert len(trials) == 10 and trials[1].mode == "autoack" and trials[3].rate == 1000
+    lossy = bench.plan(STACKS["redis"], bench.check_params(STACKS["redis"], bench.BenchParams(mode="pubsub", repeat=1)))
+    assert [t.role for t in lossy] == ["safe", "native", "safe", "native"]
+    same_rate = bench.plan(STACKS["kafka"], bench.check_params(
+        STACKS["kafka"], bench.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False)))
+    assert [(t.role, t.phase) for t in same_rate] == [("safe", "throughput"), ("unsafe", "throughput")]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("size", 0, "--size must be from 1"), ("duration", 601, "--duration must be"),
+    ("producers", 9, "--producers must be"), ("repeat", 0, "--repeat must be"),
+    ("mode", "fanoutt", "unknown mode 'fanoutt'"),
+])
+def test_bad_params_are_one_line(field, value, message):
+    with pytest.raises(UsageError, match=message):
+        bench.check_params(STACKS["rabbitmq"], bench.BenchParams(**{field: value}))
+
+
+def test_parse_rate():
+    assert bench.parse_rate("max") is None
+    assert bench.parse_rate("2500") == 2500
+    with pytest.raises(UsageError, match="'max' or from 1"):
+        bench.parse_rate("0")
+    with pytest.raises(UsageError, match="must be a number"):
+        bench.parse_rate("fast")
+
+
+def test_cpu_split():
+    assert bench.client_cpus(1) is None
+    assert bench.client_cpus(2) == ("0", "1")
+    assert bench.client_cpus(8) == ("0-3", "4-7")
+
+
+def test_bench_names_keep_trials_apart():
+    names = bench.bench_names("rabbitmq-x-01")
+    assert names["MQLAB_QUEUE"] == names["MQLAB_TOPIC"] == "bench.rabbitmq-x-01"
+    assert names["MQLAB_DLQ"] != names["MQLAB_QUEUE"]
+
+
+def test_task_without_stack_or_with_bad_rate_is_one_line():
+    with pytest.raises(Exit) as err:
+        tasks.bench(MockContext())
+    assert "name a stack to benchmark" in err.value.message
+    with pytest.raises(Exit) as err:
+        tasks.bench(MockContext(), "redis", rate="lots")
+    assert err.value.message == "mqlab: --rate must be a number, got 'lots'"
+
+
+def test_compare_without_runs_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    (tmp_path / ".env").write_text("X=1\n")
+    with pytest.raises(Exit) as err:
+        tasks.bench(MockContext(), compare=True)
+    assert "no benchmark run of any stack" in err.value.message and "invoke bench rabbitmq" in err.value.message
+
+
+def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    (tmp_path / ".env").write_text("X=1\n")
+    out = tmp_path / bench.BENCH_DIR
+    out.mkdir(parents=True)
+    old, new = sample_run(), sample_run()
+    old["id"], old["finished"] = "rabbitmq-old", "2025-01-01T00:00:00+00:00"
+    new["id"] = "rabbitmq-new"
+    for run in (old, new):
+        bench.write_json(out / f"{run['id']}.json", run)
+    (out / "notes.json").write_text("[]")
+    tasks.bench(MockContext(), compare=True)
+    written = sorted(p.suffix for p in out.glob("compare-*"))
+    assert written == [".md", ".png"]
+    table = next(out.glob("compare-*.md")).read_text()
+    assert "`rabbitmq-new`" in table and "rabbitmq-old" not in table
