@@ -5,17 +5,18 @@ Nothing is pulled. One Debian bookworm root file system is made with
 every other image is ``FROM`` that base, and ``docker build`` runs with no
 network, so all it needs is in the base or in the build context:
 
-=================  ===================================================  ==========================
-name               what                                                 built from
-=================  ===================================================  ==========================
-base               Debian bookworm rootfs (``images/base/packages.txt``)  mmdebstrap + docker import
-rabbitmq           RabbitMQ 3.10 shaped like ``rabbitmq:4.3-management``  Debian package
-redis              Redis 7.0 shaped like ``redis:8.2``                    Debian package
-kafka              Kafka 4.3.1 shaped like ``apache/kafka:4.3.1``         Maven Central jars
-bitnami-kafka      Kafka 3.9.0 shaped like ``bitnamilegacy/kafka:3.9.0``  Maven Central jars
-bitnami-zookeeper  ZooKeeper 3.9.3 like ``bitnamilegacy/zookeeper:3.9.3`` Maven Central jars
-services           the lab's producer/consumer (``mqlab_services``)      wheelhouse made on the host
-=================  ===================================================  ==========================
+=================  =========================================================  ===========================
+name               what                                                       built from
+=================  =========================================================  ===========================
+base               Debian bookworm rootfs (``images/base/packages.txt``)      mmdebstrap + docker import
+rabbitmq           RabbitMQ 3.10 shaped like ``rabbitmq:4.3-management``      Debian package
+redis              Redis 7.0 shaped like ``redis:8.2``                        Debian package
+kafka              Kafka 4.3.1 shaped like ``apache/kafka:4.3.1``             Maven Central jars
+bitnami-kafka      Kafka 3.9.0 shaped like ``bitnamilegacy/kafka:3.9.0``      Maven Central jars
+bitnami-zookeeper  ZooKeeper 3.9.3 like ``bitnamilegacy/zookeeper:3.9.3``     Maven Central jars
+perf-test          PerfTest 2.22.1 like ``pivotalrabbitmq/perf-test:2.22.1``  Maven Central jars
+services           the lab's producer/consumer (``mqlab_services``)           wheelhouse made on the host
+=================  =========================================================  ===========================
 
 Image tags come from ``images/offline.env`` (the same file Compose reads with
 ``--env-file images/offline.env``). Recipes live in ``images/<name>/``; build
@@ -98,13 +99,14 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("kafka", "KAFKA_IMAGE", maven=True),
         ImageSpec("bitnami-kafka", "ZK_KAFKA_IMAGE", maven=True),
         ImageSpec("bitnami-zookeeper", "ZOOKEEPER_IMAGE", maven=True),
+        ImageSpec("perf-test", "PERFTEST_IMAGE", maven=True),
         ImageSpec("services", "MQLAB_SERVICES_IMAGE"),
     )
 }
 
 # What each stack needs (the base is implied).
 STACK_IMAGES: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("rabbitmq", "services"),
+    "rabbitmq": ("rabbitmq", "perf-test", "services"),
     "redis": ("redis", "services"),
     "kafka": ("kafka", "services"),
     "kafka-zookeeper": ("bitnami-zookeeper", "bitnami-kafka", "services"),

@@ -3,8 +3,9 @@
 Each broker image is started with ``docker run`` (through the Docker SDK), configured
 the way the compose files configure the official image, and must answer at protocol
 level from the host: an AMQP connection, a Redis PING, Kafka metadata through
-kafka-python, ZooKeeper's ``srvr``. The services image must run ``producer --help``
-and ``consumer --help``.
+kafka-python, ZooKeeper's ``srvr``. PerfTest must run a short benchmark against the
+RabbitMQ image, with the arguments the lab passes (``mqlab.native``). The services image
+must run ``producer --help`` and ``consumer --help``.
 
 Containers get unique names and the label ``org.mqlab.test=images``; they are removed
 after each test whether it passed or failed, and leftovers of an earlier run are
@@ -248,6 +249,48 @@ def test_zookeeper_and_bitnami_kafka_in_zookeeper_mode(lab, tags):
     # The broker registered itself in ZooKeeper: ZooKeeper mode, not KRaft.
     ids = broker.exec_run(["zookeeper-shell.sh", f"{zookeeper.name}:2181", "ls", "/brokers/ids"])
     assert ids.output.decode().strip().splitlines()[-1] == "[1]"
+
+
+def test_perftest_image_takes_perftest_arguments_like_the_official_one(docker_client, tags):
+    name = f"mqlab-imgtest-perftest-help-{uuid.uuid4().hex[:8]}"
+    container = docker_client.containers.run(tags["perf-test"], ["--help"], name=name, detach=True,
+                                             labels={TEST_LABEL: "images"})
+    try:
+        status = container.wait(timeout=60)
+        output = container.logs().decode(errors="replace")
+        config = docker_client.images.get(tags["perf-test"]).attrs["Config"]
+    finally:
+        container.remove(force=True)
+    assert status["StatusCode"] == 0, output
+    assert "usage: <program>" in output and "--confirm" in output
+    assert config["User"].startswith("perf-test") and config["WorkingDir"] == "/perf_test"
+
+
+def test_perftest_benchmarks_the_rabbitmq_image(lab, tags):
+    from mqlab import native
+
+    net = lab.network()
+    broker = lab.run(tags["rabbitmq"], "rabbitmq", hostname="rabbitmq", network=net.name)
+
+    def ready():
+        # As the broker's user: a CLI tool run as root before the broker has made its Erlang
+        # cookie would make one that the broker cannot read.
+        result = broker.exec_run(["rabbitmq-diagnostics", "-q", "check_port_connectivity"], user="rabbitmq")
+        if result.exit_code != 0:
+            raise ConnectionError(result.output.decode(errors="replace")[-200:])
+        return True
+
+    _until(ready, broker, "RabbitMQ (port connectivity)")
+    argv = native.perftest_argv(uri=f"amqp://guest:guest@{broker.name}:5672/%2F", size=1024, seconds=4,
+                                rate=500, queue=f"imgtest-{lab.suffix}")
+    perftest = lab.run(tags["perf-test"], "perftest", command=argv, network=net.name)
+    status = perftest.wait(timeout=120)
+    output = perftest.logs(stdout=True, stderr=False).decode(errors="replace")
+    assert status["StatusCode"] == 0, perftest.logs().decode(errors="replace")[-2000:]
+    result = native.parse_perftest(output, warmup_s=1, size=1024)
+    assert 300 <= result.send_rate <= 700, output
+    assert result.recv_rate and result.recv_rate > 300, output
+    assert result.p50_ns and 0 < result.p50_ns <= result.p99_ns, output
 
 
 @pytest.mark.parametrize("command", ["producer", "consumer"])
