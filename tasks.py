@@ -10,7 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
+from invoke.parser import Argument
 from invoke.exceptions import UnexpectedExit
 
 from mqlab import config as lab_config
@@ -194,7 +195,30 @@ def stats(c, stack, watch=None):
         print()
 
 
-@task(optional=["stack"], help={
+class _FillsStack(Argument):
+    """A flag that, when given, stands in for the task's positional stack (see StackOrCompare)."""
+
+    stack: Argument
+
+    def set_value(self, value, cast=True):
+        super().set_value(value, cast)
+        if value and self.stack.value is None:
+            self.stack.set_value("", cast=False)
+
+
+class StackOrCompare(Task):
+    """`invoke bench <stack>` or `invoke bench --compare`: invoke's positional arguments are
+    required, so --compare fills in the stack (with "") when it is given."""
+
+    def get_arguments(self, *args, **kwargs):
+        arguments = super().get_arguments(*args, **kwargs)
+        by_name = {a.name: a for a in arguments}
+        by_name["compare"].__class__ = _FillsStack
+        by_name["compare"].stack = by_name["stack"]
+        return arguments
+
+
+@task(klass=StackOrCompare, positional=["stack"], help={
     "stack": f"the stack to benchmark ({STACK_NAMES}); started for the run (broker only) if it is not running",
     "size": "message size in bytes, for mqlab and the native tool alike (default 1024)",
     "rate": "messages per second in all, or 'max' for as fast as the client goes (default max)",
@@ -211,7 +235,7 @@ def stats(c, stack, watch=None):
     "offline": OFFLINE_HELP,
 })
 @lab_task
-def bench(c, stack=None, size=1024, rate="max", duration=10, warmup=3, producers=1, consumers=1, mode=None,
+def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
           repeat=3, latency_rate=1000, no_native=False, compare=False, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

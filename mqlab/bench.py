@@ -33,6 +33,7 @@ of each stack into one table and one plot.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -43,7 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import benchreport, compose, preflight
+from . import benchreport, compose, native, preflight
 from .config import LabConfig
 from .errors import LabError, UsageError
 from .lab import check_mode, ensure_broker_images
@@ -57,9 +58,12 @@ BENCH_DIR = Path(".mqlab") / "bench"
 SCHEMA = 1
 #: The lossy mode whose rate the safe mode is compared with: the same client without confirms.
 UNSAFE_MODE = {"rabbitmq": "autoack", "redis": "pubsub", "kafka": "autocommit"}
-#: Each broker's own benchmark tool, and the .env key of an image it needs beyond the broker's.
-TOOL_LABEL = {"rabbitmq": "PerfTest", "redis": "redis-benchmark", "kafka": "kafka-perf-test"}
-TOOL_IMAGE_KEY = {"rabbitmq": "PERFTEST_IMAGE"}
+#: The services' defaults (MQLAB_BATCH, MQLAB_PREFETCH), given to the native tools too:
+#: PerfTest's confirm window and qos, redis-benchmark's pipeline.
+BATCH = 100
+PREFETCH = 200
+PROBE_RECORDS = 50_000  # a native tool's short run that sizes a max-rate run to --duration
+MAX_RECORDS = 20_000_000
 DRAIN_S = 10.0  # after the producers' end, consumers stop once idle for 1 s, or after this
 START_LEAD_S = 8.0  # seconds from launching a trial's containers to its start time
 SUBSCRIBE_TIMEOUT_S = 60.0
@@ -132,7 +136,7 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
             if phase == "throughput" and params.mode not in LOSSY_MODES[stack.broker]:
                 trials.append(Trial(f"mqlab {unsafe}", "unsafe", phase, rate, unsafe, repeat))
             if params.native:
-                trials.append(Trial(TOOL_LABEL[stack.broker], "native", phase, rate, None, repeat))
+                trials.append(Trial(native.TOOL_LABEL[stack.broker], "native", phase, rate, None, repeat))
     return trials
 
 
@@ -141,12 +145,15 @@ def trial_seconds(params: BenchParams) -> float:
     return START_LEAD_S + params.warmup + params.duration + 3.0
 
 
-def bench_names(trial_id: str) -> dict[str, str]:
-    """The services' settings that give a trial a queue, stream, topic and group of its own."""
+def bench_names(trial_id: str, mode: str | None = None) -> dict[str, str]:
+    """The services' settings that give a trial a queue, stream, topic and group of its own
+    (and, in RabbitMQ's fanout and topic modes, an exchange)."""
     name = f"bench.{trial_id}"
-    return {"MQLAB_QUEUE": name, "MQLAB_STREAM": name, "MQLAB_CHANNEL": name, "MQLAB_TOPIC": name,
-            "MQLAB_GROUP": name, "MQLAB_EXCHANGE": f"{name}.x", "MQLAB_DLQ": f"{name}.dead",
-            "MQLAB_DLX": f"{name}.dlx"}
+    names = {"MQLAB_QUEUE": name, "MQLAB_STREAM": name, "MQLAB_CHANNEL": name, "MQLAB_TOPIC": name,
+             "MQLAB_GROUP": name, "MQLAB_DLQ": f"{name}.dead", "MQLAB_DLX": f"{name}.dlx"}
+    if mode in ("fanout", "topic"):
+        names["MQLAB_EXCHANGE"] = f"{name}.{mode}"
+    return names
 
 
 def client_cpus(cpus: int) -> tuple[str, str] | None:
@@ -290,7 +297,7 @@ class Bench:
         p = self.params
         parts = self.parts_dir / trial_id
         parts.mkdir(parents=True, exist_ok=True)
-        env = {**bench_names(trial_id), "MQLAB_MODE": trial.mode or ""}
+        env = {**bench_names(trial_id, trial.mode), "MQLAB_MODE": trial.mode or ""}
         start = time.time() + START_LEAD_S
         common = ["--out", f"/ledger/_bench/{self.id}/{trial_id}", "--trial", trial_id, "--start", f"{start:.3f}",
                   "--warmup", f"{p.warmup:g}", "--duration", f"{p.duration:g}"]
@@ -309,7 +316,9 @@ class Bench:
                        consumers + producers)
         finally:
             self._remove(consumers + producers)
-            self._delete_topology(env, trial.mode)
+            self._delete_topology(env)
+            for name in consumers:
+                (self.config.ledger_dir / "_status" / f"{name}.json").unlink(missing_ok=True)
         producers_out, consumers_out = benchreport.read_parts(parts)
         failed = [proc.returncode for proc in procs if proc.returncode]
         if not producers_out or not consumers_out:
@@ -318,23 +327,31 @@ class Bench:
             raise LabError(f"{trial.label}: no results (exit codes {failed}): {' | '.join(tail)}")
         return benchreport.merge_mqlab(producers_out, consumers_out)
 
-    def _delete_topology(self, env: dict[str, str], mode: str | None) -> None:
-        """Remove what the trial made on the broker: its data would only fill memory and disk."""
+    def _delete_topology(self, names: dict[str, str]) -> None:
+        """Remove what a trial made on the broker (see bench_names; missing keys are skipped):
+        its data would only fill memory and disk."""
         from . import clients
+
+        def present(*keys: str) -> list[str]:
+            return [names[k] for k in keys if names.get(k)]
 
         try:
             if self.stack.broker == "rabbitmq":
                 connection = clients.rabbitmq(self.config)
                 try:
                     channel = connection.channel()
-                    for queue in (env["MQLAB_QUEUE"], env["MQLAB_DLQ"]):
+                    for queue in present("MQLAB_QUEUE", "MQLAB_DLQ"):
                         channel.queue_delete(queue)
-                    for exchange in (env["MQLAB_EXCHANGE"], env["MQLAB_DLX"]):
+                    for exchange in present("MQLAB_EXCHANGE", "MQLAB_DLX"):
                         channel.exchange_delete(exchange)
                 finally:
                     connection.close()
             elif self.stack.broker == "redis":
-                clients.redis(self.config).delete(env["MQLAB_STREAM"], env["MQLAB_DLQ"])
+                client = clients.redis(self.config)
+                try:
+                    client.delete(*present("MQLAB_STREAM", "MQLAB_DLQ"))
+                finally:
+                    client.close()
             else:
                 from kafka import KafkaAdminClient
 
@@ -342,7 +359,7 @@ class Bench:
                                          request_timeout_ms=15_000)
                 try:
                     existing = set(admin.list_topics())
-                    topics = [t for t in (env["MQLAB_TOPIC"], env["MQLAB_DLQ"]) if t in existing]
+                    topics = [t for t in present("MQLAB_TOPIC", "MQLAB_DLQ") if t in existing]
                     if topics:
                         admin.delete_topics(topics)
                 finally:
@@ -350,10 +367,76 @@ class Bench:
         except Exception as exc:  # cleaning up is best effort: say so, go on
             self.echo(f"could not delete the trial's {self.stack.broker} data: {type(exc).__name__}: {exc}")
 
+    def _tool(self, *args: str, seconds: float) -> str:
+        """Run the broker's tool (its compose service) and return what it printed."""
+        service = native.SERVICE[self.stack.broker]
+        result = self._run("run", "--rm", "-T", service, *args, timeout=seconds + 180)
+        if result.returncode != 0:
+            raise LabError(f"{service} failed (exit {result.returncode}): "
+                           f"{native.gist(result.stdout + chr(10) + result.stderr)}")
+        return result.stdout
+
     def native_trial(self, trial: Trial, trial_id: str) -> dict:
-        tool = native.NativeRun(self.config, self.stack, self._run, self.params, trial.rate, trial_id)
-        result = tool.run()
+        """The broker's own tool with the lab's message size and safety settings."""
+        p = self.params
+        seconds = p.warmup + p.duration
+        names = bench_names(trial_id)
+        try:
+            if self.stack.broker == "rabbitmq":
+                uri = f"amqp://{self.config.get('RABBITMQ_USER', 'guest')}:{self.config.get('RABBITMQ_PASSWORD', 'guest')}@rabbitmq:5672/%2F"
+                out = self._tool(*native.perftest_argv(
+                    uri=uri, size=p.size, seconds=math.ceil(seconds), rate=trial.rate, producers=p.producers,
+                    consumers=p.consumers, queue=names["MQLAB_QUEUE"], confirm=BATCH, prefetch=PREFETCH,
+                    test_id=trial_id), seconds=seconds)
+                result = native.parse_perftest(out, warmup_s=p.warmup, size=p.size)
+            elif self.stack.broker == "redis":
+                result = self._redis_benchmark(trial, names["MQLAB_STREAM"])
+            else:
+                result = self._kafka_perf(trial, names["MQLAB_TOPIC"])
+        finally:
+            self._delete_topology(names)
         return benchreport.native_trial(result)
+
+    def _redis_benchmark(self, trial: Trial, stream: str):
+        """redis-benchmark has no duration and no rate: a short probe sizes a max-rate run to
+        --duration; at a fixed rate, one unpipelined connection sends as many requests."""
+        p = self.params
+
+        def run(requests: int, pipeline: int) -> native.NativeResult:
+            argv = native.redis_benchmark_argv(size=p.size, requests=requests, stream=stream, pipeline=pipeline,
+                                               clients=p.producers, password=self.config.get("REDIS_PASSWORD") or None)
+            return native.parse_redis_benchmark(self._tool(*argv, seconds=p.duration * 3), size=p.size)
+
+        if trial.rate is not None:
+            return run(native.records_for(trial.rate, p.duration), 1)
+        probe = run(PROBE_RECORDS, BATCH)
+        return run(min(MAX_RECORDS, native.records_for(probe.send_rate, p.duration)), BATCH)
+
+    def _kafka_perf(self, trial: Trial, topic: str):
+        """kafka-producer-perf-test (sized by a probe at max rate), then kafka-consumer-perf-test
+        reading what it produced."""
+        p = self.params
+        major = native.KAFKA_TOOLS_MAJOR[self.stack.name]
+
+        def produce(records: int, warmup: int, rate: float | None, to: str) -> native.NativeResult:
+            argv = native.kafka_producer_argv(topic=to, size=p.size, num_records=records, rate=rate,
+                                              warmup_records=warmup, major=major)
+            return native.parse_kafka_producer(self._tool(*argv, seconds=3 * (p.warmup + p.duration)))
+
+        rate = trial.rate
+        if rate is None:
+            probe_topic = f"{topic}.probe"
+            try:
+                rate = produce(PROBE_RECORDS, PROBE_RECORDS // 5, None, probe_topic).send_rate
+            finally:
+                self._delete_topology({"MQLAB_TOPIC": probe_topic})
+        records = min(MAX_RECORDS, native.records_for(rate, p.warmup + p.duration))
+        warmup = min(records - 1, int(rate * p.warmup))
+        producer = produce(records, warmup, trial.rate, topic)
+        consumer = native.parse_kafka_consumer(self._tool(*native.kafka_consumer_argv(
+            topic=topic, num_records=records, timeout_ms=30_000, major=major), seconds=60 + p.duration),
+            expected=records)
+        return native.kafka_result(producer, consumer)
 
     # -- the run --------------------------------------------------------------------
     def run(self) -> dict:
@@ -385,7 +468,7 @@ class Bench:
 
     def environment(self) -> dict:
         images = {}
-        for key in (*self.stack.images, "MQLAB_SERVICES_IMAGE", TOOL_IMAGE_KEY.get(self.stack.broker, "")):
+        for key in (*self.stack.images, "MQLAB_SERVICES_IMAGE", native.IMAGE_KEY.get(self.stack.broker, "")):
             name = self.config.get(key)
             if name:
                 try:

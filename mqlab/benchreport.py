@@ -154,7 +154,7 @@ def native_trial(result) -> dict:
         "client": result.tool,
         "send_rate": result.send_rate,
         "recv_rate": result.recv_rate,
-        "mb_per_s": result.mb_per_s,
+        "mb_per_s": None if result.mb_per_s is None else result.mb_per_s * 2**20 / 1e6,  # MiB/s -> MB/s
         "latency_kind": result.latency_kind,
         "latency": latency,
         "curve": points,
@@ -249,7 +249,7 @@ def fmt_ns(value: float | None) -> str:
 def fmt_ratio(value: float | None, target: float | None = None, above: bool = True) -> str:
     if value is None:
         return "-"
-    text = f"{value:.2f}"
+    text = f"{value:.3f}" if value < 10 else f"{value:.1f}"
     if target is not None:
         met = value >= target if above else value <= target
         text += " ✓" if met else " ✗"
@@ -259,6 +259,20 @@ def fmt_ratio(value: float | None, target: float | None = None, above: bool = Tr
 def fmt_target_rate(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:,.0f}/s"
 
+
+#: What each native tool measures, printed under every table it appears in.
+TOOL_NOTES = {
+    "PerfTest": "PerfTest: end-to-end latency from the send time PerfTest writes into each message "
+                "(its actual send time, not a schedule); p50 and p99 are its per-second figures after the "
+                "warm-up, weighted by messages; it reports no p99.9 and no max.",
+    "kafka-perf-test": "kafka-producer-perf-test: latency is send → broker ack (acks=all, linger.ms=5), so it is "
+                       "compared with mqlab's ack latency; the received rate is kafka-consumer-perf-test reading "
+                       "the same records afterwards.",
+    "redis-benchmark": "redis-benchmark: XADD pipelined like mqlab's batches (-P 100) at max rate. It cannot "
+                       "pace itself: at the fixed rate it sends as many requests from one connection without "
+                       "pipelining, as fast as they go. Its latency is per request, so it is compared with "
+                       "mqlab's ack latency.",
+}
 
 LATENCY_KINDS = {
     "e2e": "end to end: scheduled send → consumer",
@@ -303,6 +317,10 @@ def markdown(run: dict) -> str:
         f"| p99 mqlab ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency) | "
         f"{fmt_ratio(r['p99_ratio'], t['p99_ratio'], above=False)} | ≤ {t['p99_ratio']} |",
     ]
+    notes = {TOOL_NOTES[g["label"]] for g in summary["groups"].values() if g["label"] in TOOL_NOTES}
+    lines += ["", "mqlab's latency is end to end, from each message's scheduled send time to its receipt, so a "
+              "producer that falls behind counts the wait (no coordinated omission); its ack latency ends at "
+              "the broker's confirm."] + [""] * bool(notes) + sorted(notes)
     errors = [e for g in summary["groups"].values() for e in g.get("errors", [])]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]
@@ -350,7 +368,7 @@ def representative(trials: list[dict]) -> dict:
 
 
 def _percentile_axis(ax) -> None:
-    ticks = [0.0, 90.0, 99.0, 99.9, 99.99]
+    ticks = [0.0, 50.0, 90.0, 99.0, 99.9, 99.99]
     ax.set_xscale("log")
     ax.set_xticks([1 / (1 - p / 100) for p in ticks])
     ax.set_xticklabels([f"{p:g}%" for p in ticks])

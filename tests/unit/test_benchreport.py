@@ -141,9 +141,10 @@ def test_markdown_shows_every_group_and_the_ratios_against_targets():
     text = benchreport.markdown(sample_run())
     assert "| mqlab work | max | 2,000 |" in text
     assert "| PerfTest | 1,000/s |" in text
-    assert "| R = mqlab sent ÷ native sent (at max) | 0.20 ✓ |" in text
-    assert "| safe mode ÷ lossy mode (mqlab sent) | 0.50 ✓ |" in text
-    assert "3.00 ✗" in text  # p99 ratio above 2
+    assert "| R = mqlab sent ÷ native sent (at max) | 0.200 ✓ |" in text
+    assert "| safe mode ÷ lossy mode (mqlab sent) | 0.500 ✓ |" in text
+    assert "3.000 ✗" in text  # p99 ratio above 2
+    assert "PerfTest: end-to-end latency" in text and "redis-benchmark:" not in text
 
 
 def test_plots_and_compare_write_files(tmp_path):
@@ -208,13 +209,14 @@ def test_cpu_split():
 
 def test_bench_names_keep_trials_apart():
     names = bench.bench_names("rabbitmq-x-01")
+    assert "MQLAB_EXCHANGE" not in names and bench.bench_names("x", "topic")["MQLAB_EXCHANGE"] == "bench.x.topic"
     assert names["MQLAB_QUEUE"] == names["MQLAB_TOPIC"] == "bench.rabbitmq-x-01"
     assert names["MQLAB_DLQ"] != names["MQLAB_QUEUE"]
 
 
 def test_task_without_stack_or_with_bad_rate_is_one_line():
     with pytest.raises(Exit) as err:
-        tasks.bench(MockContext())
+        tasks.bench(MockContext(), "")
     assert "name a stack to benchmark" in err.value.message
     with pytest.raises(Exit) as err:
         tasks.bench(MockContext(), "redis", rate="lots")
@@ -225,7 +227,7 @@ def test_compare_without_runs_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "ROOT", tmp_path)
     (tmp_path / ".env").write_text("X=1\n")
     with pytest.raises(Exit) as err:
-        tasks.bench(MockContext(), compare=True)
+        tasks.bench(MockContext(), "", compare=True)
     assert "no benchmark run of any stack" in err.value.message and "invoke bench rabbitmq" in err.value.message
 
 
@@ -240,7 +242,7 @@ def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     for run in (old, new):
         bench.write_json(out / f"{run['id']}.json", run)
     (out / "notes.json").write_text("[]")
-    tasks.bench(MockContext(), compare=True)
+    tasks.bench(MockContext(), "", compare=True)
     written = sorted(p.suffix for p in out.glob("compare-*"))
     assert written == [".md", ".png"]
     table = next(out.glob("compare-*.md")).read_text()

@@ -1,0 +1,57 @@
+"""A short benchmark of every stack: real brokers, the lab's bench containers and each broker's
+own tool. It checks that the result files are complete and the numbers plausible; it sets no
+speed threshold (speed belongs to `invoke bench` itself, not to tests)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import invoke
+
+BENCH_DIR = ROOT / ".mqlab" / "bench"
+SMOKE = ("--duration", "3", "--warmup", "1", "--repeat", "1", "--latency-rate", "200", "--size", "512")
+
+
+def latest_run(stack: str) -> dict:
+    runs = sorted(BENCH_DIR.glob(f"{stack}-2*.json"), key=lambda p: p.stat().st_mtime)
+    assert runs, f"no result file for {stack} in {BENCH_DIR}"
+    return json.loads(runs[-1].read_text())
+
+
+def test_short_bench_writes_complete_results(stacks, stack_name):
+    stacks.up(stack_name)
+    done = invoke("bench", stack_name, *SMOKE, timeout=900)
+    assert done.ok, done.out
+    run = latest_run(stack_name)
+    assert run["stack"] == stack_name and run["params"]["size"] == 512
+    assert run["environment"]["host"]["cpus"] >= 1 and run["environment"]["images"]
+    roles = sorted((t["role"], t["phase"]) for t in run["trials"])
+    assert roles == [("native", "latency"), ("native", "throughput"), ("safe", "latency"),
+                     ("safe", "throughput"), ("unsafe", "throughput")]
+    for t in run["trials"]:
+        assert t["send_rate"] > 0, t
+        assert t["latency"]["p99"] is not None and t["latency"]["p99"] > 0, t
+        assert t["latency"]["p50"] <= t["latency"]["p99"], t
+        if t["kind"] == "mqlab":
+            assert t["error"] is None and t["failed"] == 0, t
+            assert t["recv_rate"] > 0 and t["latency"]["count"] > 0
+            assert sum(t["series"]["received"]) == t["received_total"] >= 1
+            assert t["bytes_per_message"] == 512
+            assert t["latency"]["max"] >= t["latency"]["p999"] >= t["latency"]["p99"]
+    fixed = [t for t in run["trials"] if t["phase"] == "latency" and t["kind"] == "mqlab"][0]
+    # 200 msg/s for 3 s: the window holds about 600 messages; everything sent was received.
+    assert 450 <= fixed["latency"]["count"] <= 700, fixed["latency"]
+    assert fixed["received_total"] >= fixed["sent_total"] - fixed["failed"]
+    r = run["summary"]["ratios"]
+    assert r["r_send"] > 0 and r["safe_vs_unsafe"] > 0 and r["p99_ratio"] > 0
+    for suffix in ("-throughput.png", "-latency.png"):
+        assert (BENCH_DIR / f"{run['id']}{suffix}").read_bytes()[:4] == b"\x89PNG"
+    table = (BENCH_DIR / f"{run['id']}.md").read_text()
+    assert f"## {stack_name}: 512-byte messages" in table and "| R = mqlab sent" in table
+    # Nothing of the benchmark is left running.
+    assert "bench-" not in invoke("ps").out
+
+    compared = invoke("bench", "--compare")
+    assert compared.ok, compared.out
+    assert f"| {stack_name} | 512 B |" in compared.out
