@@ -365,12 +365,20 @@ class _FakeChannel:
 
     def consume(self, queue, auto_ack, inactivity_timeout):
         self.events.append(("consume", queue, auto_ack))
-        for item in self.script:
+        for self.position, item in enumerate(self.script, 1):
             yield (None, None, None) if item is None else (_Method(item), None, f"m{item}".encode())
         while self.idle_forever:
             yield None, None, None
 
     idle_forever = True
+    buffered = True  # deliveries up to the next idle timeout have arrived already
+    position = 0
+
+    def get_waiting_message_count(self):
+        if not self.buffered:
+            return 0
+        rest = self.script[self.position:]
+        return rest.index(None) if None in rest else len(rest)
 
     def basic_ack(self, delivery_tag, multiple):
         self.events.append(("ack", delivery_tag, multiple))
@@ -393,6 +401,17 @@ def test_rabbitmq_acks_each_batch_after_the_handler_with_one_multiple_ack():
         ("handled", []),
         ("cancel",),
     ]
+
+
+def test_rabbitmq_hands_over_what_arrived_without_waiting_to_fill_a_batch():
+    events = []
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", batch="10"))
+    adapter._channel = _FakeChannel([1, 2, 3], events)
+    adapter._channel.buffered = False  # a slow trickle: nothing else waiting after each delivery
+    handled = lambda: sum(e[0] == "handled" for e in events)  # noqa: E731
+    adapter.consume(lambda bodies: events.append(("handled", bodies)), lambda: handled() < 3)
+    assert events[1:7] == [("handled", [(b"m1", "")]), ("ack", 1, True), ("handled", [(b"m2", "")]), ("ack", 2, True),
+                           ("handled", [(b"m3", "")]), ("ack", 3, True)]
 
 
 def test_rabbitmq_autoack_mode_never_acks():
@@ -503,8 +522,8 @@ def test_rabbitmq_topic_receipts_get_the_routing_key_and_default_exchange_none()
     events, calls = [], []
     adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode="topic", binding="orders.*"))
     adapter._channel = TopicChannel([], events)
-    adapter.consume(lambda batch: calls.append(batch), lambda: len(calls) < 1)
-    assert calls[0] == [(b"m1", "orders.eu"), (b"m2", "")]
+    adapter.consume(lambda batch: calls.append(batch), lambda: len(calls) < 2)
+    assert calls[:2] == [[(b"m1", "orders.eu")], [(b"m2", "")]]
     assert events[:3] == [("declare", "mailbox.topic.orders.star", True),
                           ("bind", "mailbox.topic.orders.star", "mailbox.topic", "orders.*"),
                           ("consume", "mailbox.topic.orders.star", False)]

@@ -81,7 +81,6 @@ from .base import (Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, R
 log = logging.getLogger("mqlab")
 
 CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's confirms before counting them unconfirmed
-BATCH_WAIT = 0.2  # seconds a consumer batch may wait to fill up before it is processed
 IDLE_POLL = 0.25  # seconds between idle handler calls, so stop requests are seen quickly
 
 
@@ -396,18 +395,17 @@ class RabbitMQAdapter(Adapter):
         self.assignment = [queue]
         batch: list[tuple[bytes, str]] = []
         deliveries: list[tuple[int, object]] = []  # (delivery tag, properties) per message
-        started = 0.0
         for method, props, body in self._channel.consume(
                 queue, auto_ack=auto_ack, inactivity_timeout=IDLE_POLL):
             self.subscribed = True  # the first item comes after basic.consume-ok
             if method is not None:
-                if not batch:
-                    started = time.monotonic()
                 # On the default exchange the routing key is only the queue's name.
                 batch.append((body, method.routing_key if method.exchange else ""))
                 deliveries.append((method.delivery_tag, props))
-            full = len(batch) >= self.settings.batch or (batch and time.monotonic() - started >= BATCH_WAIT)
-            if method is None or full or not running():
+            # A batch is what has arrived, up to MQLAB_BATCH: it is processed as soon as no
+            # more deliveries are waiting, so a slow trickle is not held back to fill a batch.
+            ready = len(batch) >= self.settings.batch or not self._channel.get_waiting_message_count()
+            if method is None or ready or not running():
                 self._settle(queue, batch, deliveries, handler(batch), dead or _no_dead, auto_ack)
                 batch, deliveries = [], []
             if not running():
