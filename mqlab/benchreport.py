@@ -241,9 +241,9 @@ def fmt_ns(value: float | None) -> str:
         return "-"
     if value < 1_000_000:
         return f"{value / 1e3:.0f} µs"
-    if value < 10_000_000_000:
+    if value < 999_500_000:
         return f"{value / 1e6:.3g} ms"
-    return f"{value / 1e9:.1f} s"
+    return f"{value / 1e9:.3g} s"
 
 
 def fmt_ratio(value: float | None, target: float | None = None, above: bool = True) -> str:

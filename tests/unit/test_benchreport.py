@@ -163,7 +163,8 @@ def test_fmt_ns():
     assert benchreport.fmt_ns(None) == "-"
     assert benchreport.fmt_ns(532_000) == "532 µs"
     assert benchreport.fmt_ns(2_345_000) == "2.35 ms"
-    assert benchreport.fmt_ns(12_000_000_000) == "12.0 s"
+    assert benchreport.fmt_ns(1_410_000_000) == "1.41 s"
+    assert benchreport.fmt_ns(12_000_000_000) == "12 s"
 
 
 # --- planning and flags -------------------------------------------------------------------
