@@ -230,13 +230,15 @@ class StackOrCompare(Task):
             "its lossy counterpart is measured too: rabbitmq autoack, redis pubsub, kafka autocommit",
     "repeat": "repeat every trial this many times and report the median (default 3)",
     "latency_rate": "the fixed rate of the latency trials, msg/s (default 1000; 0 for none)",
+    "client": "the Python client(s) to measure: for Kafka kafka-python or confluent-kafka (default: all, "
+              "side by side); RabbitMQ has pika, Redis redis-py",
     "no_native": "skip the broker's own tool (PerfTest, redis-benchmark, kafka-*-perf-test)",
     "compare": "do not run anything: put the latest run of every benchmarked stack into one table and plot",
     "offline": OFFLINE_HELP,
 })
 @lab_task
 def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
-          repeat=3, latency_rate=1000, no_native=False, compare=False, offline=False):
+          repeat=3, latency_rate=1000, client="all", no_native=False, compare=False, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -259,7 +261,8 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
         producers=lab.preflight.parse_int(producers, "producers"),
         consumers=lab.preflight.parse_int(consumers, "consumers"), mode=mode,
         repeat=lab.preflight.parse_int(repeat, "repeat"),
-        latency_rate=None if lrate == 0 else lab_bench.parse_rate(lrate, "latency-rate"), native=not no_native)
+        latency_rate=None if lrate == 0 else lab_bench.parse_rate(lrate, "latency-rate"), native=not no_native,
+        clients=None if client in ("", "all") else tuple(client.split(",")))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn()) as bar:
         job = bar.add_task("starting", total=1.0)

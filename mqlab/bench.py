@@ -58,6 +58,8 @@ BENCH_DIR = Path(".mqlab") / "bench"
 SCHEMA = 1
 #: The lossy mode whose rate the safe mode is compared with: the same client without confirms.
 UNSAFE_MODE = {"rabbitmq": "autoack", "redis": "pubsub", "kafka": "autocommit"}
+#: The Python clients the services can use per broker (MQLAB_KAFKA_CLIENT); the first is the default.
+CLIENTS = {"rabbitmq": ("pika",), "redis": ("redis-py",), "kafka": ("kafka-python", "confluent-kafka")}
 #: The services' defaults (MQLAB_BATCH, MQLAB_PREFETCH), given to the native tools too:
 #: PerfTest's confirm window and qos, redis-benchmark's pipeline.
 BATCH = 100
@@ -90,6 +92,7 @@ class BenchParams:
     repeat: int = 3
     latency_rate: float | None = 1000.0  # None: no fixed-rate latency trials
     native: bool = True
+    clients: tuple[str, ...] | None = None  # None: every client the services have for the broker
 
 
 def parse_rate(value, name: str = "rate") -> float | None:
@@ -108,7 +111,12 @@ def check_params(stack: Stack, params: BenchParams) -> BenchParams:
         if not low <= value <= high:
             raise UsageError(f"--{name} must be from {low:,} to {high:,}, got {value!r}")
     mode = check_mode(stack, params.mode)
-    return replace(params, mode=mode)
+    known = CLIENTS[stack.broker]
+    clients = params.clients or known
+    unknown = [c for c in clients if c not in known]
+    if unknown:
+        raise UsageError(f"unknown client {unknown[0]!r} for {stack.name}: choose {', '.join(known)} or all")
+    return replace(params, mode=mode, clients=tuple(clients))
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class Trial:
     rate: float | None
     mode: str | None  # mqlab trials: the services' mode
     repeat: int
+    client: str | None = None  # mqlab trials: the Python client
 
 
 def plan(stack: Stack, params: BenchParams) -> list[Trial]:
@@ -129,12 +138,18 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
     if params.latency_rate is not None and params.latency_rate != params.rate:
         phases.append(("latency", params.latency_rate))
     unsafe = UNSAFE_MODE[stack.broker]
+    clients = params.clients or CLIENTS[stack.broker]
+
+    def label(mode: str, client: str) -> str:
+        return f"mqlab {mode}" + (f" ({client})" if len(clients) > 1 else "")
+
     trials = []
     for repeat in range(params.repeat):
         for phase, rate in phases:
-            trials.append(Trial(f"mqlab {params.mode}", "safe", phase, rate, params.mode, repeat))
-            if phase == "throughput" and params.mode not in LOSSY_MODES[stack.broker]:
-                trials.append(Trial(f"mqlab {unsafe}", "unsafe", phase, rate, unsafe, repeat))
+            for client in clients:
+                trials.append(Trial(label(params.mode, client), "safe", phase, rate, params.mode, repeat, client))
+                if phase == "throughput" and params.mode not in LOSSY_MODES[stack.broker]:
+                    trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
             if params.native:
                 trials.append(Trial(native.TOOL_LABEL[stack.broker], "native", phase, rate, None, repeat))
     return trials
@@ -298,6 +313,8 @@ class Bench:
         parts = self.parts_dir / trial_id
         parts.mkdir(parents=True, exist_ok=True)
         env = {**bench_names(trial_id, trial.mode), "MQLAB_MODE": trial.mode or ""}
+        if self.stack.broker == "kafka":
+            env["MQLAB_KAFKA_CLIENT"] = trial.client or CLIENTS["kafka"][0]
         start = time.time() + START_LEAD_S
         common = ["--out", f"/ledger/_bench/{self.id}/{trial_id}", "--trial", trial_id, "--start", f"{start:.3f}",
                   "--warmup", f"{p.warmup:g}", "--duration", f"{p.duration:g}"]
@@ -455,7 +472,7 @@ class Bench:
                 else:
                     record = self.mqlab_trial(trial, trial_id)
                 record.update({"label": trial.label, "role": trial.role, "phase": trial.phase, "rate": trial.rate,
-                               "repeat": trial.repeat, "trial": trial_id})
+                               "repeat": trial.repeat, "trial": trial_id, "client_name": trial.client})
                 self.trials.append(record)
                 self._done_s += trial_seconds(p)
                 self.echo(f"{label}: {describe(record)}")

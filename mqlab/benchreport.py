@@ -193,28 +193,22 @@ def comparable_p99(mqlab: dict, native_kind: str) -> float | None:
     return (mqlab.get(field) or {}).get("p99")
 
 
-def pick(groups: Iterable[dict], role: str, phase: str) -> dict | None:
-    """The group of ``role`` in ``phase``; a run with one rate has only one phase, used for both."""
+def pick(groups: Iterable[dict], role: str, phase: str, client: str | None = None) -> dict | None:
+    """The group of ``role`` in ``phase`` (of mqlab ``client``, default: the first one seen);
+    a run with one rate has only one phase, used for both."""
     groups = list(groups)
     for wanted in (phase, "latency" if phase == "throughput" else "throughput"):
-        found = next((g for g in groups if g["role"] == role and g["phase"] == wanted), None)
+        found = next((g for g in groups if g["role"] == role and g["phase"] == wanted
+                      and (client is None or role == "native" or g.get("client") == client)), None)
         if found:
             return found
     return None
 
 
-def summarise(trials: list[dict]) -> dict:
-    """Group trials by (label, rate), take medians, and compute the benchmark's ratios."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for t in trials:
-        groups.setdefault((t["label"], t["phase"]), []).append(t)
-    medians = {f"{label}@{phase}": {"label": label, "phase": phase, "role": items[0]["role"],
-                                    "rate": items[0]["rate"], **median_of(items)}
-               for (label, phase), items in groups.items()}
-
-    groups = list(medians.values())
-    safe, unsafe, native = (pick(groups, role, "throughput") for role in ("safe", "unsafe", "native"))
-    safe_lat, native_lat = pick(groups, "safe", "latency"), pick(groups, "native", "latency")
+def ratios_of(groups: list[dict], client: str | None = None) -> dict:
+    """R, the safe/lossy ratio and the p99 ratio of one mqlab client against the native tool."""
+    safe, unsafe, native = (pick(groups, role, "throughput", client) for role in ("safe", "unsafe", "native"))
+    safe_lat, native_lat = pick(groups, "safe", "latency", client), pick(groups, "native", "latency")
     ratios = {
         "r_send": _ratio(safe and safe["send_rate"], native and native["send_rate"]),
         "r_recv": _ratio(safe and safe["recv_rate"], native and native["recv_rate"]),
@@ -226,7 +220,23 @@ def summarise(trials: list[dict]) -> dict:
         ratios["p99_kind"] = native_lat["latency_kind"]
         ratios["p99_ratio"] = _ratio(comparable_p99(safe_lat, native_lat["latency_kind"]),
                                      (native_lat.get("latency") or {}).get("p99"))
-    return {"groups": medians, "ratios": ratios, "targets": TARGETS}
+    return ratios
+
+
+def summarise(trials: list[dict]) -> dict:
+    """Group trials by (label, rate), take medians, and compute the benchmark's ratios: for
+    the first mqlab client (``ratios``) and for each client (``by_client``)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for t in trials:
+        groups.setdefault((t["label"], t["phase"]), []).append(t)
+    medians = {f"{label}@{phase}": {"label": label, "phase": phase, "role": items[0]["role"],
+                                    "client": items[0].get("client_name"), "rate": items[0]["rate"],
+                                    **median_of(items)}
+               for (label, phase), items in groups.items()}
+    listed = list(medians.values())
+    clients = list(dict.fromkeys(g["client"] for g in listed if g["role"] != "native" and g["client"]))
+    return {"groups": medians, "ratios": ratios_of(listed, clients[0] if clients else None),
+            "by_client": {c: ratios_of(listed, c) for c in clients}, "targets": TARGETS}
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -306,17 +316,20 @@ def markdown(run: dict) -> str:
         if ack and ack.get("p99") is not None:
             lines.append(f"| ↳ same, broker ack | | | | | ack | {fmt_ns(ack.get('p50'))} | {fmt_ns(ack.get('p99'))} | "
                          f"{fmt_ns(ack.get('p999'))} | {fmt_ns(ack.get('max'))} |")
-    r, t = summary["ratios"], summary["targets"]
-    lines += [
-        "",
-        "| ratio | measured | target |",
-        "|---|---|---|",
-        f"| R = mqlab sent ÷ native sent (at {fmt_target_rate(p['rate'])}) | {fmt_ratio(r['r_send'], t['r'])} | ≥ {t['r']} (aim {t['r_aim']}) |",
-        f"| mqlab received ÷ native received | {fmt_ratio(r['r_recv'])} | - |",
-        f"| safe mode ÷ lossy mode (mqlab sent) | {fmt_ratio(r['safe_vs_unsafe'], t['safe_vs_unsafe'])} | ≥ {t['safe_vs_unsafe']} |",
-        f"| p99 mqlab ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency) | "
-        f"{fmt_ratio(r['p99_ratio'], t['p99_ratio'], above=False)} | ≤ {t['p99_ratio']} |",
-    ]
+    t = summary["targets"]
+    by_client = summary.get("by_client") or {"": summary["ratios"]}
+    lines += ["", "| ratio | measured | target |", "|---|---|---|"]
+    for client, r in by_client.items():
+        of = f" ({client})" if len(by_client) > 1 else ""
+        lines += [
+            f"| R = mqlab{of} sent ÷ native sent (at {fmt_target_rate(p['rate'])}) | {fmt_ratio(r['r_send'], t['r'])} | "
+            f"≥ {t['r']} (aim {t['r_aim']}) |",
+            f"| mqlab{of} received ÷ native received | {fmt_ratio(r['r_recv'])} | - |",
+            f"| safe mode ÷ lossy mode (mqlab{of} sent) | {fmt_ratio(r['safe_vs_unsafe'], t['safe_vs_unsafe'])} | "
+            f"≥ {t['safe_vs_unsafe']} |",
+            f"| p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency) | "
+            f"{fmt_ratio(r['p99_ratio'], t['p99_ratio'], above=False)} | ≤ {t['p99_ratio']} |",
+        ]
     notes = {TOOL_NOTES[g["label"]] for g in summary["groups"].values() if g["label"] in TOOL_NOTES}
     lines += ["", "mqlab's latency is end to end, from each message's scheduled send time to its receipt, so a "
               "producer that falls behind counts the wait (no coordinated omission); its ack latency ends at "
@@ -335,18 +348,21 @@ def compare_markdown(runs: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        groups = run["summary"]["groups"].values()
-        r = run["summary"]["ratios"]
-        safe, native = pick(groups, "safe", "throughput") or {}, pick(groups, "native", "throughput") or {}
-        safe_lat, native_lat = pick(groups, "safe", "latency") or {}, pick(groups, "native", "latency") or {}
+        groups = list(run["summary"]["groups"].values())
+        by_client = run["summary"].get("by_client") or {None: run["summary"]["ratios"]}
+        native, native_lat = pick(groups, "native", "throughput") or {}, pick(groups, "native", "latency") or {}
         kind = native_lat.get("latency_kind", "e2e")
-        lines.append(
-            f"| {run['stack']} | {run['params']['size']} B | {run['mode']} | {fmt_rate(safe.get('send_rate'))} | "
-            f"{native.get('label', '-')} | {fmt_rate(native.get('send_rate'))} | {fmt_ratio(r['r_send'], TARGETS['r'])} | "
-            f"{fmt_ratio(r['safe_vs_unsafe'], TARGETS['safe_vs_unsafe'])} | "
-            f"{fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None)} | "
-            f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind}) | "
-            f"{fmt_ratio(r['p99_ratio'], TARGETS['p99_ratio'], above=False)} | `{run['id']}` |")
+        for client, r in by_client.items():
+            safe = pick(groups, "safe", "throughput", client) or {}
+            safe_lat = pick(groups, "safe", "latency", client) or {}
+            mode = run["mode"] + (f" ({client})" if client and len(by_client) > 1 else "")
+            lines.append(
+                f"| {run['stack']} | {run['params']['size']} B | {mode} | {fmt_rate(safe.get('send_rate'))} | "
+                f"{native.get('label', '-')} | {fmt_rate(native.get('send_rate'))} | {fmt_ratio(r['r_send'], TARGETS['r'])} | "
+                f"{fmt_ratio(r['safe_vs_unsafe'], TARGETS['safe_vs_unsafe'])} | "
+                f"{fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None)} | "
+                f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind}) | "
+                f"{fmt_ratio(r['p99_ratio'], TARGETS['p99_ratio'], above=False)} | `{run['id']}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -179,8 +179,41 @@ def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
     lossy = bench.plan(STACKS["redis"], bench.check_params(STACKS["redis"], bench.BenchParams(mode="pubsub", repeat=1)))
     assert [t.role for t in lossy] == ["safe", "native", "safe", "native"]
     same_rate = bench.plan(STACKS["kafka"], bench.check_params(
-        STACKS["kafka"], bench.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False)))
-    assert [(t.role, t.phase) for t in same_rate] == [("safe", "throughput"), ("unsafe", "throughput")]
+        STACKS["kafka"], bench.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False,
+                                           clients=("kafka-python",))))
+    assert [(t.role, t.phase, t.label) for t in same_rate] == [("safe", "throughput", "mqlab group"),
+                                                              ("unsafe", "throughput", "mqlab autocommit")]
+
+
+def test_kafka_measures_both_clients_side_by_side_by_default():
+    params = bench.check_params(STACKS["kafka"], bench.BenchParams(repeat=1))
+    trials = bench.plan(STACKS["kafka"], params)
+    assert [(t.label, t.phase) for t in trials] == [
+        ("mqlab group (kafka-python)", "throughput"), ("mqlab autocommit (kafka-python)", "throughput"),
+        ("mqlab group (confluent-kafka)", "throughput"), ("mqlab autocommit (confluent-kafka)", "throughput"),
+        ("kafka-perf-test", "throughput"),
+        ("mqlab group (kafka-python)", "latency"), ("mqlab group (confluent-kafka)", "latency"),
+        ("kafka-perf-test", "latency")]
+    with pytest.raises(UsageError, match="unknown client 'pika' for kafka: choose kafka-python, confluent-kafka or all"):
+        bench.check_params(STACKS["kafka"], bench.BenchParams(clients=("pika",)))
+
+
+def test_ratios_per_client():
+    trials = []
+    for client, rate in (("kafka-python", 1000), ("confluent-kafka", 4000)):
+        for role, phase, send in (("safe", "throughput", rate), ("unsafe", "throughput", rate * 1.25),
+                                  ("safe", "latency", 100)):
+            record = mqlab_record(send, 2_000_000, 1_000_000 if client == "kafka-python" else 500_000)
+            trials.append({**trial(record, f"mqlab {role} ({client})", role, phase, None, 0), "client_name": client})
+    for phase in ("throughput", "latency"):
+        trials.append(trial(benchreport.native_trial(native_result(10000, 10000, 1_000_000, "ack")), "kafka-perf-test",
+                            "native", phase, None, 0))
+    summary = benchreport.summarise(trials)
+    assert list(summary["by_client"]) == ["kafka-python", "confluent-kafka"]
+    assert summary["by_client"]["confluent-kafka"]["r_send"] == pytest.approx(0.4)
+    assert summary["by_client"]["confluent-kafka"]["p99_ratio"] == pytest.approx(0.5)
+    assert summary["ratios"] == summary["by_client"]["kafka-python"]
+    assert summary["ratios"]["r_send"] == pytest.approx(0.1) and summary["ratios"]["safe_vs_unsafe"] == pytest.approx(0.8)
 
 
 @pytest.mark.parametrize("field,value,message", [

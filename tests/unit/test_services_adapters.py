@@ -202,6 +202,37 @@ def test_redis_stream_consumer_takes_up_own_pending_and_dead_consumers_entries_t
     assert fake.acked == [b"1-0", b"2-0", b"3-0"] and fake.dead == []
 
 
+class _FakePubSub:
+    """A pub/sub connection: ``script`` items come one per get_message(); None: nothing there yet."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.timeouts = []
+
+    def pubsub(self):
+        return self
+
+    def subscribe(self, channel):
+        self.channel = channel
+
+    def get_message(self, timeout):
+        self.timeouts.append(timeout)
+        return self.script.pop(0) if self.script else None
+
+
+def test_redis_pubsub_hands_over_what_arrived_without_waiting_to_fill_a_batch():
+    adapter = redis_adapter.RedisAdapter(settings("redis", mode="pubsub", batch="10"))
+    message = lambda data: {"type": "message", "data": data}  # noqa: E731
+    fake = _FakePubSub([{"type": "subscribe"}, message(b"a"), None, message(b"b"), message(b"c"), None])
+    adapter._client = fake
+    seen = []
+    adapter.consume(lambda bodies: seen.append(list(bodies)), lambda: len(seen) < 2)
+    assert seen == [[(b"a", "")], [(b"b", ""), (b"c", "")]]
+    # The first message of a batch is waited for (up to 0.2 s); the others only if already there.
+    assert fake.timeouts[0] == 1.0 and 0.1 < fake.timeouts[1] <= 0.2 and 0.1 < fake.timeouts[3] <= 0.2
+    assert fake.timeouts[2] == fake.timeouts[4] == fake.timeouts[5] == 0.0
+
+
 def test_redis_nothing_is_acked_when_the_handler_fails():
     adapter = redis_adapter.RedisAdapter(settings("redis"))
     fake = _FakeRedis(pending=[(b"1-0", {b"data": b"a"})], new=[], stuck=[])
