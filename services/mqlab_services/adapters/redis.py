@@ -264,7 +264,10 @@ class RedisAdapter(Adapter):
             batch: list[tuple[bytes, str]] = []
             deadline = time.monotonic() + 0.2
             while len(batch) < self.settings.batch:
-                message = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                # A batch is what has arrived, up to MQLAB_BATCH: once one message is in, only
+                # those already waiting join it, so a slow trickle is not held back to fill a batch.
+                message = self._pubsub.get_message(
+                    timeout=0.0 if batch else max(0.0, deadline - time.monotonic()))
                 if message is None:
                     break
                 if message.get("type") == "message":
