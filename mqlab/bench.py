@@ -60,14 +60,14 @@ SCHEMA = 1
 UNSAFE_MODE = {"rabbitmq": "autoack", "redis": "pubsub", "kafka": "autocommit"}
 #: The Python clients the services can use per broker (MQLAB_KAFKA_CLIENT); the first is the default.
 CLIENTS = {"rabbitmq": ("pika",), "redis": ("redis-py",), "kafka": ("kafka-python", "confluent-kafka")}
-#: The services' defaults (MQLAB_BATCH, MQLAB_PREFETCH), given to the native tools too:
-#: PerfTest's confirm window and qos, redis-benchmark's pipeline.
+#: The services' defaults of MQLAB_BATCH and MQLAB_PREFETCH; what the services use is given to
+#: the native tools too: PerfTest's confirm window and qos, redis-benchmark's pipeline.
 BATCH = 100
 PREFETCH = 200
 PROBE_RECORDS = 50_000  # a native tool's short run that sizes a max-rate run to --duration
 MAX_RECORDS = 20_000_000
 DRAIN_S = 10.0  # after the producers' end, consumers stop once idle for 1 s, or after this
-START_LEAD_S = 8.0  # seconds from launching a trial's containers to its start time
+START_LEAD_S = 6.0  # seconds from launching a trial's containers to its start time
 SUBSCRIBE_TIMEOUT_S = 60.0
 RESULT_GRACE_S = 90.0  # beyond the trial's own length, before its containers are removed
 LIMITS = {
@@ -195,6 +195,8 @@ class Bench:
         self.out = config.root / BENCH_DIR
         self.parts_dir = config.ledger_dir / "_bench" / self.id
         self.pinning = client_cpus(os.cpu_count() or 1)
+        self.batch = config.integer("MQLAB_BATCH", BATCH, 1, 100_000)
+        self.prefetch = config.integer("MQLAB_PREFETCH", PREFETCH, 1, 65_535)
         self.started_stack = False
         self.trials: list[dict] = []
         self._done_s = 0.0
@@ -403,7 +405,7 @@ class Bench:
                 uri = f"amqp://{self.config.get('RABBITMQ_USER', 'guest')}:{self.config.get('RABBITMQ_PASSWORD', 'guest')}@rabbitmq:5672/%2F"
                 out = self._tool(*native.perftest_argv(
                     uri=uri, size=p.size, seconds=math.ceil(seconds), rate=trial.rate, producers=p.producers,
-                    consumers=p.consumers, queue=names["MQLAB_QUEUE"], confirm=BATCH, prefetch=PREFETCH,
+                    consumers=p.consumers, queue=names["MQLAB_QUEUE"], confirm=self.batch, prefetch=self.prefetch,
                     test_id=trial_id), seconds=seconds)
                 result = native.parse_perftest(out, warmup_s=p.warmup, size=p.size)
             elif self.stack.broker == "redis":
@@ -426,8 +428,8 @@ class Bench:
 
         if trial.rate is not None:
             return run(native.records_for(trial.rate, p.duration), 1)
-        probe = run(PROBE_RECORDS, BATCH)
-        return run(min(MAX_RECORDS, native.records_for(probe.send_rate, p.duration)), BATCH)
+        probe = run(PROBE_RECORDS, self.batch)
+        return run(min(MAX_RECORDS, native.records_for(probe.send_rate, p.duration)), self.batch)
 
     def _kafka_perf(self, trial: Trial, topic: str):
         """kafka-producer-perf-test (sized by a probe at max rate), then kafka-consumer-perf-test
@@ -503,6 +505,7 @@ class Bench:
             "docker": info.get("ServerVersion"),
             "images": images,
             "offline_images": self.config.offline,
+            "knobs": {"MQLAB_BATCH": self.batch, "MQLAB_PREFETCH": self.prefetch},
             "pinning": (f"broker on CPU {self.pinning[0]}, clients on CPU {self.pinning[1]}" if self.pinning
                         else "no pinning (one CPU)"),
         }

@@ -405,8 +405,10 @@ def _make_wheelhouse(root: Path, wheelhouse: Path, clock: _Clock, work: Path) ->
     if not wheels:
         raise ImageBuildError(f"pip built no mqlab wheel [log: {work / 'logs' / 'services-wheel.log'}]")
     clock.step(f"services: downloading dependency wheels for Python {IMAGE_PYTHON}")
+    # Bookworm has glibc 2.36: manylinux_2_28 wheels (confluent-kafka's) run there too.
     target = ["--only-binary=:all:", "--python-version", IMAGE_PYTHON, "--implementation", "cp",
-              "--abi", "cp311", "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64"]
+              "--abi", "cp311", "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+              "--platform", "linux_x86_64"]
     _run([*pip, "download", "--dest", str(wheelhouse), *target, str(wheels[-1])],
          work / "logs" / "services-download.log")
     # redis-py needs async-timeout below Python 3.11.3; pyproject says so with a marker.

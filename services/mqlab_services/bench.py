@@ -71,13 +71,16 @@ HIGHEST_NS = 3_600 * NS  # 1 h
 DIGITS = 3
 IDLE_END_NS = NS  # the consumer stops once `end` passed and nothing came for this long
 
-#: The client library of each broker: (name in the results, distribution for its version).
+#: The client library of each broker, and of Kafka's other client (MQLAB_KAFKA_CLIENT):
+#: (name in the results, distribution for its version).
 CLIENTS = {"rabbitmq": ("pika", "pika"), "redis": ("redis-py", "redis"),
-           "kafka": ("kafka-python", "kafka-python")}
+           "kafka": ("kafka-python", "kafka-python"),
+           "kafka/confluent-kafka": ("confluent-kafka", "confluent-kafka")}
 
 
-def client_name(broker: str) -> str:
-    name, dist = CLIENTS.get(broker, (broker, broker))
+def client_name(broker: str, kafka_client: str = "kafka-python") -> str:
+    """``<client> <version>`` of the library the services use for ``broker``."""
+    name, dist = CLIENTS.get(f"{broker}/{kafka_client}", CLIENTS.get(broker, (broker, broker)))
     try:
         return f"{name} {importlib.metadata.version(dist)}"
     except importlib.metadata.PackageNotFoundError:
@@ -217,7 +220,8 @@ class Trial:
     def result(self) -> dict:
         return {"schema": SCHEMA, "role": self.role, "name": self.settings.name,
                 "broker": self.settings.broker, "mode": self.settings.mode,
-                "client": client_name(self.settings.broker), "trial": self.trial, "start": self.start,
+                "client": client_name(self.settings.broker, self.settings.kafka_client),
+                "trial": self.trial, "start": self.start,
                 "warmup": self.warmup, "duration": self.duration, "rate": None, "size": 0,
                 "bytes_per_message": self.bytes_per_message, "series": self.series,
                 "window_count": self.window_count, "window_bytes": self.window_bytes, "total": self.total,

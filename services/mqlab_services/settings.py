@@ -8,6 +8,9 @@ variable                   meaning                                     default
 =========================  ==========================================  =====================================
 MQLAB_BROKER               rabbitmq, redis or kafka                    (required)
 MQLAB_URL                  broker address                              per broker, on localhost
+MQLAB_KAFKA_CLIENT         Kafka client library: kafka-python or       kafka-python
+                           confluent-kafka (librdkafka); ignored for
+                           the other brokers
 MQLAB_MODE                 delivery mode (see ``MODES``; empty means   the broker's first mode
                            the default)
 MQLAB_LEDGER_DIR           where receipt files go                      /ledger
@@ -42,7 +45,8 @@ MQLAB_DLQ                  dead-letter queue, stream or topic          mailbox.d
                                                                        datascience.dlq
 MQLAB_DLX                  RabbitMQ dead-letter exchange (fanout)      mailbox.dlx
 MQLAB_MAX_MESSAGE_BYTES    largest message the producer sends; larger  4194304 (rabbitmq, redis);
-                           ones are rejected (Kafka: max_request_size) 1048576 (kafka)
+                           ones are rejected (Kafka: max_request_size, 1048576 (kafka)
+                           confluent-kafka: message.max.bytes)
 MQLAB_HEARTBEAT            RabbitMQ heartbeat, s (unless in the URL;   10
                            0 turns heartbeats off)
 MQLAB_CONNECT_ATTEMPTS     start-up connection attempts                30
@@ -84,6 +88,9 @@ FANOUT_MODES: dict[str, tuple[str, ...]] = {
     "kafka": ("fanout",),
 }
 
+#: Kafka client libraries (MQLAB_KAFKA_CLIENT); the first one is the default.
+KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
+
 #: Where dead-lettered messages go, per broker (MQLAB_DLQ).
 DEFAULT_DLQ = {"rabbitmq": "mailbox.dead", "redis": "chatroom.stream.dead", "kafka": "datascience.dlq"}
 #: The largest message the producer sends, per broker (MQLAB_MAX_MESSAGE_BYTES): the lab's
@@ -109,6 +116,7 @@ class Settings:
     broker: str
     url: str
     mode: str
+    kafka_client: str = KAFKA_CLIENTS[0]
     ledger_dir: str = "/ledger"
     name: str = "mqlab"
     rate: float = 2.0
@@ -163,6 +171,9 @@ class Settings:
             "broker": broker,
             "url": env.text("URL", DEFAULT_URLS[broker]),
             "mode": mode,
+            # Only Kafka has a choice of client; the other brokers do not read the variable.
+            "kafka_client": (env.choice("KAFKA_CLIENT", KAFKA_CLIENTS, default=KAFKA_CLIENTS[0])
+                             if broker == "kafka" else KAFKA_CLIENTS[0]),
             "ledger_dir": env.text("LEDGER_DIR", cls.ledger_dir),
             "name": env.name("NAME", hostname if hostname is not None else socket.gethostname()),
             "rate": env.number("RATE", cls.rate, positive=True),

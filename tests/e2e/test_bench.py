@@ -46,7 +46,10 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
         assert t["latency"]["p99"] is not None and t["latency"]["p99"] > 0, t
         assert t["latency"]["p50"] <= t["latency"]["p99"], t
         if t["kind"] == "mqlab":
-            assert t["error"] is None and t["failed"] == 0, t
+            assert t["failed"] == 0, t
+            # A lossy mode may lose its consumer: Redis disconnects a pub/sub subscriber that
+            # falls too far behind (its output buffer limit). The safe modes may not.
+            assert t["error"] is None or (t["role"] == "unsafe" and "lost the broker" in t["error"]), t
             assert t["recv_rate"] > 0 and t["latency"]["count"] > 0
             assert sum(t["series"]["received"]) == t["received_total"] >= 1
             assert t["bytes_per_message"] == 512

@@ -2,6 +2,7 @@
 
 The registry maps a broker name to ``"module:Class"``; the module is imported only when
 that broker is used, so the producer for Redis never imports pika or kafka-python.
+Kafka has two clients, chosen with MQLAB_KAFKA_CLIENT (``KAFKA_ADAPTERS``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 from ..settings import Settings
 from .base import Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received, Rejected
 
-__all__ = ["ADAPTERS", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
+__all__ = ["ADAPTERS", "KAFKA_ADAPTERS", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
            "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create"]
 
 ADAPTERS: dict[str, str] = {
@@ -20,23 +21,35 @@ ADAPTERS: dict[str, str] = {
     "kafka": "mqlab_services.adapters.kafka:KafkaAdapter",
 }
 
+#: The Kafka adapter per MQLAB_KAFKA_CLIENT (``ADAPTERS["kafka"]`` is the default's).
+KAFKA_ADAPTERS: dict[str, str] = {
+    "kafka-python": ADAPTERS["kafka"],
+    "confluent-kafka": "mqlab_services.adapters.kafka_confluent:ConfluentKafkaAdapter",
+}
+
 
 class UnknownBrokerError(KeyError):
     def __str__(self) -> str:
         return self.args[0]
 
 
-def adapter_class(broker: str) -> type[Adapter]:
-    """The adapter class registered for ``broker``, imported on first use."""
+def adapter_class(broker: str, kafka_client: str | None = None) -> type[Adapter]:
+    """The adapter class registered for ``broker`` (Kafka: for ``kafka_client``), imported on first use."""
     try:
         target = ADAPTERS[broker]
     except KeyError:
         raise UnknownBrokerError(
             f"unknown broker {broker!r}; valid brokers: {', '.join(sorted(ADAPTERS))}") from None
+    if broker == "kafka" and kafka_client:
+        try:
+            target = KAFKA_ADAPTERS[kafka_client]
+        except KeyError:
+            raise UnknownBrokerError(f"unknown Kafka client {kafka_client!r}; valid clients: "
+                                     f"{', '.join(KAFKA_ADAPTERS)}") from None
     module_name, _, class_name = target.partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
 def create(settings: Settings) -> Adapter:
-    """A new, unconnected adapter for ``settings.broker``."""
-    return adapter_class(settings.broker)(settings)
+    """A new, unconnected adapter for ``settings.broker`` (and MQLAB_KAFKA_CLIENT for Kafka)."""
+    return adapter_class(settings.broker, settings.kafka_client)(settings)

@@ -109,6 +109,36 @@ def record_key(settings, seq: int) -> str:
     return f"key-{seq % settings.keys}" if settings.mode == "keyed" else ""
 
 
+def describe_mode(settings) -> str:
+    """One line on what the mode guarantees, for the start-up log."""
+    s = settings
+    if s.safe:
+        what = {"group": f"group {s.group}, competing consumers",
+                "fanout": f"a group per subscriber ({s.subscriber_group}) from the latest offset",
+                "keyed": f"group {s.group}, {s.keys} record keys, ordered per key"}[s.mode]
+        return f"topic {s.topic}, {what}: acks=all, idempotent producer, commit after processing"
+    return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
+
+
+def retry_failed(handler: Handler, batch, results, max_deliveries: int,
+                 running: Callable[[], bool]) -> tuple[list[tuple[int, str]], int]:
+    """Give the records of ``batch`` the handler failed to it again, up to ``max_deliveries`` attempts.
+
+    Returns the (index, reason) of those that still fail, to dead-letter, and the attempts made.
+    Raises _Stopping when stopped before the last attempt: the poll is left uncommitted.
+    """
+    failed = [(i, reason) for i, reason in enumerate(outcomes(results, len(batch))) if reason is not None]
+    attempts = 1
+    while failed and attempts < max_deliveries and running():
+        attempts += 1
+        time.sleep(RETRY_PAUSE * attempts)
+        again = outcomes(handler([batch[i] for i, _r in failed]), len(failed))
+        failed = [(i, reason) for (i, _old), reason in zip(failed, again) if reason is not None]
+    if failed and attempts < max_deliveries:
+        raise _Stopping()
+    return failed, attempts
+
+
 def consumer_config(settings) -> dict:
     return {
         "bootstrap_servers": bootstrap_servers(settings),
@@ -153,13 +183,7 @@ class KafkaAdapter(Adapter):
         self._assigned: set[TopicPartition] | None = None  # a new assignment, positions unknown
 
     def describe(self) -> str:
-        s = self.settings
-        if s.safe:
-            what = {"group": f"group {s.group}, competing consumers",
-                    "fanout": f"a group per subscriber ({s.subscriber_group}) from the latest offset",
-                    "keyed": f"group {s.group}, {s.keys} record keys, ordered per key"}[s.mode]
-            return f"topic {s.topic}, {what}: acks=all, idempotent producer, commit after processing"
-        return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
+        return describe_mode(self.settings)
 
     def key_for(self, seq: int) -> str:
         return record_key(self.settings, seq)
@@ -282,18 +306,9 @@ class KafkaAdapter(Adapter):
     def _retry_or_dead(self, handler: Handler, dead: DeadHandler, records, batch, results, running) -> None:
         """Try failed records again, up to MQLAB_MAX_DELIVERIES attempts; dead-letter the rest."""
         s = self.settings
-        failed = [(i, reason) for i, reason in enumerate(outcomes(results, len(batch))) if reason is not None]
-        attempts = 1
-        while failed and attempts < s.max_deliveries and running():
-            attempts += 1
-            time.sleep(RETRY_PAUSE * attempts)
-            again = outcomes(handler([batch[i] for i, _r in failed]), len(failed))
-            failed = [(i, reason) for (i, _old), reason in zip(failed, again) if reason is not None]
+        failed, attempts = retry_failed(handler, batch, results, s.max_deliveries, running)
         if not failed:
             return
-        if attempts < s.max_deliveries:
-            # Stopping: leave the poll uncommitted; the records are read again.
-            raise _Stopping()
         if self._producer is None:
             self._producer = KafkaProducer(**producer_config(s.replace(mode="group")))
         futures = []
