@@ -368,6 +368,12 @@ def compare_markdown(runs: list[dict]) -> str:
 
 # --- plots -------------------------------------------------------------------------------
 
+def matplotlib_ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
 def _pyplot():
     import matplotlib
 
@@ -464,19 +470,22 @@ def plot_compare(runs: list[dict], path: Path) -> Path:
     """Rates and p99 latencies of several stacks' runs side by side."""
     plt = _pyplot()
     fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
-    stacks = [run["stack"] for run in runs]
+    stacks = []  # one entry per stack and mqlab client, as in compare_markdown
     width = 0.27
     bars = {"safe": ("mqlab safe", []), "unsafe": ("mqlab lossy", []), "native": ("native tool", [])}
     lat = {"safe": ("mqlab", []), "native": ("native tool", [])}
     for run in runs:
-        groups = run["summary"]["groups"].values()
-        for role, (_name, values) in bars.items():
-            values.append((pick(groups, role, "throughput") or {}).get("send_rate") or 0)
+        groups = list(run["summary"]["groups"].values())
+        clients = list(run["summary"].get("by_client") or [None])
         native_lat = pick(groups, "native", "latency")
         kind = (native_lat or {}).get("latency_kind", "e2e")
-        safe_lat = pick(groups, "safe", "latency")
-        lat["safe"][1].append((comparable_p99(safe_lat, kind) if safe_lat else 0) or 0)
-        lat["native"][1].append(((native_lat or {}).get("latency") or {}).get("p99") or 0)
+        for client in clients:
+            stacks.append(run["stack"] + (f"\n{client}" if client and len(clients) > 1 else ""))
+            for role, (_name, values) in bars.items():
+                values.append((pick(groups, role, "throughput", client) or {}).get("send_rate") or 0)
+            safe_lat = pick(groups, "safe", "latency", client)
+            lat["safe"][1].append((comparable_p99(safe_lat, kind) if safe_lat else 0) or 0)
+            lat["native"][1].append(((native_lat or {}).get("latency") or {}).get("p99") or 0)
     for i, (name, values) in enumerate(bars.values()):
         ax_rate.bar([x + (i - 1) * width for x in range(len(stacks))], values, width, label=name)
     ax_rate.set_xticks(range(len(stacks)))
@@ -490,6 +499,7 @@ def plot_compare(runs: list[dict], path: Path) -> Path:
     ax_lat.set_xticks(range(len(stacks)))
     ax_lat.set_xticklabels(stacks)
     ax_lat.set_yscale("log")
+    ax_lat.yaxis.set_major_formatter(matplotlib_ticker().FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax_lat.set_ylabel("p99 latency at the fixed rate (ms)")
     ax_lat.legend(fontsize=8)
     ax_lat.grid(alpha=0.3, axis="y")
