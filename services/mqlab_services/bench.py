@@ -58,8 +58,8 @@ from hdrh.histogram import HdrHistogram
 
 from . import adapters, envelope
 from .producer import _rate, _run_id, _size
-from .runtime import GaveUp, Stopper, connect, one_line, redact, setup_logging
-from .settings import Settings, SettingsError
+from .runtime import GaveUp, Stopper, connect, one_line, redact, start
+from .settings import Settings
 from .status import StatusFile
 
 log = logging.getLogger("mqlab")
@@ -403,18 +403,10 @@ class BenchConsumer(Trial):
 
 def main(argv: list[str] | None = None, environ=None) -> int:
     args = build_parser().parse_args(argv)
-    stopper = Stopper().install()  # before anything slow: a stop may come at any time
-    try:
-        settings = Settings.from_env(os.environ if environ is None else environ)
-    except SettingsError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    setup_logging("bench", settings.name)
-    try:
-        adapter = adapters.create(settings)
-    except (adapters.UnknownBrokerError, ImportError) as exc:
-        log.error("cannot load the %s adapter: %s", settings.broker, exc)
-        return 1
+    started = start("bench", environ)
+    if isinstance(started, int):
+        return started
+    stopper, settings, adapter = started
     timing = (args.trial, args.start, args.warmup, args.duration)
     if args.role == "producer":
         bench: BenchProducer | BenchConsumer = BenchProducer(

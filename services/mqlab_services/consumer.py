@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 
 from . import adapters, envelope
 from .ledger import ReceiptWriter
-from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, setup_logging
-from .settings import Settings, SettingsError
+from .runtime import Every, GaveUp, connect, one_line, redact, start
+from .settings import Settings
 from .status import StatusFile
 
 log = logging.getLogger("mqlab")
@@ -174,18 +173,10 @@ class Consumer:
 
 def main(argv: list[str] | None = None, environ=None) -> int:
     build_parser().parse_args(argv)
-    stopper = Stopper().install()  # before anything slow: a stop may come at any time
-    try:
-        settings = Settings.from_env(os.environ if environ is None else environ)
-    except SettingsError as exc:
-        print(f"consumer: {exc}", file=sys.stderr)
-        return 2
-    setup_logging("consumer", settings.name)
-    try:
-        adapter = adapters.create(settings)
-    except (adapters.UnknownBrokerError, ImportError) as exc:
-        log.error("cannot load the %s adapter: %s", settings.broker, exc)
-        return 1
+    started = start("consumer", environ)
+    if isinstance(started, int):
+        return started
+    stopper, settings, adapter = started
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
     ledger = ReceiptWriter(settings.ledger_dir, "recv", settings.name)

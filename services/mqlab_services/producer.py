@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 
 from . import adapters, envelope
 from .ledger import ReceiptWriter
-from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, setup_logging
-from .settings import Settings, SettingsError
+from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, start
+from .settings import Settings
 from .status import StatusFile
 
 log = logging.getLogger("mqlab")
@@ -248,22 +248,14 @@ class Producer:
 
 def main(argv: list[str] | None = None, environ=None) -> int:
     args = build_parser().parse_args(argv)
-    stopper = Stopper().install()  # before anything slow: a stop may come at any time
-    try:
-        settings = Settings.from_env(os.environ if environ is None else environ)
-    except SettingsError as exc:
-        print(f"producer: {exc}", file=sys.stderr)
-        return 2
-    setup_logging("producer", settings.name)
+    started = start("producer", environ)
+    if isinstance(started, int):
+        return started
+    stopper, settings, adapter = started
     one_shot = args.count is not None
     run_id = args.run_id or (
         "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if one_shot else STEADY_RUN)
     rate = args.rate if args.rate else (None if one_shot else settings.rate)
-    try:
-        adapter = adapters.create(settings)
-    except (adapters.UnknownBrokerError, ImportError) as exc:
-        log.error("cannot load the %s adapter: %s", settings.broker, exc)
-        return 1
     ledger = ReceiptWriter(settings.ledger_dir, "sent", settings.name)
     try:
         os.makedirs(os.path.dirname(ledger.path(run_id)), exist_ok=True)

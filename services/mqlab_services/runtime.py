@@ -1,16 +1,18 @@
-"""What the producer and the consumer share: logging, signals, back-off and (re)connecting."""
+"""What the services share: start-up, logging, signals, back-off and (re)connecting."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from . import adapters
 from .adapters import Adapter, BrokerConfigError
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 log = logging.getLogger("mqlab")
 
@@ -33,6 +35,25 @@ def setup_logging(service: str, name: str) -> None:
     # Client libraries log every failed attempt, with tracebacks; our own lines tell that story.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def start(service: str, environ=None) -> "tuple[Stopper, Settings, Adapter] | int":
+    """The first steps of every service: catch stop signals, read the MQLAB_* settings, set
+    up logging and load the broker's adapter. Returns them, or the exit code after one line
+    on why (2: bad settings, 1: no adapter)."""
+    stopper = Stopper().install()  # before anything slow: a stop may come at any time
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(service, settings.name)
+    try:
+        adapter = adapters.create(settings)
+    except (adapters.UnknownBrokerError, ImportError) as exc:
+        log.error("cannot load the %s adapter: %s", settings.broker, exc)
+        return 1
+    return stopper, settings, adapter
 
 
 def redact(url: str) -> str:
