@@ -259,6 +259,7 @@ def test_task_without_stack_or_with_bad_rate_is_one_line():
 
 def test_compare_without_runs_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    monkeypatch.delenv("MQLAB_OFFLINE", raising=False)  # no images/offline.env in tmp_path
     (tmp_path / ".env").write_text("X=1\n")
     with pytest.raises(Exit) as err:
         tasks.bench(MockContext(), "", compare=True)
@@ -267,6 +268,7 @@ def test_compare_without_runs_says_what_to_do(tmp_path, monkeypatch):
 
 def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    monkeypatch.delenv("MQLAB_OFFLINE", raising=False)  # no images/offline.env in tmp_path
     (tmp_path / ".env").write_text("X=1\n")
     out = tmp_path / bench.BENCH_DIR
     out.mkdir(parents=True)
