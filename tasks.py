@@ -10,7 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Exit, Task, task
+from invoke import Exit, Task
+from invoke import task as invoke_task
 from invoke.parser import Argument
 from invoke.exceptions import UnexpectedExit
 
@@ -22,6 +23,23 @@ from mqlab.stacks import STACKS
 ROOT = Path(__file__).resolve().parent
 STACK_NAMES = ", ".join(STACKS)
 OFFLINE_HELP = "use the images built from packages (`invoke images`), building what is missing; default from MQLAB_OFFLINE"
+
+
+class LabTask(Task):
+    """Numbers reach a task as text, so that a bad value gets the lab's one-line error
+    (invoke itself would stop with a traceback when it cannot cast a flag)."""
+
+    def get_arguments(self, *args, **kwargs):
+        arguments = super().get_arguments(*args, **kwargs)
+        for argument in arguments:
+            if argument.kind in (int, float):
+                argument.kind = str
+        return arguments
+
+
+def task(*args, **kwargs):
+    """invoke's @task, making LabTask (or a subclass given as ``klass``) tasks."""
+    return invoke_task(*args, **{"klass": LabTask, **kwargs})
 
 
 def lab_task(fn):
@@ -147,7 +165,8 @@ def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
 @lab_task
 def verify(c, stack, run_id=None, settle=10, timeout=120):
     """Account for every message of a run: sent, received, lost, duplicated. Fails if any acked message is lost."""
-    report, text = lab.verify(_config(), stack, run_id, float(settle), float(timeout))
+    report, text = lab.verify(_config(), stack, run_id, lab.preflight.parse_float(settle, "settle"),
+                              lab.preflight.parse_float(timeout, "timeout"))
     print(text)
     if not report.ok:
         raise Exit(code=1)
@@ -206,7 +225,7 @@ class _FillsStack(Argument):
             self.stack.set_value("", cast=False)
 
 
-class StackOrCompare(Task):
+class StackOrCompare(LabTask):
     """`invoke bench <stack>` or `invoke bench --compare`: invoke's positional arguments are
     required, so --compare fills in the stack (with "") when it is given."""
 

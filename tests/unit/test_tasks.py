@@ -87,3 +87,17 @@ def test_every_task_and_flag_has_help():
         for p in params:
             assert p.help, f"{name} --{p.name} has no help"
 
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["produce", "redis", "--count", "5", "--size", "5x"], "mqlab: --size must be a number, got '5x'"),
+    (["bench", "kafka", "--duration", "2.5x"], "mqlab: --duration must be a number, got '2.5x'"),
+    (["verify", "redis", "--settle", "soon"], "mqlab: --settle must be a number, got 'soon'"),
+])
+def test_a_flag_that_is_not_a_number_is_one_line_from_the_command_line(argv, message):
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "invoke", *argv], cwd=tasks.ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 1
+    assert (done.stdout + done.stderr).strip() == message
