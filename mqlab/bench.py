@@ -262,9 +262,10 @@ class Bench:
             container.update(cpuset_cpus=cpus)
 
     def down(self) -> None:
+        """Stop a stack the benchmark started; its volumes stay (they may hold older data)."""
         if self.started_stack:
             self.echo(f"stopping {self.stack.name} (it was started for the benchmark)")
-            subprocess.run(compose.down_argv(self.config, self.stack, volumes=True), env=self._env(),
+            subprocess.run(compose.down_argv(self.config, self.stack, volumes=False), env=self._env(),
                            capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
 
     # -- trials ---------------------------------------------------------------------
