@@ -273,15 +273,9 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
         return
     if not stack:
         raise Exit(f"mqlab: name a stack to benchmark ({STACK_NAMES}), or use --compare", code=2)
-    lrate = lab.preflight.parse_float(latency_rate, "latency-rate")
-    params = lab_bench.BenchParams(
-        size=lab.preflight.parse_int(size, "size"), rate=lab_bench.parse_rate(rate),
-        duration=lab.preflight.parse_float(duration, "duration"), warmup=lab.preflight.parse_float(warmup, "warmup"),
-        producers=lab.preflight.parse_int(producers, "producers"),
-        consumers=lab.preflight.parse_int(consumers, "consumers"), mode=mode,
-        repeat=lab.preflight.parse_int(repeat, "repeat"),
-        latency_rate=None if lrate == 0 else lab_bench.parse_rate(lrate, "latency-rate"), native=not no_native,
-        clients=None if client in ("", "all") else tuple(client.split(",")))
+    params = lab_bench.BenchParams.from_flags(
+        size=size, rate=rate, duration=duration, warmup=warmup, producers=producers, consumers=consumers, mode=mode,
+        repeat=repeat, latency_rate=latency_rate, client=client, native=not no_native)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn()) as bar:
         job = bar.add_task("starting", total=1.0)

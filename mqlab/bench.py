@@ -42,6 +42,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 from . import benchreport, compose, native, preflight
@@ -93,6 +94,21 @@ class BenchParams:
     latency_rate: float | None = 1000.0  # None: no fixed-rate latency trials
     native: bool = True
     clients: tuple[str, ...] | None = None  # None: every client the services have for the broker
+
+    @classmethod
+    def from_flags(cls, *, size, rate, duration, warmup, producers, consumers, mode, repeat, latency_rate,
+                   client, native: bool) -> "BenchParams":
+        """The parameters from the task's flags, as text or numbers: ``rate`` may be 'max',
+        ``latency_rate`` 0 (no fixed-rate trials), ``client`` 'all' or a comma-separated list."""
+        latency = preflight.parse_float(latency_rate, "latency-rate")
+        return cls(size=preflight.parse_int(size, "size"), rate=parse_rate(rate),
+                   duration=preflight.parse_float(duration, "duration"),
+                   warmup=preflight.parse_float(warmup, "warmup"),
+                   producers=preflight.parse_int(producers, "producers"),
+                   consumers=preflight.parse_int(consumers, "consumers"), mode=mode,
+                   repeat=preflight.parse_int(repeat, "repeat"),
+                   latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native,
+                   clients=None if client in ("", "all", None) else tuple(client.split(",")))
 
 
 def parse_rate(value, name: str = "rate") -> float | None:
@@ -239,10 +255,12 @@ class Bench:
         self._check(self._run("up", "--detach", "--wait", "--no-build", *self.stack.brokers, timeout=600),
                     f"starting {self.stack.name}")
 
-    def _compose_runner(self, argv, *, env=None, capture=False, check=True):
+    @staticmethod
+    def _compose_runner(argv, *, env=None, capture=False, check=True):
+        """A compose.Runner for the library calls that take one (pulling images)."""
         result = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL)
-        return type("Result", (), {"exited": result.returncode, "stdout": result.stdout})()
+        return SimpleNamespace(exited=result.returncode, stdout=result.stdout)
 
     @staticmethod
     def _check(result: subprocess.CompletedProcess, what: str) -> None:

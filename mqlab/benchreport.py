@@ -368,12 +368,6 @@ def compare_markdown(runs: list[dict]) -> str:
 
 # --- plots -------------------------------------------------------------------------------
 
-def matplotlib_ticker():
-    import matplotlib.ticker
-
-    return matplotlib.ticker
-
-
 def _pyplot():
     import matplotlib
 
@@ -469,6 +463,8 @@ def plot_run(run: dict, directory: Path) -> list[Path]:
 def plot_compare(runs: list[dict], path: Path) -> Path:
     """Rates and p99 latencies of several stacks' runs side by side."""
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
     fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
     stacks = []  # one entry per stack and mqlab client, as in compare_markdown
     width = 0.27
@@ -499,7 +495,7 @@ def plot_compare(runs: list[dict], path: Path) -> Path:
     ax_lat.set_xticks(range(len(stacks)))
     ax_lat.set_xticklabels(stacks)
     ax_lat.set_yscale("log")
-    ax_lat.yaxis.set_major_formatter(matplotlib_ticker().FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax_lat.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax_lat.set_ylabel("p99 latency at the fixed rate (ms)")
     ax_lat.legend(fontsize=8)
     ax_lat.grid(alpha=0.3, axis="y")

@@ -60,24 +60,24 @@ def wait_healthy(container, echo: Echo, timeout: float = HEALTHY_TIMEOUT) -> Non
     raise LabError(f"{container.name} did not become healthy within {timeout:.0f} s")
 
 
-def kill_broker(client, stack, duration, echo, service):
+def _down_then_up(client, stack, duration, echo, how: str, stop) -> None:
+    """Stop the broker with ``stop(container)`` (``how`` says so, with ``{name}``), wait
+    ``duration``, start it and wait for its health."""
     c = broker_container(client, stack)
-    _stamp(echo, f"SIGKILL {c.name}")
-    c.kill(signal="SIGKILL")
+    _stamp(echo, how.format(name=c.name))
+    stop(c)
     time.sleep(duration)
     _stamp(echo, f"start {c.name}")
     c.start()
     wait_healthy(c, echo)
+
+
+def kill_broker(client, stack, duration, echo, service):
+    _down_then_up(client, stack, duration, echo, "SIGKILL {name}", lambda c: c.kill(signal="SIGKILL"))
 
 
 def restart_broker(client, stack, duration, echo, service):
-    c = broker_container(client, stack)
-    _stamp(echo, f"stop {c.name} (SIGTERM, graceful)")
-    c.stop(timeout=30)
-    time.sleep(duration)
-    _stamp(echo, f"start {c.name}")
-    c.start()
-    wait_healthy(c, echo)
+    _down_then_up(client, stack, duration, echo, "stop {name} (SIGTERM, graceful)", lambda c: c.stop(timeout=30))
 
 
 def pause_broker(client, stack, duration, echo, service):

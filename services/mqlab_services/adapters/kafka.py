@@ -97,6 +97,13 @@ def broker_rejects(sizes: list[int], indexes: list[int]) -> list[int]:
     return [index for index, size in zip(indexes, sizes) if size == largest]
 
 
+def reject_largest(acks: list, batch: Sequence[Outgoing], too_big: list[int], code: str) -> None:
+    """Mark as Rejected, in ``acks``, the largest of the records the broker refused as too large
+    (``code`` is how the client names the error); the others stay unconfirmed, to be sent again."""
+    for index in broker_rejects([len(batch[i][0]) for i in too_big], too_big):
+        acks[index] = Rejected(f"message of {len(batch[index][0])} bytes is above the broker limit ({code})")
+
+
 def dead_headers(reason: str, attempts: int, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
     """The headers of a record produced to the dead-letter topic."""
     return [("mqlab-reason", reason.encode("utf-8", "replace")), ("mqlab-attempts", str(attempts).encode()),
@@ -258,9 +265,7 @@ class KafkaAdapter(Adapter):
             # MESSAGE_TOO_LARGE fails the records queued behind the culprit too: reject only the
             # largest failed ones; the others are unconfirmed and sent again (and a large one
             # that fails again alone is rejected then).
-            for index in broker_rejects([len(batch[i][0]) for i in too_big], too_big):
-                acks[index] = Rejected(f"message of {len(batch[index][0])} bytes is above the broker "
-                                       "limit (MESSAGE_TOO_LARGE)")
+            reject_largest(acks, batch, too_big, "MESSAGE_TOO_LARGE")
             # A batch the broker refused leaves a gap in the idempotent sequence: start afresh.
             producer, self._producer = self._producer, None
             _close_producer(producer)

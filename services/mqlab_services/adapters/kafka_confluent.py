@@ -53,8 +53,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
-from .kafka import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, _Stopping, bootstrap_servers, broker_rejects,
-                    dead_headers, describe_mode, record_key, retry_failed)
+from .kafka import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, _Stopping, bootstrap_servers, dead_headers,
+                    reject_largest, describe_mode, record_key, retry_failed)
 
 log = logging.getLogger("mqlab")
 
@@ -256,9 +256,7 @@ class ConfluentKafkaAdapter(Adapter):
         if too_big:
             # As in kafka.py: only the largest failed records count as too large; the others are
             # unconfirmed and sent again, by a new producer with a clean idempotent sequence.
-            for index in broker_rejects([len(batch[i][0]) for i in too_big], too_big):
-                acks[index] = Rejected(f"message of {len(batch[index][0])} bytes is above the broker "
-                                       "limit (MSG_SIZE_TOO_LARGE)")
+            reject_largest(acks, batch, too_big, "MSG_SIZE_TOO_LARGE")
             producer, self._producer = self._producer, None
             _drop_producer(producer)
         return acks
