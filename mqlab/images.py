@@ -1,16 +1,16 @@
 """Build every image the lab uses from packages, without a container registry.
 
-Nothing is pulled. One Debian bookworm root file system is made with
-``mmdebstrap`` from the host's own apt sources and imported as the base image;
+Nothing is pulled. One Debian trixie (13) root file system is made with
+``mmdebstrap`` from the host's own apt sources (its suite names changed to trixie) and imported as the base image;
 every other image is ``FROM`` that base, and ``docker build`` runs with no
 network, so all it needs is in the base or in the build context:
 
 =================  =========================================================  ===========================
 name               what                                                       built from
 =================  =========================================================  ===========================
-base               Debian bookworm rootfs (``images/base/packages.txt``)      mmdebstrap + docker import
-rabbitmq           RabbitMQ 3.10 shaped like ``rabbitmq:4.3-management``      Debian package
-redis              Redis 7.0 shaped like ``redis:8.2``                        Debian package
+base               Debian trixie rootfs (``images/base/packages.txt``)        mmdebstrap + docker import
+rabbitmq           RabbitMQ 4.0 shaped like ``rabbitmq:4.3-management``       Debian package
+redis              Redis 8.0 shaped like ``redis:8.2``                        Debian package
 kafka              Kafka 4.3.1 shaped like ``apache/kafka:4.3.1``             Maven Central jars
 bitnami-kafka      Kafka 3.9.0 shaped like ``bitnamilegacy/kafka:3.9.0``      Maven Central jars
 bitnami-zookeeper  ZooKeeper 3.9.3 like ``bitnamilegacy/zookeeper:3.9.3``     Maven Central jars
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,12 @@ OFFLINE_ENV = "images/offline.env"
 BUILD_DIR = "images/.build"
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
-# Debian bookworm's python3: the services' wheelhouse is resolved for it, not for the host.
-IMAGE_PYTHON = "3.11.2"
+# The images' Debian release. The host's apt sources are reused with their suite names
+# changed to this one (bookworm-updates -> trixie-updates, ...): same mirror, no host name.
+SUITE = "trixie"
+# Debian trixie's python3: the services' wheelhouse is resolved for it, not for the host.
+# services/Dockerfile (for registries) uses the same minor version.
+IMAGE_PYTHON = "3.13.5"
 
 
 @dataclass(frozen=True)
@@ -204,18 +209,46 @@ def _recipe_files(recipe: Path) -> list[Path]:
     return [p for p in recipe.rglob("*") if p.is_file()]
 
 
+_SUITE_WORD = re.compile(r"\b(bookworm|bullseye|buster|trixie|forky|stable|oldstable|testing)(?=(-updates|-security|-backports)?\b)")
+
+
+def with_suite(sources: str, suite: str = SUITE) -> str:
+    """The host's apt sources with every Debian suite name changed to ``suite``.
+
+    Both formats are handled: deb822 (``Suites: bookworm bookworm-updates``) and one-line
+    (``deb URI bookworm main``). Only suite words change; URIs, components and keyrings stay.
+    """
+    out = []
+    for line in sources.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("Suites:"):
+            key, _, value = line.partition(":")
+            line = key + ":" + _SUITE_WORD.sub(suite, value)
+        elif stripped.startswith(("deb ", "deb-src ")):
+            fields = line.split()
+            # deb [options] URI suite components...
+            index = 2 if not fields[1].startswith("[") else next(
+                i for i, f in enumerate(fields) if f.endswith("]")) + 2
+            if index < len(fields):
+                fields[index] = _SUITE_WORD.sub(suite, fields[index])
+            line = " ".join(fields)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _apt_sources() -> bytes:
-    """The host's apt sources, fed to mmdebstrap on stdin (deb822 if any, else one-line)."""
+    """The host's Debian apt sources for :data:`SUITE`, fed to mmdebstrap on stdin."""
     deb822 = sorted(APT_SOURCES_DIR.glob("*.sources")) if APT_SOURCES_DIR.is_dir() else []
     if deb822:
-        return b"\n".join(p.read_bytes().rstrip() + b"\n" for p in deb822)
-    one_line = [APT_SOURCES_LIST] if APT_SOURCES_LIST.exists() else []
-    one_line += sorted(APT_SOURCES_DIR.glob("*.list")) if APT_SOURCES_DIR.is_dir() else []
-    text = b"\n".join(p.read_bytes().rstrip() for p in one_line if p.read_bytes().strip())
+        text = "\n".join(p.read_text().rstrip() + "\n" for p in deb822)
+    else:
+        one_line = [APT_SOURCES_LIST] if APT_SOURCES_LIST.exists() else []
+        one_line += sorted(APT_SOURCES_DIR.glob("*.list")) if APT_SOURCES_DIR.is_dir() else []
+        text = "\n".join(p.read_text().rstrip() for p in one_line if p.read_text().strip())
     if not text.strip():
         raise ImageBuildError("no apt sources on this host (/etc/apt/sources.list.d/*.sources): "
                               "the base image is built from the host's Debian mirror")
-    return text + b"\n"
+    return with_suite(text).encode()
 
 
 def _packages(root: Path) -> list[str]:
@@ -278,7 +311,9 @@ class _Docker:
         # The classic builder: it needs no buildx plugin, and FROM a local image never
         # looks for a registry. The recipes use nothing BuildKit-specific.
         _run([self.exe, "build", "--network", "none", "--tag", tag,
-              "--label", f"{LABEL}={inputs}", "--build-arg", f"BASE_IMAGE={base_tag}", str(context)],
+              "--label", f"{LABEL}={inputs}", "--build-arg", f"BASE_IMAGE={base_tag}",
+              # The tag's version: recipes of packaged brokers check it against the package.
+              "--build-arg", f"IMAGE_VERSION={tag.rpartition(':')[2]}", str(context)],
              self.logs / f"{log_name}.log", env={"DOCKER_BUILDKIT": "0"})
 
 
@@ -309,14 +344,14 @@ def _build_base(root: Path, tag: str, inputs: str, docker: _Docker, clock: _Cloc
     rootfs = work / "base" / "rootfs.tar"
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     packages = _packages(root)
-    clock.step(f"base: Debian bookworm rootfs with mmdebstrap ({len(packages)} packages)")
+    clock.step(f"base: Debian {SUITE} rootfs with mmdebstrap ({len(packages)} packages)")
     _run([mmdebstrap, "--variant=minbase", "--include=" + ",".join(packages),
           "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
           "--dpkgopt=path-include=/usr/share/doc/*/copyright",
           "--dpkgopt=path-exclude=/usr/share/locale/*",
           # openjdk's postinst registers man pages with update-alternatives: keep the directory.
           '--setup-hook=mkdir -p "$1/usr/share/man/man1"',
-          "bookworm", str(rootfs), "-"],
+          SUITE, str(rootfs), "-"],
          work / "logs" / "base-mmdebstrap.log", stdin=_apt_sources())
     clock.step(f"base: docker import -> {tag}")
     _run([docker.exe, "import",
@@ -395,7 +430,7 @@ def _prepare_context(root: Path, name: str, clock: _Clock, work: Path) -> Path:
 
 
 def _make_wheelhouse(root: Path, wheelhouse: Path, clock: _Clock, work: Path) -> None:
-    """Wheels for the image's Python (Debian's 3.11.2), so markers resolve as they will there."""
+    """Wheels for the image's Python (Debian trixie's), so markers resolve as they will there."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     clock.step("services: building the mqlab wheel")
@@ -405,16 +440,13 @@ def _make_wheelhouse(root: Path, wheelhouse: Path, clock: _Clock, work: Path) ->
     if not wheels:
         raise ImageBuildError(f"pip built no mqlab wheel [log: {work / 'logs' / 'services-wheel.log'}]")
     clock.step(f"services: downloading dependency wheels for Python {IMAGE_PYTHON}")
-    # Bookworm has glibc 2.36: manylinux_2_28 wheels (confluent-kafka's) run there too.
+    # Trixie has glibc 2.41: manylinux_2_28 wheels (confluent-kafka's) run there too.
+    abi = "cp" + "".join(IMAGE_PYTHON.split(".")[:2])
     target = ["--only-binary=:all:", "--python-version", IMAGE_PYTHON, "--implementation", "cp",
-              "--abi", "cp311", "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+              "--abi", abi, "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
               "--platform", "linux_x86_64"]
     _run([*pip, "download", "--dest", str(wheelhouse), *target, str(wheels[-1])],
          work / "logs" / "services-download.log")
-    # redis-py needs async-timeout below Python 3.11.3; pyproject says so with a marker.
-    if not list(wheelhouse.glob("async_timeout-*.whl")):
-        _run([*pip, "download", "--dest", str(wheelhouse), *target, "async-timeout>=4.0.3"],
-             work / "logs" / "services-download-async-timeout.log")
 
 
 # --------------------------------------------------------------------------- API
@@ -493,8 +525,9 @@ def build_services_image(root: Path | str, rebuild: bool = False,
     """Build (or reuse) ``MQLAB_SERVICES_IMAGE``: the base + a venv at /opt/mqlab from a wheelhouse.
 
     The wheelhouse is made on the host: ``pip wheel`` of the project (root pyproject),
-    then its dependencies downloaded for Debian's Python 3.11.2, so ``async-timeout``
-    (needed by redis-py before 3.11.3) is included. ``producer`` and ``consumer`` are on PATH.
+    then its dependencies downloaded for the image's Python (:data:`IMAGE_PYTHON`, Debian
+    trixie's), so environment markers resolve as they will there. ``producer`` and
+    ``consumer`` are on PATH.
     """
     return [r for r in build_all(root, rebuild=rebuild, only="services", progress=progress)
             if r.name == "services"][0]

@@ -34,7 +34,7 @@ MODES: dict[tuple[str, str], Mode] = {
         Mode("rabbitmq", "topic", "routed", True, True, "per queue, with a single consumer",
              "at-least-once to each binding's durable queue once a consumer declared it; keys no binding matches are dropped"),
         Mode("rabbitmq", "transient", "competing", False, False, "per queue, with a single consumer",
-             "confirmed and acked, but the queue and messages are not durable: a broker restart loses them"),
+             "confirmed and acked, but the messages are transient: a broker restart loses every queued one"),
         Mode("rabbitmq", "autoack", "competing", False, True, "per queue, with a single consumer",
              "at-most-once: the broker forgets a message as it is sent; a consumer crash loses it"),
         Mode("redis", "stream", "competing", True, True, "per stream, with a single consumer",

@@ -204,8 +204,8 @@ class Settings:
             "log_every": env.number("LOG_EVERY", cls.log_every, positive=True),
         }
         if broker == "rabbitmq" and mode in ("fanout", "transient") and fields["queue_type"] == "quorum":
-            raise SettingsError(f"{PREFIX}QUEUE_TYPE=quorum needs a durable shared queue; mode {mode} "
-                                "uses a transient or per-subscriber one (use classic)")
+            raise SettingsError(f"{PREFIX}QUEUE_TYPE=quorum does not fit mode {mode}: it uses per-subscriber "
+                                "queues, or transient messages that a quorum queue would keep (use classic)")
         return cls(**fields)
 
     def replace(self, **changes) -> "Settings":

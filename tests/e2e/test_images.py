@@ -137,28 +137,69 @@ def _zookeeper_srvr(host: str, port: int) -> str:
     return reply
 
 
-def test_rabbitmq_accepts_amqp_with_default_credentials(lab, tags):
+def _rabbitmq(lab, tags, role: str = "rabbitmq", **kwargs):
+    """A RabbitMQ container with AMQP published on a free loopback port, and a connect()."""
     import pika
 
-    broker = lab.run(tags["rabbitmq"], "rabbitmq", hostname="rabbitmq",
-                     ports={"5672/tcp": ("127.0.0.1", None)})
+    broker = lab.run(tags["rabbitmq"], role, hostname="rabbitmq", ports={"5672/tcp": ("127.0.0.1", None)}, **kwargs)
     port = _host_port(broker, "5672/tcp")
 
     def connect():
         return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, connection_attempts=1))
 
-    connection = _until(connect, broker, "RabbitMQ (AMQP)")
+    return broker, lambda: _until(connect, broker, "RabbitMQ (AMQP)")
+
+
+def test_rabbitmq_accepts_amqp_with_default_credentials(lab, tags):
+    broker, connect = _rabbitmq(lab, tags)
+    connection = connect()
     try:
         channel = connection.channel()
         queue = f"imgtest-{lab.suffix}"
-        channel.queue_declare(queue=queue)
+        channel.queue_declare(queue=queue, durable=True)
         channel.basic_publish("", queue, b"ping")
         method, _props, body = channel.basic_get(queue, auto_ack=True)
         assert body == b"ping"
     finally:
         connection.close()
-    node = broker.exec_run(["rabbitmq-diagnostics", "-q", "check_port_connectivity"])
+    # As the broker's user, as the compose health check runs: root would make its own cookie.
+    node = broker.exec_run(["rabbitmq-diagnostics", "-q", "check_port_connectivity"], user="rabbitmq")
     assert node.exit_code == 0, node.output.decode()
+    version = broker.exec_run(["rabbitmqctl", "-q", "version"], user="rabbitmq").output.decode().strip()
+    assert version.startswith("4.0."), version
+    assert tags["rabbitmq"].endswith(":" + version)
+
+
+def test_rabbitmq_refuses_what_4_3_denies_unless_the_config_permits_it(lab, tags):
+    """RabbitMQ 4.3 refuses a transient non-exclusive queue by default; so must the imitation."""
+    import pika
+
+    stock, connect_stock = _rabbitmq(lab, tags, "stock")
+    conf = ROOT / "compose" / "config" / "rabbitmq" / "rabbitmq.conf"
+    labconf, connect_lab = _rabbitmq(lab, tags, "labconf",
+                                     volumes={str(conf): {"bind": "/etc/rabbitmq/rabbitmq.conf", "mode": "ro"}})
+
+    connection = connect_stock()
+    channel = connection.channel()
+    channel.queue_declare(queue="", exclusive=True)  # transient but exclusive: still allowed
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
+        channel.queue_declare(queue="mailbox")  # the tutorial's declare
+    assert refused.value.reply_code == 541
+    assert "Feature `transient_nonexcl_queues` is deprecated" in refused.value.reply_text
+    defaults = stock.exec_run(["cat", "/etc/rabbitmq/conf.d/00-deprecated-features.conf"]).output.decode()
+    for feature in ("transient_nonexcl_queues", "global_qos", "queue_master_locator", "amqp_address_v1"):
+        assert f"deprecated_features.permit.{feature} = false" in defaults
+
+    # The lab's rabbitmq.conf permits the tutorial's queue, and only that.
+    connection = connect_lab()
+    try:
+        declared = connection.channel().queue_declare(queue="mailbox")
+        assert declared.method.queue == "mailbox"
+    finally:
+        connection.close()
+    defaults = labconf.exec_run(["cat", "/etc/rabbitmq/conf.d/00-deprecated-features.conf"]).output.decode()
+    assert "transient_nonexcl_queues" not in defaults
+    assert "deprecated_features.permit.global_qos = false" in defaults
 
 
 def test_redis_answers_ping_from_the_host(lab, tags):
@@ -170,6 +211,9 @@ def test_redis_answers_ping_from_the_host(lab, tags):
     # The official image's defaults: /data as working directory, running as the redis user.
     assert client.config_get("dir") == {"dir": "/data"}
     assert server.exec_run(["redis-cli", "ping"]).output.strip() == b"PONG"
+    version = server.exec_run(["redis-server", "--version"]).output.decode()
+    assert "v=8.0." in version, version
+    assert tags["redis"].endswith(":" + version.split("v=")[1].split()[0])
     client.close()
 
 

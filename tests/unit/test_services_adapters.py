@@ -825,3 +825,78 @@ def test_kafka_failed_records_are_retried_then_produced_to_the_dead_letter_topic
 def test_redis_a_paused_server_is_noticed_within_seconds():
     opts = redis_adapter.client_options(settings("redis"))
     assert opts["socket_timeout"] <= 5 and opts["health_check_interval"] <= 5 and opts["socket_keepalive"]
+
+
+_DENIED = ("INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.\n"
+           "By default, this feature is not permitted anymore.")
+
+
+def test_rabbitmq_names_the_deprecated_feature_a_connection_close_denies():
+    assert rabbitmq_adapter.denied_feature(541, _DENIED) == "transient_nonexcl_queues"
+    assert rabbitmq_adapter.denied_feature(320, _DENIED) is None  # a broker shutdown, not a denial
+    assert rabbitmq_adapter.denied_feature(541, "INTERNAL_ERROR") is None
+
+
+def test_rabbitmq_declare_denied_by_the_broker_is_one_line_without_retries():
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode="transient"))
+
+    def declare():
+        raise pika.exceptions.ConnectionClosedByBroker(541, _DENIED)
+
+    with pytest.raises(adapters.BrokerConfigError) as error:
+        adapter._declare(declare, "queue 'mailbox.transient'", "QUEUE")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "`transient_nonexcl_queues`" in message and "queue 'mailbox.transient'" in message
+    assert "deprecated_features.permit.transient_nonexcl_queues = true" in message
+
+    def closed():
+        raise pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED - broker shutdown")
+
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker):  # retried by the caller
+        adapter._declare(closed, "queue 'mailbox.transient'", "QUEUE")
+
+
+@pytest.mark.parametrize("mode", ["work", "fanout", "topic", "transient", "autoack"])
+def test_rabbitmq_declares_no_queue_that_rabbitmq_4_3_denies(monkeypatch, mode):
+    """No queue of the lab is both non-durable and non-exclusive (denied since RabbitMQ 4.3)."""
+    declared = []
+
+    class Impl:
+        def confirm_delivery(self, ack_nack_callback, callback):
+            callback(None)
+
+        def add_on_return_callback(self, callback):
+            pass
+
+    class Channel:
+        _impl = Impl()
+
+        def queue_declare(self, queue, durable=False, exclusive=False, auto_delete=False, arguments=None,
+                          passive=False):
+            declared.append((queue, durable, exclusive))
+
+        def exchange_declare(self, *args, **kwargs):
+            pass
+
+        def queue_bind(self, *args, **kwargs):
+            pass
+
+        def basic_qos(self, **kwargs):
+            pass
+
+    class Connection:
+        def __init__(self, params):
+            pass
+
+        def channel(self):
+            return Channel()
+
+        def process_data_events(self, time_limit=0):
+            pass
+
+    monkeypatch.setattr(rabbitmq_adapter.pika, "BlockingConnection", Connection)
+    adapter = rabbitmq_adapter.RabbitMQAdapter(settings("rabbitmq", mode=mode))
+    adapter.connect()
+    adapter._subscribe()
+    assert declared and all(durable or exclusive for _queue, durable, exclusive in declared), declared

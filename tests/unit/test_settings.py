@@ -127,7 +127,7 @@ def test_other_variables_are_ignored():
     ({"broker": "kafka", "keys": "many"}, "MQLAB_KEYS", "whole number"),
     ({"broker": "rabbitmq", "routing_keys": "a,,b"}, "MQLAB_ROUTING_KEYS", "comma-separated"),
     ({"broker": "rabbitmq", "routing_keys": "a b,c"}, "MQLAB_ROUTING_KEYS", "comma-separated"),
-    ({"broker": "rabbitmq", "mode": "fanout", "queue_type": "quorum"}, "MQLAB_QUEUE_TYPE", "durable shared"),
+    ({"broker": "rabbitmq", "mode": "fanout", "queue_type": "quorum"}, "MQLAB_QUEUE_TYPE", "per-subscriber"),
     ({"broker": "rabbitmq", "mode": "transient", "queue_type": "quorum"}, "MQLAB_QUEUE_TYPE", "transient"),
 ])
 def test_bad_values_raise_one_line_errors_naming_the_variable(env, variable, fragment):
