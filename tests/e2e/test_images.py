@@ -23,7 +23,13 @@ import pytest
 
 from tests.conftest import ROOT, engine_or_skip
 
-pytestmark = [pytest.mark.e2e, pytest.mark.images, pytest.mark.timeout(300)]
+from mqlab.config import offline_default
+
+# The images built from packages are what an offline lab runs (MQLAB_OFFLINE=1, as in
+# .ci/run); a lab that pulls the official images has nothing of theirs to test.
+pytestmark = [pytest.mark.e2e, pytest.mark.images, pytest.mark.timeout(300),
+              pytest.mark.skipif(not offline_default(), reason="tests the images built from packages: "
+                                 "set MQLAB_OFFLINE=1 (the official images are used otherwise)")]
 
 TEST_LABEL = "org.mqlab.test"
 READY_TIMEOUT = 120.0

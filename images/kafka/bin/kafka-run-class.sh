@@ -21,6 +21,10 @@ fi
 : "${KAFKA_HEAP_OPTS:=-Xmx256M}"
 : "${KAFKA_JVM_PERFORMANCE_OPTS:=-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
 : "${KAFKA_LOG4J_OPTS:=-Dlog4j2.configurationFile=$base_dir/config/tools-log4j2.yaml}"
+# As the distribution's launcher: file appenders write to LOG_DIR (default ../logs).
+: "${LOG_DIR:=$base_dir/logs}"
+mkdir -p "$LOG_DIR" 2>/dev/null || true
+KAFKA_LOG4J_OPTS="-Dkafka.logs.dir=$LOG_DIR $KAFKA_LOG4J_OPTS"
 java="java"
 [ -n "${JAVA_HOME:-}" ] && java="$JAVA_HOME/bin/java"
 # Word splitting of the *_OPTS variables is intended.
