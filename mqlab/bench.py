@@ -45,10 +45,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
+from mqlab_services.settings import CLIENTS
+
 from . import benchreport, compose, native, preflight
 from .config import LabConfig
 from .errors import LabError, UsageError
 from .lab import check_mode, ensure_broker_images
+from .modes import mode_info
 from .stacks import STACKS, Stack, get_stack
 
 Echo = Callable[[str], None]
@@ -57,10 +60,6 @@ Progress = Callable[[float, str], None]
 
 BENCH_DIR = Path(".mqlab") / "bench"
 SCHEMA = 1
-#: The lossy mode whose rate the safe mode is compared with: the same client without confirms.
-UNSAFE_MODE = {"rabbitmq": "autoack", "redis": "pubsub", "kafka": "autocommit"}
-#: The Python clients the services can use per broker (MQLAB_KAFKA_CLIENT); the first is the default.
-CLIENTS = {"rabbitmq": ("pika",), "redis": ("redis-py",), "kafka": ("kafka-python", "confluent-kafka")}
 #: The services' defaults of MQLAB_BATCH and MQLAB_PREFETCH; what the services use is given to
 #: the native tools too: PerfTest's confirm window and qos, redis-benchmark's pipeline.
 BATCH = 100
@@ -127,7 +126,7 @@ def check_params(stack: Stack, params: BenchParams) -> BenchParams:
         if not low <= value <= high:
             raise UsageError(f"--{name} must be from {low:,} to {high:,}, got {value!r}")
     mode = check_mode(stack, params.mode)
-    known = CLIENTS[stack.broker]
+    known = clients_of(stack.broker)
     clients = params.clients or known
     unknown = [c for c in clients if c not in known]
     if unknown:
@@ -148,13 +147,11 @@ class Trial:
 
 def plan(stack: Stack, params: BenchParams) -> list[Trial]:
     """The trials of a run, repeats interleaved so that drift spreads over every kind."""
-    from mqlab_services.settings import LOSSY_MODES
-
     phases = [("throughput", params.rate)]
     if params.latency_rate is not None and params.latency_rate != params.rate:
         phases.append(("latency", params.latency_rate))
-    unsafe = UNSAFE_MODE[stack.broker]
-    clients = params.clients or CLIENTS[stack.broker]
+    unsafe = mode_info(stack.broker, params.mode).lossy  # "" when the mode is lossy itself
+    clients = params.clients or clients_of(stack.broker)
 
     def label(mode: str, client: str) -> str:
         return f"mqlab {mode}" + (f" ({client})" if len(clients) > 1 else "")
@@ -164,11 +161,16 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
         for phase, rate in phases:
             for client in clients:
                 trials.append(Trial(label(params.mode, client), "safe", phase, rate, params.mode, repeat, client))
-                if phase == "throughput" and params.mode not in LOSSY_MODES[stack.broker]:
+                if phase == "throughput" and unsafe:
                     trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
             if params.native:
                 trials.append(Trial(native.TOOL_LABEL[stack.broker], "native", phase, rate, None, repeat))
     return trials
+
+
+def clients_of(broker: str) -> tuple[str, ...]:
+    """The Python clients the services can use for ``broker``; the first is the default."""
+    return tuple(name for name, _dist in CLIENTS[broker])
 
 
 def trial_seconds(params: BenchParams) -> float:
@@ -335,7 +337,7 @@ class Bench:
         parts.mkdir(parents=True, exist_ok=True)
         env = {**bench_names(trial_id, trial.mode), "MQLAB_MODE": trial.mode or ""}
         if self.stack.broker == "kafka":
-            env["MQLAB_KAFKA_CLIENT"] = trial.client or CLIENTS["kafka"][0]
+            env["MQLAB_KAFKA_CLIENT"] = trial.client or clients_of("kafka")[0]
         start = time.time() + START_LEAD_S
         common = ["--out", f"/ledger/_bench/{self.id}/{trial_id}", "--trial", trial_id, "--start", f"{start:.3f}",
                   "--warmup", f"{p.warmup:g}", "--duration", f"{p.duration:g}"]
@@ -536,7 +538,7 @@ class Bench:
             "stack": self.stack.name,
             "broker": self.stack.broker,
             "mode": self.params.mode,
-            "unsafe_mode": UNSAFE_MODE[self.stack.broker],
+            "unsafe_mode": mode_info(self.stack.broker, self.params.mode).lossy or None,
             "params": asdict(self.params),
             "environment": self.environment(),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from .errors import UsageError
+from .modes import MODES, mode_info
 from .stacks import STACKS
 
 LATEST = "latest-{stack}"
@@ -134,8 +135,6 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
         raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
     info = read_run_info(directory)
     mode = info.get("mode", "")
-    from .modes import mode_info
-
     stack = STACKS.get(info.get("stack", ""))
     known = mode_info(stack.broker, mode) if stack else None
     if kind is None:
@@ -146,8 +145,8 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     latencies: list[int] = []
     by_consumer = _read_received(directory, report, latencies)
     dead = _read_dead(directory, report)
-    if known is not None and not known.safe:
-        # Lossy modes have no dead-letter destination: a message that failed is dropped.
+    if known is not None and not known.dead_letter:
+        # Modes without a dead-letter destination drop a message that failed: it is lost.
         report.dropped, dead = len(dead), set()
 
     everyone: Counter[str] = Counter()
@@ -246,9 +245,7 @@ def latest_run(ledger: Path, stack: str) -> str:
 
 
 def _order_note(report: Report) -> str:
-    from .modes import MODES
-
-    promises = [m.order for (_, name), m in MODES.items() if name == report.mode]
+    promises = [m.order for m in MODES if m.name == report.mode]
     if report.out_of_order and promises:
         return f" (mode {report.mode} promises order {promises[0]})"
     return ""

@@ -59,7 +59,7 @@ from hdrh.histogram import HdrHistogram
 from . import adapters, envelope
 from .producer import _rate, _run_id, _size
 from .runtime import GaveUp, Stopper, connect, one_line, redact, start
-from .settings import Settings
+from .settings import CLIENTS, Settings
 from .status import StatusFile
 
 log = logging.getLogger("mqlab")
@@ -71,16 +71,10 @@ HIGHEST_NS = 3_600 * NS  # 1 h
 DIGITS = 3
 IDLE_END_NS = NS  # the consumer stops once `end` passed and nothing came for this long
 
-#: The client library of each broker, and of Kafka's other client (MQLAB_KAFKA_CLIENT):
-#: (name in the results, distribution for its version).
-CLIENTS = {"rabbitmq": ("pika", "pika"), "redis": ("redis-py", "redis"),
-           "kafka": ("kafka-python", "kafka-python"),
-           "kafka/confluent-kafka": ("confluent-kafka", "confluent-kafka")}
-
-
 def client_name(broker: str, kafka_client: str = "kafka-python") -> str:
     """``<client> <version>`` of the library the services use for ``broker``."""
-    name, dist = CLIENTS.get(f"{broker}/{kafka_client}", CLIENTS.get(broker, (broker, broker)))
+    known = CLIENTS.get(broker, ((broker, broker),))
+    name, dist = next((c for c in known if c[0] == kafka_client), known[0])
     try:
         return f"{name} {importlib.metadata.version(dist)}"
     except importlib.metadata.PackageNotFoundError:

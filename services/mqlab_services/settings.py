@@ -65,34 +65,21 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .modes import BROKERS, Mode, default_mode, mode_info, names_of
+
 PREFIX = "MQLAB_"
 
-#: Delivery modes per broker; the first one is the default. Each adapter's docstring says
-#: what its modes guarantee.
-MODES: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("work", "fanout", "topic", "transient", "autoack"),
-    "redis": ("stream", "stream-fanout", "pubsub"),
-    "kafka": ("group", "fanout", "keyed", "autocommit"),
-}
-DEFAULT_MODES = {broker: modes[0] for broker, modes in MODES.items()}
-#: Modes that lose messages by design (the others lose nothing the broker confirmed).
-LOSSY_MODES: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("transient", "autoack"),
-    "redis": ("pubsub",),
-    "kafka": ("autocommit",),
-}
-#: Modes in which every subscriber gets its own copy of each message.
-FANOUT_MODES: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("fanout",),
-    "redis": ("stream-fanout",),
-    "kafka": ("fanout",),
-}
+#: Delivery modes per broker; the first one is the default (the table: ``modes.MODES``).
+MODES: dict[str, tuple[str, ...]] = {broker: names_of(broker) for broker in BROKERS}
 
-#: Kafka client libraries (MQLAB_KAFKA_CLIENT); the first one is the default.
-KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
-
-#: Where dead-lettered messages go, per broker (MQLAB_DLQ).
-DEFAULT_DLQ = {"rabbitmq": "mailbox.dead", "redis": "chatroom.stream.dead", "kafka": "datascience.dlq"}
+#: The Python client libraries per broker; the first one is the default. Only Kafka has a
+#: choice (MQLAB_KAFKA_CLIENT). Each is (name, distribution it is installed from).
+CLIENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "rabbitmq": (("pika", "pika"),),
+    "redis": (("redis-py", "redis"),),
+    "kafka": (("kafka-python", "kafka-python"), ("confluent-kafka", "confluent-kafka")),
+}
+KAFKA_CLIENTS = tuple(name for name, _dist in CLIENTS["kafka"])
 #: The largest message the producer sends, per broker (MQLAB_MAX_MESSAGE_BYTES): the lab's
 #: rabbitmq.conf max_message_size, a lab limit for Redis, and kafka-python's max_request_size.
 DEFAULT_MAX_MESSAGE_BYTES = {"rabbitmq": 4 * 1024 * 1024, "redis": 4 * 1024 * 1024, "kafka": 1024 * 1024}
@@ -147,14 +134,19 @@ class Settings:
     log_every: float = 5.0
 
     @property
+    def info(self) -> Mode:
+        """This mode's row of the mode table."""
+        return mode_info(self.broker, self.mode)
+
+    @property
     def safe(self) -> bool:
         """False for the lossy modes; in the others nothing the broker confirmed is lost."""
-        return self.mode not in LOSSY_MODES[self.broker]
+        return self.info.safe
 
     @property
     def fanout(self) -> bool:
-        """True when every subscriber gets every message (its own queue or group)."""
-        return self.mode in FANOUT_MODES[self.broker]
+        """True when every subscriber gets every message (its own queue, group or subscription)."""
+        return self.info.fanout
 
     @property
     def subscriber_group(self) -> str:
@@ -166,7 +158,7 @@ class Settings:
         """Build the settings from ``MQLAB_*`` entries of ``environ``; raise SettingsError on bad values."""
         env = _Reader(environ)
         broker = env.choice("BROKER", tuple(MODES), default=None)
-        mode = env.choice("MODE", MODES[broker], default=DEFAULT_MODES[broker])
+        mode = env.choice("MODE", MODES[broker], default=default_mode(broker).name)
         fields = {
             "broker": broker,
             "url": env.text("URL", DEFAULT_URLS[broker]),
@@ -194,7 +186,7 @@ class Settings:
             "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
             "max_deliveries": env.integer("MAX_DELIVERIES", cls.max_deliveries, minimum=1),
             "retry_idle": env.number("RETRY_IDLE", cls.retry_idle, positive=True),
-            "dlq": env.text("DLQ", DEFAULT_DLQ[broker]),
+            "dlq": env.text("DLQ", default_mode(broker).dead_letter),
             "dlx": env.text("DLX", cls.dlx),
             "max_message_bytes": env.integer("MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES[broker], minimum=1),
             "heartbeat": env.integer("HEARTBEAT", cls.heartbeat, minimum=0),
