@@ -17,6 +17,7 @@ from invoke.exceptions import UnexpectedExit
 
 from mqlab import config as lab_config
 from mqlab import lab
+from mqlab.compose import InvokeRunner
 from mqlab.errors import LabError
 from mqlab.stacks import STACKS
 
@@ -57,11 +58,8 @@ def lab_task(fn):
     return wrapper
 
 
-def _runner(c):
-    def run(argv, *, env=None, capture=False, check=True):
-        return c.run(shlex.join(argv), env=env or {}, hide=capture, warn=not check, pty=False, in_stream=False)
-
-    return run
+def _runner(c) -> InvokeRunner:
+    return InvokeRunner(c)
 
 
 def _config(offline: bool = False):
@@ -151,7 +149,7 @@ def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
                   transient=False) as bar:
         job = bar.add_task("acked", total=n)
         run = lab.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo,
-                          rate=None if rate is None else lab.preflight.parse_float(rate, "rate"),
+                          _runner(c), rate=None if rate is None else lab.preflight.parse_float(rate, "rate"),
                           poison_every=lab.preflight.parse_int(poison_every, "poison-every"))
     _echo(f"run {run} sent; check it with `invoke verify {stack}`")
 
@@ -280,7 +278,7 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
                   TimeElapsedColumn()) as bar:
         job = bar.add_task("starting", total=1.0)
         run = lab_bench.bench(cfg, stack, params, _echo,
-                              lambda done, label: bar.update(job, completed=done, description=label))
+                              lambda done, label: bar.update(job, completed=done, description=label), _runner(c))
         bar.update(job, completed=1.0, description="done")
     from mqlab import benchreport
 

@@ -1,25 +1,89 @@
 """Build ``docker compose`` command lines for a stack, and run them through a runner.
 
-A runner is any callable ``run(argv, *, env=None, capture=False, check=True)``
-that returns an object with ``.exited`` (int) and ``.stdout`` (str); tasks pass
-one built on invoke's ``Context.run``.
+A runner (:class:`Runner`) runs an argv in the foreground, ``run(argv, *, env=None,
+capture=False, check=True, timeout=None)``, returning an object with ``.exited`` (int),
+``.stdout`` and ``.stderr`` (str), or in the background, ``run.start(argv, *, env=None,
+log=path)``, returning a :class:`Job`. The tasks pass an :class:`InvokeRunner` built on
+invoke's ``Context.run``; every Docker Compose call of the lab goes through one.
 Command lines are argv lists, joined with :func:`shlex.join` only at the edge.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+import shlex
+from pathlib import Path
+from typing import Protocol, Sequence
 
 from .config import LabConfig
+from .errors import LabError
 from .stacks import Stack
 
 
 class Result(Protocol):
     exited: int
     stdout: str
+    stderr: str
 
 
-Runner = Callable[..., Result]
+class Job(Protocol):
+    """A command running in the background, its output going to a log file."""
+
+    def running(self) -> bool: ...
+
+    def wait(self) -> int: ...
+
+    def interrupt(self) -> None: ...
+
+
+class Runner(Protocol):
+    def __call__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, capture: bool = False,
+                 check: bool = True, timeout: float | None = None) -> Result: ...
+
+    def start(self, argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path) -> Job: ...
+
+
+class InvokeRunner:
+    """A runner on invoke's ``Context.run`` (the environment is added to the process's own)."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def __call__(self, argv, *, env=None, capture=False, check=True, timeout=None):
+        from invoke.exceptions import CommandTimedOut
+
+        try:
+            return self.c.run(shlex.join(argv), env=env or {}, hide=capture, warn=not check, pty=False,
+                              in_stream=False, timeout=timeout)
+        except CommandTimedOut:
+            raise LabError(f"`{' '.join(argv[:5])} ...` took over {timeout:.0f} s and was stopped") from None
+
+    def start(self, argv, *, env=None, log: Path) -> "InvokeJob":
+        out = log.open("w")
+        promise = self.c.run(shlex.join(argv), env=env or {}, asynchronous=True, warn=True, pty=False,
+                             in_stream=False, out_stream=out, err_stream=out)
+        return InvokeJob(promise, out)
+
+
+class InvokeJob:
+    def __init__(self, promise, out):
+        self.promise, self.out = promise, out
+        self.exited: int | None = None
+
+    def running(self) -> bool:
+        return self.exited is None and not self.promise.runner.process_is_finished
+
+    def wait(self) -> int:
+        if self.exited is None:
+            try:
+                self.exited = self.promise.join().exited
+            finally:
+                self.out.close()
+        return self.exited
+
+    def interrupt(self) -> None:
+        """Ctrl-C for the command: `docker compose run` passes it on and removes the container."""
+        if self.running():
+            self.promise.runner.send_interrupt(KeyboardInterrupt())
 
 
 def compose_env(config: LabConfig) -> dict[str, str]:

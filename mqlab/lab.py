@@ -6,15 +6,14 @@ Every operation takes a :class:`~mqlab.config.LabConfig` and a runner (see
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from . import compose, ledger, preflight
+from . import brokers, compose, ledger, preflight
+from .wait import poll_until
 from .config import LabConfig
 from .errors import LabError, UsageError
 from .stacks import Stack, get_stack, stack_of_project
@@ -89,13 +88,7 @@ def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, e
 
 def check_expose(config: LabConfig, stack: Stack) -> dict[str, str]:
     """Exposing a stack beyond loopback needs real credentials; returns the compose variables for it."""
-    if stack.broker == "kafka":
-        raise UsageError(f"{stack.name} has no authentication in this lab (PLAINTEXT listeners): --expose is refused")
-    if stack.broker == "rabbitmq" and "guest" in (config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")):
-        raise UsageError("--expose is refused while RabbitMQ uses the default guest credentials: "
-                         "set RABBITMQ_USER and RABBITMQ_PASSWORD (and `invoke down rabbitmq --volumes` if it ran before)")
-    if stack.broker == "redis" and not config.get("REDIS_PASSWORD"):
-        raise UsageError("--expose is refused while Redis has no password: set REDIS_PASSWORD")
+    brokers.get(stack.broker).check_expose(config)
     return {"MQLAB_BIND": config.get("MQLAB_EXPOSE_BIND", "0.0.0.0") or "0.0.0.0"}
 
 
@@ -192,28 +185,35 @@ def ready_consumers(config: LabConfig, stack: Stack, client) -> int:
     return ready
 
 
-def wait_for_consumers(config: LabConfig, stack: Stack, consumers: int, echo: Echo, timeout: float = 90.0) -> None:
-    """Wait until every consumer says it is consuming and, for a Kafka consumer group, the
-    broker sees the group stable with that many members."""
-    from . import probe
-    from .modes import mode_info
+def broker_sees(config: LabConfig, stack: Stack, mode: str) -> tuple[int | None, str]:
+    """How many consumers the broker sees (None when it is not asked), or -1 and why it could not say."""
+    try:
+        return brokers.get(stack.broker).consumers_seen(config, mode), ""
+    except Exception as exc:  # the broker may be restarting
+        return -1, f"{type(exc).__name__}: {str(exc)[:120]}"
 
+
+def wait_for_consumers(config: LabConfig, stack: Stack, consumers: int, echo: Echo, timeout: float = 90.0) -> None:
+    """Wait until every consumer says it is consuming and, where the broker can tell (a shared
+    RabbitMQ queue, Redis pub/sub, a Kafka group), the broker sees that many consumers."""
     client = preflight.docker_client()
-    mode = current_mode(client, stack) if consumers else ""
-    shared_kafka_group = stack.broker == "kafka" and (mode_info("kafka", mode) or mode_info("kafka", "group")).kind == "competing"
+    mode = current_mode(client, stack)
     echo(f"waiting for {consumers} consumer(s) to be consuming")
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = ready_consumers(config, stack, client)
-        broker = probe.try_kafka_group_members(config) if shared_kafka_group else ready
-        if ready == consumers and broker == consumers:
-            echo(f"{consumers} consumer(s) consuming")
-            return
-        if time.monotonic() >= deadline:
-            seen = f"{ready} consumer(s) consuming" + (f", the broker's group has {max(broker, 0)}" if shared_kafka_group else "")
-            raise LabError(f"after {timeout:.0f} s {seen}, not {consumers}; see `invoke logs -s consumer`"
-                           + (f" (last probe: {probe.last_error})" if probe.last_error else ""))
-        time.sleep(1.0)
+    state = {"ready": 0, "seen": None, "error": ""}
+
+    def settled() -> bool:
+        state["ready"] = ready_consumers(config, stack, client)
+        state["seen"], state["error"] = broker_sees(config, stack, mode)
+        return state["ready"] == consumers and state["seen"] in (None, consumers)
+
+    if not poll_until(settled, timeout, interval=1.0):
+        seen = f"{state['ready']} consumer(s) consuming"
+        if state["seen"] is not None:
+            seen += f", the broker sees {max(state['seen'], 0)}"
+        raise LabError(f"after {timeout:.0f} s {seen}, not {consumers}; see `invoke logs -s consumer`"
+                       + (f" (last probe: {state['error']})" if state["error"] else ""))
+    echo(f"{consumers} consumer(s) consuming")
+
 
 @dataclass
 class Row:
@@ -309,8 +309,22 @@ def check_rate(rate: float | None) -> float | None:
     return rate
 
 
+def _start_run(config: LabConfig, stack: Stack, count: int, size: int, run_id: str, rate: float | None,
+               poison_every: int, client) -> tuple[Path, dict[str, str]]:
+    """Record a run's settings in its ledger directory; the settings the producer gets."""
+    settings = running_settings(client, stack)
+    mode = check_mode(stack, settings.get("MQLAB_MODE"))
+    directory = ledger.run_dir(config.ledger_dir, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    ledger.write_run_info(directory, {"stack": stack.name, "mode": mode, "count": count, "size": size,
+                                      "rate": rate, "poison_every": poison_every, "settings": settings,
+                                      "started_ns": time.time_ns()})
+    ledger.record_latest(config.ledger_dir, stack.name, run_id)
+    return directory, {**settings, "MQLAB_MODE": mode}
+
+
 def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
-            progress: Callable[[int, int], None], echo: Echo, poll: float = 0.25,
+            progress: Callable[[int, int], None], echo: Echo, run: compose.Runner, poll: float = 0.25,
             rate: float | None = None, poison_every: int = 0) -> str:
     """Run a one-shot producer container for ``count`` messages (at ``rate`` msg/s, or as fast as
     confirms allow), reporting acked progress. Returns the run id; raises LabError when it fails."""
@@ -324,31 +338,24 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     client = preflight.docker_client()
     if stack.project not in preflight.running_projects(client):
         raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
-    settings = running_settings(client, stack)
-    mode = check_mode(stack, settings.get("MQLAB_MODE"))
-    directory = ledger.run_dir(config.ledger_dir, run_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    ledger.write_run_info(directory, {"stack": stack.name, "mode": mode, "count": count, "size": size,
-                                      "rate": rate, "poison_every": poison_every, "settings": settings, "started_ns": time.time_ns()})
-    ledger.record_latest(config.ledger_dir, stack.name, run_id)
-    argv = compose.produce_argv(config, stack, count, size, run_id, rate, poison_every)
-    env = {**os.environ, **compose.compose_env(config), **settings, "MQLAB_MODE": mode}
+    directory, settings = _start_run(config, stack, count, size, run_id, rate, poison_every, client)
     output = directory / "producer-output.log"
     acked = LineCounter(directory, "sent-*.tsv")
-    with output.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            while proc.poll() is None:
-                progress(acked(), count)
-                time.sleep(poll)
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=30)
-            raise
+    job = run.start(compose.produce_argv(config, stack, count, size, run_id, rate, poison_every),
+                    env={**compose.compose_env(config), **settings}, log=output)
+    try:
+        while job.running():
+            progress(acked(), count)
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        job.interrupt()
+        job.wait()
+        raise
+    exited = job.wait()
     progress(acked(), count)
-    if proc.returncode != 0:
+    if exited != 0:
         tail = output.read_text(errors="replace").strip().splitlines()[-3:]
-        raise LabError(f"producer failed (exit {proc.returncode}): " + (" | ".join(tail) or "no output")
+        raise LabError(f"producer failed (exit {exited}): " + (" | ".join(tail) or "no output")
                        + f" (run {run_id}: `invoke verify {stack.name} --run-id {run_id}` checks what was acked)")
     return run_id
 

@@ -2,8 +2,8 @@
 
 Counts and rates come from the status files the services write about once a second
 (``<ledger>/_status/<name>.json``); the backlog comes from the broker itself, asked
-from the host: RabbitMQ queue depth, Redis consumer-group lag and pending entries,
-Kafka consumer-group lag per partition.
+from the host by the broker's module in ``mqlab.brokers``: RabbitMQ queue depth, Redis
+consumer-group lag and pending entries, Kafka consumer-group lag per partition.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import clients
+from . import brokers
+from .brokers import ConsumerView
 from .config import LabConfig
 from .stacks import Stack
 
@@ -54,124 +55,50 @@ def _assignment_text(value) -> str:
     return str(value or "")
 
 
-def rabbitmq_backlog(config: LabConfig, queues: set[str]) -> dict[str, int]:
-    import pika
-
-    connection = clients.rabbitmq(config)
-    depths = {}
-    try:
-        for queue in sorted(queues):
-            channel = connection.channel()
-            try:
-                depths[queue] = channel.queue_declare(queue=queue, passive=True).method.message_count
-                channel.close()
-            except pika.exceptions.ChannelClosedByBroker:
-                pass  # gone: an exclusive queue of a subscriber that left
-    finally:
-        connection.close()
-    return depths
-
-
-def redis_backlog(config: LabConfig, stream: str) -> dict[str, int]:
-    import redis
-
-    client = clients.redis(config, decode_responses=True)
-    try:
-        groups = client.xinfo_groups(stream)
-    except redis.ResponseError:
-        return {}
-    finally:
-        client.close()
-    backlog = {}
-    for g in groups:
-        lag = g.get("lag")  # Redis 7+: entries not yet delivered to the group
-        backlog[g["name"]] = int(g.get("pending", 0)) + (int(lag) if lag is not None else 0)
-    return backlog
-
-
-def kafka_backlog(config: LabConfig, groups: set[str], topic: str) -> dict[str, int]:
-    """Lag per group and partition: the log end offset minus the committed offset."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-
-    bootstrap = clients.kafka_bootstrap(config)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=11_000)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        ends = consumer.end_offsets(tps) if tps else {}
-        committed = admin.list_group_offsets({g: tps for g in sorted(groups)}) if groups and tps else {}
-    finally:
-        consumer.close()
-        admin.close()
-    backlog = {}
-    for group in sorted(groups):
-        offsets = committed.get(group, {})
-        for tp in tps:
-            done = offsets.get(tp)
-            start = done.offset if done is not None and done.offset >= 0 else 0
-            backlog[f"{group}/{tp.partition}"] = max(0, ends.get(tp, 0) - start)
-    return backlog
+def service_row(name: str, role: str, status: dict, now_ns: int) -> ServiceStats:
+    """One service's row from its status file (empty when it wrote none yet)."""
+    row = ServiceStats(name, role)
+    if not status:
+        row.state = "no status yet"
+        return row
+    age = (now_ns - int(status.get("updated_ns", 0))) / 1e9
+    row.mode = status.get("mode", "")
+    row.count = int(status.get("received" if role == "consumer" else "acked", 0))
+    row.rate = float(status.get("rate", 0.0))
+    row.assignment = _assignment_text(status.get("assignment"))
+    if age > STALE_S:
+        row.state = "stale"
+    elif role == "producer":
+        row.state = "running"
+    else:
+        row.state = "subscribed" if status.get("subscribed") else "starting"
+    return row
 
 
 def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | None = None) -> StackStats:
-    names = clients.names(stack.broker)
     now_ns = now_ns or time.time_ns()
     result = StackStats(stack.name, mode)
+    views = []
     containers = client.containers.list(filters={"label": f"com.docker.compose.project={stack.project}"})
     for c in sorted(containers, key=lambda c: c.name):
         role = c.labels.get("com.docker.compose.service", "")
         if role not in ("consumer", "producer"):
             continue
-        status = read_status(config.ledger_dir, c.attrs.get("Config", {}).get("Hostname", ""))
-        row = ServiceStats(c.name, role)
-        if not status:
-            row.state = "no status yet"
-        else:
-            age = (now_ns - int(status.get("updated_ns", 0))) / 1e9
-            row.mode = status.get("mode", "")
-            row.count = int(status.get("received" if role == "consumer" else "acked", 0))
-            row.rate = float(status.get("rate", 0.0))
-            row.assignment = _assignment_text(status.get("assignment"))
-            if age > STALE_S:
-                row.state = "stale"
-            elif role == "producer":
-                row.state = "running"
-            else:
-                row.state = "subscribed" if status.get("subscribed") else "starting"
+        hostname = c.attrs.get("Config", {}).get("Hostname", "")
+        row = service_row(c.name, role, read_status(config.ledger_dir, hostname), now_ns)
         result.services.append(row)
-
-    consumers = [r for r in result.services if r.role == "consumer"]
+        if role == "consumer":
+            views.append(ConsumerView(c.name, hostname or c.name, row.assignment))
     try:
-        if stack.broker == "rabbitmq":
-            queues = {r.assignment for r in consumers if r.assignment} or {names.queue}
-            result.backlog = rabbitmq_backlog(config, queues)
-            for r in consumers:
-                if r.assignment in result.backlog:
-                    r.backlog = f"{result.backlog[r.assignment]:,} ready in {r.assignment}"
-        elif stack.broker == "redis":
-            result.backlog = redis_backlog(config, names.stream)
-            for r in consumers:
-                if r.assignment in result.backlog:
-                    r.backlog = f"{result.backlog[r.assignment]:,} in group {r.assignment}"
-        else:
-            groups = {f"{names.group}.{_hostname(client, r.name)}" for r in consumers} if mode == "fanout" else {names.group}
-            result.backlog = kafka_backlog(config, groups, names.topic)
-            for r in consumers:
-                parts = [p for p in r.assignment.split(",") if p.strip().isdigit()]
-                group = f"{names.group}.{_hostname(client, r.name)}" if mode == "fanout" else names.group
-                lag = sum(result.backlog.get(f"{group}/{p.strip()}", 0) for p in parts)
-                r.backlog = f"lag {lag:,}" if parts else "-"
+        backlog = brokers.get(stack.broker).backlog(config, mode, views)
     except Exception as exc:  # the broker may be restarting: show what we have
         result.broker_error = f"{type(exc).__name__}: {str(exc)[:120]}"
+    else:
+        result.backlog = backlog.waiting
+        for row in result.services:
+            if row.role == "consumer":
+                row.backlog = backlog.per_consumer.get(row.name, "-")
     return result
-
-
-def _hostname(client, container_name: str) -> str:
-    try:
-        return client.containers.get(container_name).attrs["Config"]["Hostname"]
-    except Exception:
-        return container_name
 
 
 def render(stats: StackStats) -> str:

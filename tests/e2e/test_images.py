@@ -317,7 +317,7 @@ def test_perftest_image_takes_perftest_arguments_like_the_official_one(docker_cl
 
 
 def test_perftest_benchmarks_the_rabbitmq_image(lab, tags):
-    from mqlab import native
+    from mqlab.brokers import rabbitmq as rabbitmq_host
 
     net = lab.network()
     broker = lab.run(tags["rabbitmq"], "rabbitmq", hostname="rabbitmq", network=net.name)
@@ -331,13 +331,13 @@ def test_perftest_benchmarks_the_rabbitmq_image(lab, tags):
         return True
 
     _until(ready, broker, "RabbitMQ (port connectivity)")
-    argv = native.perftest_argv(uri=f"amqp://guest:guest@{broker.name}:5672/%2F", size=1024, seconds=4,
+    argv = rabbitmq_host.perftest_argv(uri=f"amqp://guest:guest@{broker.name}:5672/%2F", size=1024, seconds=4,
                                 rate=500, queue=f"imgtest-{lab.suffix}")
     perftest = lab.run(tags["perf-test"], "perftest", command=argv, network=net.name)
     status = perftest.wait(timeout=120)
     output = perftest.logs(stdout=True, stderr=False).decode(errors="replace")
     assert status["StatusCode"] == 0, perftest.logs().decode(errors="replace")[-2000:]
-    result = native.parse_perftest(output, warmup_s=1, size=1024)
+    result = rabbitmq_host.parse_perftest(output, warmup_s=1, size=1024)
     assert 300 <= result.send_rate <= 700, output
     assert result.recv_rate and result.recv_rate > 300, output
     assert result.p50_ns and 0 < result.p50_ns <= result.p99_ns, output

@@ -8,7 +8,7 @@ from hdrh.histogram import HdrHistogram
 from invoke import Exit, MockContext
 
 import tasks
-from mqlab import bench, benchreport
+from mqlab import bench, benchrecord, benchreport, benchstack
 from mqlab.errors import UsageError
 from mqlab.stacks import STACKS
 
@@ -236,9 +236,9 @@ def test_parse_rate():
 
 
 def test_cpu_split():
-    assert bench.client_cpus(1) is None
-    assert bench.client_cpus(2) == ("0", "1")
-    assert bench.client_cpus(8) == ("0-3", "4-7")
+    assert benchstack.client_cpus(1) is None
+    assert benchstack.client_cpus(2) == ("0", "1")
+    assert benchstack.client_cpus(8) == ("0-3", "4-7")
 
 
 def test_bench_names_keep_trials_apart():
@@ -276,7 +276,7 @@ def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     old["id"], old["finished"] = "rabbitmq-old", "2025-01-01T00:00:00+00:00"
     new["id"] = "rabbitmq-new"
     for run in (old, new):
-        bench.write_json(out / f"{run['id']}.json", run)
+        benchrecord.write_json(out / f"{run['id']}.json", run)
     (out / "notes.json").write_text("[]")
     tasks.bench(MockContext(), "", compare=True)
     written = sorted(p.suffix for p in out.glob("compare-*"))

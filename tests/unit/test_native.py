@@ -1,9 +1,12 @@
-"""mqlab.native: the native tools' command lines, and parsers fed with output the tools printed
+"""The native tools (mqlab.native and each broker's module in mqlab.brokers): command lines, and parsers fed with output the tools printed
 against the lab's stacks (trimmed: fewer progress lines; the Redis payload is rebuilt)."""
 
 import pytest
 
-from mqlab import native
+from mqlab import brokers, native
+from mqlab.brokers import kafka as kafka_host
+from mqlab.brokers import rabbitmq as rabbitmq_host
+from mqlab.brokers import redis as redis_host
 from mqlab.errors import LabError
 from mqlab.stacks import STACKS
 from tests.conftest import ROOT
@@ -97,14 +100,14 @@ REDIS_P1 = f'{REDIS_HEADER}\n"XADD mqlab.bench * d {PAYLOAD}","25301.51","0.037"
 
 
 def test_perftest_argv_is_the_labs_safe_mode_by_default():
-    argv = native.perftest_argv(uri="amqp://guest:guest@rabbitmq:5672/%2F", size=1024, seconds=13)
+    argv = rabbitmq_host.perftest_argv(uri="amqp://guest:guest@rabbitmq:5672/%2F", size=1024, seconds=13)
     assert argv == ["--uri", "amqp://guest:guest@rabbitmq:5672/%2F", "--producers", "1", "--consumers", "1",
                     "--size", "1024", "--time", "13", "--queue", "mqlab.bench", "--qos", "200",
                     "--flag", "persistent", "--confirm", "100"]
 
 
 def test_perftest_argv_splits_the_rate_over_the_producers():
-    argv = native.perftest_argv(uri="amqp://u:p@rabbitmq:5672/%2F", size=64, seconds=5, rate=1000, producers=2,
+    argv = rabbitmq_host.perftest_argv(uri="amqp://u:p@rabbitmq:5672/%2F", size=64, seconds=5, rate=1000, producers=2,
                                 consumers=3, queue="bench.t1", confirm=None, persistent=False, prefetch=50,
                                 multi_ack=100, test_id="run-01")
     assert argv[argv.index("--rate") + 1] == "500"
@@ -113,7 +116,7 @@ def test_perftest_argv_splits_the_rate_over_the_producers():
     assert argv[argv.index("--multi-ack-every") + 1] == "100"
     assert argv[argv.index("--id") + 1] == "run-01"
     assert "--confirm" not in argv and "--flag" not in argv
-    third = native.perftest_argv(uri="amqp://rabbitmq", size=64, seconds=5, rate=1000, producers=3)
+    third = rabbitmq_host.perftest_argv(uri="amqp://rabbitmq", size=64, seconds=5, rate=1000, producers=3)
     assert third[third.index("--rate") + 1] == "333.333333"
 
 
@@ -129,11 +132,11 @@ def test_perftest_argv_splits_the_rate_over_the_producers():
 def test_perftest_argv_refuses_bad_parameters(kwargs):
     base = {"uri": "amqp://rabbitmq", "size": 1024, "seconds": 10}
     with pytest.raises(native.NativeError):
-        native.perftest_argv(**{**base, **kwargs})
+        rabbitmq_host.perftest_argv(**{**base, **kwargs})
 
 
 def test_parse_perftest_averages_the_intervals_after_the_warmup():
-    result = native.parse_perftest(PERFTEST_1000, warmup_s=3, size=1024)
+    result = rabbitmq_host.parse_perftest(PERFTEST_1000, warmup_s=3, size=1024)
     # Intervals 3.001-4.000, 4.000-5.000, 5.000-6.000.
     spans = [0.999, 1.0, 1.0]
     sent = [1001, 1001, 1000]
@@ -153,47 +156,47 @@ def test_parse_perftest_averages_the_intervals_after_the_warmup():
 
 
 def test_parse_perftest_without_warmup_uses_every_interval():
-    result = native.parse_perftest(PERFTEST_1000)
+    result = rabbitmq_host.parse_perftest(PERFTEST_1000)
     assert len([line for line in result.raw_summary if ", time " in line]) == 6
     assert result.mb_per_s is None
 
 
 def test_parse_perftest_falls_back_to_the_run_summary():
-    result = native.parse_perftest(PERFTEST_1000, warmup_s=60)
+    result = rabbitmq_host.parse_perftest(PERFTEST_1000, warmup_s=60)
     assert result.send_rate == 1027 and result.recv_rate == 1027
     assert (result.p50_ns, result.p99_ns) == (370_000, 26_184_000)
     assert all("avg" in line or "latency min" in line for line in result.raw_summary)
 
 
 def test_parse_perftest_reads_a_mangled_micro_sign():
-    result = native.parse_perftest(PERFTEST_1000.replace("µs", "Âµs"), warmup_s=3)
-    assert result.p50_ns == native.parse_perftest(PERFTEST_1000, warmup_s=3).p50_ns
+    result = rabbitmq_host.parse_perftest(PERFTEST_1000.replace("µs", "Âµs"), warmup_s=3)
+    assert result.p50_ns == rabbitmq_host.parse_perftest(PERFTEST_1000, warmup_s=3).p50_ns
 
 
 def test_parse_perftest_failure_is_one_line_naming_the_cause():
     with pytest.raises(native.NativeError) as err:
-        native.parse_perftest(PERFTEST_ACCESS_REFUSED)
+        rabbitmq_host.parse_perftest(PERFTEST_ACCESS_REFUSED)
     message = str(err.value)
     assert "\n" not in message and "ACCESS_REFUSED" in message and message.startswith("PerfTest printed no rates")
     assert isinstance(err.value, LabError)
     with pytest.raises(native.NativeError, match="no output"):
-        native.parse_perftest("")
+        rabbitmq_host.parse_perftest("")
 
 
 # --------------------------------------------------------------------------- Kafka
 
 
 def test_kafka_producer_argv_for_kafka_4():
-    argv = native.kafka_producer_argv(topic="bench.t1", size=1024, num_records=13000, rate=1000,
-                                      warmup_records=3000, major=native.KAFKA_TOOLS_MAJOR["kafka"])
+    argv = kafka_host.kafka_producer_argv(topic="bench.t1", size=1024, num_records=13000, rate=1000,
+                                      warmup_records=3000, major=kafka_host.TOOLS_MAJOR["kafka"])
     assert argv == ["kafka-producer-perf-test.sh", "--bootstrap-server", "kafka:19092", "--topic", "bench.t1",
                     "--num-records", "13000", "--record-size", "1024", "--throughput", "1000",
                     "--warmup-records", "3000", "--command-property", "acks=all", "linger.ms=5"]
 
 
 def test_kafka_producer_argv_for_kafka_3_at_full_speed():
-    argv = native.kafka_producer_argv(topic="bench.t1", size=512, num_records=100, warmup_records=10,
-                                      major=native.KAFKA_TOOLS_MAJOR["kafka-zookeeper"])
+    argv = kafka_host.kafka_producer_argv(topic="bench.t1", size=512, num_records=100, warmup_records=10,
+                                      major=kafka_host.TOOLS_MAJOR["kafka-zookeeper"])
     assert argv == ["kafka-producer-perf-test.sh", "--topic", "bench.t1", "--num-records", "100",
                     "--record-size", "512", "--throughput", "-1",
                     "--producer-props", "bootstrap.servers=kafka:19092", "acks=all", "linger.ms=5"]
@@ -209,20 +212,20 @@ def test_kafka_producer_argv_for_kafka_3_at_full_speed():
 def test_kafka_producer_argv_refuses_bad_parameters(kwargs):
     base = {"topic": "t", "size": 1024, "num_records": 100}
     with pytest.raises(native.NativeError):
-        native.kafka_producer_argv(**{**base, **kwargs})
+        kafka_host.kafka_producer_argv(**{**base, **kwargs})
 
 
 def test_kafka_consumer_argv_per_major_version():
-    assert native.kafka_consumer_argv(topic="bench.t1", num_records=13000) == [
+    assert kafka_host.kafka_consumer_argv(topic="bench.t1", num_records=13000) == [
         "kafka-consumer-perf-test.sh", "--bootstrap-server", "kafka:19092", "--topic", "bench.t1",
         "--num-records", "13000", "--timeout", "10000"]
-    legacy = native.kafka_consumer_argv(topic="bench.t1", num_records=5, major=3, timeout_ms=3000, group="g")
+    legacy = kafka_host.kafka_consumer_argv(topic="bench.t1", num_records=5, major=3, timeout_ms=3000, group="g")
     assert legacy == ["kafka-consumer-perf-test.sh", "--bootstrap-server", "kafka:19092", "--topic", "bench.t1",
                       "--messages", "5", "--timeout", "3000", "--group", "g"]
 
 
 def test_parse_kafka_producer_prefers_the_steady_state_line():
-    result = native.parse_kafka_producer(KAFKA4_PRODUCER_1000)
+    result = kafka_host.parse_kafka_producer(KAFKA4_PRODUCER_1000)
     assert result.send_rate == pytest.approx(996.810207)
     assert result.mb_per_s == pytest.approx(0.97)
     assert (result.p50_ns, result.p99_ns, result.p999_ns, result.max_ns) == (5_000_000, 63_000_000, 99_000_000,
@@ -232,7 +235,7 @@ def test_parse_kafka_producer_prefers_the_steady_state_line():
 
 
 def test_parse_kafka_producer_of_kafka_3():
-    result = native.parse_kafka_producer(KAFKA3_PRODUCER_MAX)
+    result = kafka_host.parse_kafka_producer(KAFKA3_PRODUCER_MAX)
     assert result.send_rate == pytest.approx(71827.172772)
     assert result.mb_per_s == pytest.approx(70.14)
     assert (result.p50_ns, result.p99_ns, result.p999_ns, result.max_ns) == (204_000_000, 1_881_000_000,
@@ -242,7 +245,7 @@ def test_parse_kafka_producer_of_kafka_3():
 
 def test_parse_kafka_producer_without_summary_fails():
     with pytest.raises(native.NativeError, match="no summary line: 110716 records sent"):
-        native.parse_kafka_producer(KAFKA4_PRODUCER_CUT)
+        kafka_host.parse_kafka_producer(KAFKA4_PRODUCER_CUT)
 
 
 @pytest.mark.parametrize("stdout, records, rate, overall", [
@@ -250,7 +253,7 @@ def test_parse_kafka_producer_without_summary_fails():
     (KAFKA3_CONSUMER, 13_000, 92857.1429, 30373.8318),
 ])
 def test_parse_kafka_consumer(stdout, records, rate, overall):
-    stats = native.parse_kafka_consumer(stdout, expected=records)
+    stats = kafka_host.parse_kafka_consumer(stdout, expected=records)
     assert stats.records == records
     assert stats.recv_rate == pytest.approx(rate)
     assert stats.overall_rate == pytest.approx(overall)
@@ -260,35 +263,35 @@ def test_parse_kafka_consumer(stdout, records, rate, overall):
 
 def test_parse_kafka_consumer_short_read_is_an_error():
     with pytest.raises(native.NativeError, match="read 13,000 of 20,000 records"):
-        native.parse_kafka_consumer(KAFKA4_CONSUMER_SHORT, expected=20_000)
-    assert native.parse_kafka_consumer(KAFKA4_CONSUMER_SHORT).records == 13_000  # no expectation, no error
+        kafka_host.parse_kafka_consumer(KAFKA4_CONSUMER_SHORT, expected=20_000)
+    assert kafka_host.parse_kafka_consumer(KAFKA4_CONSUMER_SHORT).records == 13_000  # no expectation, no error
     with pytest.raises(native.NativeError, match="read no records"):
-        native.parse_kafka_consumer(KAFKA4_CONSUMER_NOTHING)
+        kafka_host.parse_kafka_consumer(KAFKA4_CONSUMER_NOTHING)
     with pytest.raises(native.NativeError, match="no CSV header"):
-        native.parse_kafka_consumer("Exception in thread main: org.apache.kafka.common.errors.TimeoutException\n")
+        kafka_host.parse_kafka_consumer("Exception in thread main: org.apache.kafka.common.errors.TimeoutException\n")
     with pytest.raises(native.NativeError, match="no summary row"):
-        native.parse_kafka_consumer(KAFKA_CONSUMER_HEADER + "\n")
+        kafka_host.parse_kafka_consumer(KAFKA_CONSUMER_HEADER + "\n")
 
 
 def test_kafka_result_joins_producer_and_consumer():
-    producer = native.parse_kafka_producer(KAFKA4_PRODUCER_1000)
-    consumer = native.parse_kafka_consumer(KAFKA4_CONSUMER)
-    result = native.kafka_result(producer, consumer)
+    producer = kafka_host.parse_kafka_producer(KAFKA4_PRODUCER_1000)
+    consumer = kafka_host.parse_kafka_consumer(KAFKA4_CONSUMER)
+    result = kafka_host.kafka_result(producer, consumer)
     assert result.tool == "kafka-producer-perf-test + kafka-consumer-perf-test"
     assert result.send_rate == producer.send_rate and result.recv_rate == consumer.recv_rate
     assert result.p99_ns == producer.p99_ns and result.latency_kind == "ack"
     assert result.raw_summary == producer.raw_summary + consumer.raw_summary
-    assert native.kafka_result(producer) is producer
+    assert kafka_host.kafka_result(producer) is producer
 
 
 # --------------------------------------------------------------------------- redis-benchmark
 
 
 def test_redis_benchmark_argv():
-    argv = native.redis_benchmark_argv(size=16, requests=900_000)
+    argv = redis_host.redis_benchmark_argv(size=16, requests=900_000)
     assert argv == ["-h", "redis", "-p", "6379", "-n", "900000", "-c", "1", "-P", "100", "--csv",
                     "XADD", "mqlab.bench", "*", "d", "x" * 16]
-    secured = native.redis_benchmark_argv(size=4, requests=10, pipeline=1, clients=1, password="s3cret",
+    secured = redis_host.redis_benchmark_argv(size=4, requests=10, pipeline=1, clients=1, password="s3cret",
                                           stream="bench.t1", maxlen=1000)
     assert secured[:6] == ["-h", "redis", "-p", "6379", "-a", "s3cret"]
     assert secured[-8:] == ["XADD", "bench.t1", "MAXLEN", "~", "1000", "*", "d", "xxxx"]
@@ -298,7 +301,7 @@ def test_redis_benchmark_argv():
 @pytest.mark.parametrize("kwargs", [{"size": 0}, {"size": 200_000}, {"requests": 0}, {"pipeline": 0}])
 def test_redis_benchmark_argv_refuses_bad_parameters(kwargs):
     with pytest.raises(native.NativeError):
-        native.redis_benchmark_argv(**{"size": 1024, "requests": 10, **kwargs})
+        redis_host.redis_benchmark_argv(**{"size": 1024, "requests": 10, **kwargs})
 
 
 @pytest.mark.parametrize("stdout, rps, p50, p99, max_ns", [
@@ -306,7 +309,7 @@ def test_redis_benchmark_argv_refuses_bad_parameters(kwargs):
     (REDIS_P1, 25301.51, 23_000, 159_000, 17_935_000),
 ])
 def test_parse_redis_benchmark(stdout, rps, p50, p99, max_ns):
-    result = native.parse_redis_benchmark(stdout, size=1024)
+    result = redis_host.parse_redis_benchmark(stdout, size=1024)
     assert result.tool == "redis-benchmark" and result.latency_kind == "request"
     assert result.send_rate == pytest.approx(rps) and result.recv_rate is None
     assert (result.p50_ns, result.p99_ns, result.p999_ns, result.max_ns) == (p50, p99, None, max_ns)
@@ -318,11 +321,11 @@ def test_parse_redis_benchmark(stdout, rps, p50, p99, max_ns):
 def test_parse_redis_benchmark_failures():
     # With a wrong password redis-benchmark prints its error on stderr and nothing on stdout.
     with pytest.raises(native.NativeError, match="no CSV result: no output"):
-        native.parse_redis_benchmark("")
+        redis_host.parse_redis_benchmark("")
     with pytest.raises(native.NativeError, match="2 result rows"):
-        native.parse_redis_benchmark(REDIS_P100 + REDIS_P1.splitlines()[1] + "\n")
+        redis_host.parse_redis_benchmark(REDIS_P100 + REDIS_P1.splitlines()[1] + "\n")
     with pytest.raises(native.NativeError, match="not understood"):
-        native.parse_redis_benchmark(f'{REDIS_HEADER}\n"XADD s * d x","n/a","","","","","",""\n')
+        redis_host.parse_redis_benchmark(f'{REDIS_HEADER}\n"XADD s * d x","n/a","","","","","",""\n')
 
 
 # --------------------------------------------------------------------------- the lab's wiring
@@ -337,10 +340,11 @@ def test_records_for():
 
 def test_every_broker_has_a_tool_and_its_compose_service():
     for stack in STACKS.values():
-        assert stack.broker in native.TOOL_LABEL
+        broker = brokers.get(stack.broker)
+        assert broker.tool_label
         text = (ROOT / "compose" / f"{stack.name}.yml").read_text()
-        block = text.split(f"\n  {native.SERVICE[stack.broker]}:\n", 1)
-        assert len(block) == 2, f"{stack.name}.yml has no service {native.SERVICE[stack.broker]}"
+        block = text.split(f"\n  {broker.tool_service}:\n", 1)
+        assert len(block) == 2, f"{stack.name}.yml has no service {broker.tool_service}"
         service = block[1].split("\n\n", 1)[0]
         assert 'profiles: ["bench"]' in service
         assert "cpuset: ${MQLAB_CLIENT_CPUS:-}" in service

@@ -1,0 +1,120 @@
+"""What the host side asks of each broker: the interface of ``mqlab.brokers``.
+
+The host reaches a broker through its published loopback ports (``HOST``), with the
+same client library the services use, and by the names the services use (queues,
+streams, topics, groups: :func:`names`). Each broker module implements
+:class:`Broker`; nothing outside ``mqlab.brokers`` branches on a broker's name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from mqlab_services.settings import Settings
+
+if TYPE_CHECKING:  # only for annotations: these modules import mqlab.brokers
+    from ..config import LabConfig
+    from ..native import NativeResult
+    from ..stacks import Stack
+
+HOST = "127.0.0.1"
+TIMEOUT_S = 5
+
+
+def names(broker: str, mode: str = "") -> Settings:
+    """The services' default settings for ``broker`` (in ``mode``): the names they use on it."""
+    return Settings.from_env({"MQLAB_BROKER": broker, "MQLAB_MODE": mode}, hostname="host")
+
+
+@dataclass(frozen=True)
+class Dead:
+    """One message in a dead-letter destination."""
+
+    message_id: str
+    attempts: str
+    reason: str
+
+
+def envelope_id(body: bytes | str) -> str:
+    """The lab's message id in ``body``, or a note that it is not an envelope."""
+    try:
+        data = json.loads(body)
+        return str(data.get("id", "?")) if isinstance(data, dict) else "(not an envelope)"
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return "(not an envelope)"
+
+
+def text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+@dataclass(frozen=True)
+class ConsumerView:
+    """What the host knows of one consumer container."""
+
+    container: str  # compose container name
+    name: str  # the service's MQLAB_NAME (its hostname)
+    assignment: str  # what its status file says it reads: queue, group or partitions
+
+
+@dataclass
+class Backlog:
+    """Messages waiting at the broker: per queue, group or partition, and per consumer (text)."""
+
+    waiting: dict[str, int] = field(default_factory=dict)
+    per_consumer: dict[str, str] = field(default_factory=dict)  # container -> "1,234 ready in q"
+
+
+@dataclass(frozen=True)
+class NativeRun:
+    """What one trial of a broker's own benchmark tool needs (see ``mqlab.bench``)."""
+
+    config: "LabConfig"
+    stack: "Stack"
+    size: int
+    seconds: float  # warm-up + duration
+    warmup: float
+    duration: float
+    rate: float | None  # None: as fast as it goes
+    producers: int
+    consumers: int
+    batch: int  # the services' MQLAB_BATCH: confirm window, pipeline
+    prefetch: int  # the services' MQLAB_PREFETCH
+    trial_id: str
+    names: dict[str, str]  # the trial's own queue, stream, topic (``bench.bench_names``)
+    tool: Callable[..., str]  # tool(*argv, seconds=S) runs the tool's compose service, returns stdout
+    delete: Callable[[dict[str, str]], None]  # removes what a run made on the broker
+
+
+class Broker:
+    """One broker, as the host side sees it. Subclasses set the names and implement the calls."""
+
+    name = ""
+    tool_label = ""  # the benchmark tool's name in reports
+    tool_service = ""  # the compose service (profile `bench`) that runs it
+    tool_image_key = ""  # its image's key in .env, where it is not the broker's own image
+
+    def check_expose(self, config: "LabConfig") -> None:
+        """Raise a UsageError when the stack must not be published beyond loopback."""
+        raise NotImplementedError
+
+    def consumers_seen(self, config: "LabConfig", mode: str) -> int | None:
+        """How many consumers the broker itself sees in ``mode``; None when it is not asked."""
+        return None
+
+    def backlog(self, config: "LabConfig", mode: str, consumers: list[ConsumerView]) -> Backlog:
+        raise NotImplementedError
+
+    def read_dlq(self, config: "LabConfig", name: str, limit: int) -> tuple[int, list[Dead]]:
+        """How many messages ``name`` holds, and up to ``limit`` of them, without consuming any."""
+        raise NotImplementedError
+
+    def delete(self, config: "LabConfig", made: dict[str, str]) -> None:
+        """Remove the queues, streams, topics and exchanges named in ``made`` (bench cleanup)."""
+        raise NotImplementedError
+
+    def native_trial(self, run: NativeRun) -> "NativeResult":
+        """Run the broker's own benchmark tool once, with the lab's size and safety settings."""
+        raise NotImplementedError

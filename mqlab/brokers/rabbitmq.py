@@ -1,0 +1,230 @@
+"""RabbitMQ on the host side: a pika connection to the published port, queue depths and
+consumer counts, the dead-letter queue, bench cleanup, and PerfTest (RabbitMQ's own
+benchmark tool): its command line, the parser of its output, one trial.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pika
+import pika.exceptions
+
+from ..errors import UsageError
+from ..native import NativeError, NativeResult, check_rate, gist, mb_per_s, option_number, positive, to_ns
+from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, envelope_id, names, text
+
+
+def connect(config) -> pika.BlockingConnection:
+    """A connection to the stack's published AMQP port with the lab's credentials."""
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        host=HOST, port=config.integer("RABBITMQ_PORT", 5672, 1, 65535),
+        credentials=pika.PlainCredentials(config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")),
+        connection_attempts=1, socket_timeout=TIMEOUT_S))
+
+
+def queue_counts(config, queues: set[str]) -> dict[str, tuple[int, int]]:
+    """(messages ready, consumers) of each queue that exists."""
+    connection = connect(config)
+    counts = {}
+    try:
+        for queue in sorted(queues):
+            channel = connection.channel()
+            try:
+                method = channel.queue_declare(queue=queue, passive=True).method
+                counts[queue] = (method.message_count, method.consumer_count)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:
+                pass  # gone: an exclusive queue of a subscriber that left
+    finally:
+        connection.close()
+    return counts
+
+
+class RabbitMQ(Broker):
+    name = "rabbitmq"
+    tool_label = "PerfTest"
+    tool_service = "perftest"
+    tool_image_key = "PERFTEST_IMAGE"
+
+    def check_expose(self, config) -> None:
+        if "guest" in (config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")):
+            raise UsageError("--expose is refused while RabbitMQ uses the default guest credentials: "
+                             "set RABBITMQ_USER and RABBITMQ_PASSWORD (and `invoke down rabbitmq --volumes` "
+                             "if it ran before)")
+
+    def consumers_seen(self, config, mode: str) -> int | None:
+        """Consumers on the shared queue of a competing mode (fan-out and topic queues are per consumer)."""
+        settings = names(self.name, mode)
+        if settings.info.kind != "competing":
+            return None
+        return queue_counts(config, {settings.queue}).get(settings.queue, (0, 0))[1]
+
+    def backlog(self, config, mode: str, consumers: list[ConsumerView]) -> Backlog:
+        queues = {c.assignment for c in consumers if c.assignment} or {names(self.name, mode).queue}
+        result = Backlog({queue: ready for queue, (ready, _) in queue_counts(config, queues).items()})
+        for c in consumers:
+            if c.assignment in result.waiting:
+                result.per_consumer[c.container] = f"{result.waiting[c.assignment]:,} ready in {c.assignment}"
+        return result
+
+    def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
+        connection = connect(config)
+        try:
+            channel = connection.channel()
+            try:
+                total = channel.queue_declare(queue=name, passive=True).method.message_count
+            except pika.exceptions.ChannelClosedByBroker:
+                return 0, []
+            found = []
+            for _ in range(min(limit, total)):
+                method, props, body = channel.basic_get(name, auto_ack=False)
+                if method is None:
+                    break
+                headers = props.headers or {}
+                found.append(Dead(envelope_id(body), text(headers.get("x-mqlab-attempts", "?")),
+                                  text(headers.get("x-mqlab-reason", "?"))))
+            channel.close()  # unacked: every message goes back to the queue
+            return total, found
+        finally:
+            connection.close()
+
+    def delete(self, config, made: dict[str, str]) -> None:
+        connection = connect(config)
+        try:
+            channel = connection.channel()
+            for key in ("MQLAB_QUEUE", "MQLAB_DLQ"):
+                if made.get(key):
+                    channel.queue_delete(made[key])
+            for key in ("MQLAB_EXCHANGE", "MQLAB_DLX"):
+                if made.get(key):
+                    channel.exchange_delete(made[key])
+        finally:
+            connection.close()
+
+    def native_trial(self, run: NativeRun) -> NativeResult:
+        user, password = run.config.get("RABBITMQ_USER", "guest"), run.config.get("RABBITMQ_PASSWORD", "guest")
+        out = run.tool(*perftest_argv(
+            uri=f"amqp://{user}:{password}@rabbitmq:5672/%2F", size=run.size, seconds=math.ceil(run.seconds),
+            rate=run.rate, producers=run.producers, consumers=run.consumers, queue=run.names["MQLAB_QUEUE"],
+            confirm=run.batch, prefetch=run.prefetch, test_id=run.trial_id), seconds=run.seconds)
+        return parse_perftest(out, warmup_s=run.warmup, size=run.size)
+
+
+# --------------------------------------------------------------------------- PerfTest
+
+
+def perftest_argv(*, uri: str, size: int, seconds: int, rate: float | None = None, producers: int = 1,
+                  consumers: int = 1, queue: str = "mqlab.bench", confirm: int | None = 100,
+                  prefetch: int = 200, persistent: bool = True, multi_ack: int | None = None,
+                  test_id: str | None = None) -> list[str]:
+    """PerfTest's arguments for the ``perftest`` service.
+
+    ``seconds`` is the whole run (``-z``, warm-up included: PerfTest has no warm-up; pass the
+    warm-up to :func:`parse_perftest`). ``rate`` is the total over the producers (PerfTest's
+    ``-r`` is per producer); None is as fast as confirms allow. The lab's safe mode is the
+    default: ``persistent`` (``-f persistent``: a durable queue and persistent messages),
+    publisher confirms with at most ``confirm`` unconfirmed (``-c``; None: no confirms),
+    ``prefetch`` unacked deliveries per consumer (``-q``), acks one by one unless
+    ``multi_ack`` (``-A``). The queue is named, bound to PerfTest's ``direct`` exchange and
+    deleted by the broker when its last consumer leaves (PerfTest's auto-delete default).
+    PerfTest puts a timestamp in each body and sends at least 12 bytes whatever ``size``.
+    """
+    if not uri.startswith(("amqp://", "amqps://")):
+        raise NativeError(f"PerfTest needs an amqp:// URI, got {uri!r}")
+    argv = ["--uri", uri, "--producers", str(positive("producers", producers)),
+            "--consumers", str(positive("consumers", consumers, zero=True)),
+            "--size", str(positive("size", size)), "--time", str(positive("seconds", seconds)),
+            "--queue", queue, "--qos", str(positive("prefetch", prefetch))]
+    if rate is not None:
+        argv += ["--rate", option_number(check_rate(rate) / producers)]
+    if persistent:
+        argv += ["--flag", "persistent"]
+    if confirm is not None:
+        argv += ["--confirm", str(positive("confirm", confirm))]
+    if multi_ack:
+        argv += ["--multi-ack-every", str(positive("multi_ack", multi_ack))]
+    if test_id:
+        argv += ["--id", test_id]
+    return argv
+
+
+_PT_LINE = re.compile(r"^id: (?P<id>.+?), time (?P<time>\d+(?:\.\d+)?) s, (?P<rest>.*)$")
+_PT_RATE = re.compile(r"(?P<name>sent|confirmed|nacked|returned|received): (?P<value>\d+(?:\.\d+)?) msg/s")
+_PT_LATENCY = re.compile(r"consumer latency:? (?P<stats>\d+/\d+/\d+/\d+/\d+) (?P<unit>\S+)")
+_PT_SUMMARY_RATE = re.compile(r"(?P<name>sending|receiving) rate avg: (?P<value>\d+(?:\.\d+)?) msg/s")
+
+
+def _latency_unit_ns(unit: str) -> float:
+    # "ms" with --use-millis, else "µs" (possibly mangled by a non-UTF-8 console).
+    return 1e6 if unit == "ms" else 1e3
+
+
+def parse_perftest(stdout: str, *, warmup_s: float = 0.0, size: int | None = None) -> NativeResult:
+    """PerfTest's console output (default ``--metrics-format``) to a :class:`NativeResult`.
+
+    PerfTest prints one line a second (``id: ..., time 4.000 s, sent: N msg/s, confirmed:
+    ..., received: N msg/s, min/median/75th/95th/99th consumer latency: a/b/c/d/e µs, confirm
+    latency: ...``) and, at the end, ``sending rate avg``, ``receiving rate avg`` and
+    ``consumer latency min/median/75th/95th/99th`` over the whole run. Used here: the
+    intervals that start at or after ``warmup_s``; rates are their time-weighted means
+    (messages over time), p50 and p99 the means of their per-second median and 99th
+    percentile weighted by the messages received in each (PerfTest prints percentiles per
+    interval, not for a chosen window). The latency is end to end: the producer's timestamp
+    in the body to its arrival at the consumer. PerfTest prints neither p99.9 nor the max.
+    Without an interval after the warm-up, the end-of-run summary is used, warm-up included.
+    """
+    intervals = []  # (start, end, rates, latency stats or None, unit, line)
+    summary: dict[str, float] = {}
+    summary_latency = None
+    summary_lines = []
+    previous = 0.0
+    for line in stdout.splitlines():
+        line = line.strip()
+        match = _PT_LINE.match(line)
+        if match:
+            end = float(match["time"])
+            rates = {m["name"]: float(m["value"]) for m in _PT_RATE.finditer(match["rest"])}
+            lat = _PT_LATENCY.search(match["rest"])
+            stats = tuple(int(v) for v in lat["stats"].split("/")) if lat else None
+            intervals.append((previous, end, rates, stats, lat["unit"] if lat else "", line))
+            previous = end
+            continue
+        rate = _PT_SUMMARY_RATE.search(line)
+        if rate:
+            summary[rate["name"]] = float(rate["value"])
+            summary_lines.append(line)
+            continue
+        if "consumer latency min/median/75th/95th/99th" in line:
+            lat = re.search(r"min/median/75th/95th/99th (?P<stats>\d+/\d+/\d+/\d+/\d+) (?P<unit>\S+)", line)
+            if lat:
+                summary_latency = (tuple(int(v) for v in lat["stats"].split("/")), lat["unit"])
+                summary_lines.append(line)
+
+    steady = [iv for iv in intervals if iv[0] >= warmup_s - 0.05 and iv[1] > iv[0] and "sent" in iv[2]]
+    if steady:
+        span = sum(end - start for start, end, *_ in steady)
+        send_rate = sum(r["sent"] * (end - start) for start, end, r, *_ in steady) / span
+        recv_rate = (sum(r["received"] * (end - start) for start, end, r, *_ in steady) / span
+                     if all("received" in r for _, _, r, *_ in steady) else None)
+        weighted = [(r.get("received", 0.0) * (end - start), stats, unit)
+                    for start, end, r, stats, unit, _ in steady if stats and r.get("received", 0.0) > 0]
+        total = sum(w for w, *_ in weighted)
+        p50 = p99 = None
+        if total > 0:
+            p50 = int(round(sum(w * s[1] * _latency_unit_ns(u) for w, s, u in weighted) / total))
+            p99 = int(round(sum(w * s[4] * _latency_unit_ns(u) for w, s, u in weighted) / total))
+        raw = tuple(iv[5] for iv in steady) + tuple(summary_lines)
+    elif "sending" in summary:
+        send_rate = summary["sending"]
+        recv_rate = summary.get("receiving")
+        p50 = p99 = None
+        if summary_latency and recv_rate:
+            stats, unit = summary_latency
+            p50, p99 = to_ns(stats[1], _latency_unit_ns(unit)), to_ns(stats[4], _latency_unit_ns(unit))
+        raw = tuple(summary_lines)
+    else:
+        raise NativeError(f"PerfTest printed no rates: {gist(stdout)}")
+    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), "e2e",
+                        p50, p99, None, None, raw)

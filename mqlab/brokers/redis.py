@@ -1,0 +1,169 @@
+"""Redis on the host side: a redis-py client on the published port, consumer-group lag and
+pub/sub subscribers, the dead-letter stream, bench cleanup, and redis-benchmark: its
+command line, the parser of its output, one trial.
+
+redis-benchmark has no duration and no rate: at full speed a short probe sizes a run to
+``--duration``; at a fixed rate one unpipelined connection sends rate x duration requests
+(closed loop: it is request latency at a low rate, not a paced sender).
+"""
+
+from __future__ import annotations
+
+import csv
+
+import redis as redis_py
+
+from ..errors import UsageError
+from ..native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, gist, mb_per_s, positive,
+                      records_for, to_ns)
+from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, envelope_id, names, text
+
+#: Linux refuses a single command-line argument of 128 KiB or more (MAX_ARG_STRLEN, with its NUL).
+MAX_ARG_BYTES = 32 * 4096 - 1
+#: The broker's address on the stack's network.
+REDIS_HOST = "redis"
+REDIS_PORT = 6379
+
+
+def connect(config, **options) -> redis_py.Redis:
+    """A client of the stack's published port, with REDIS_PASSWORD when one is set."""
+    return redis_py.Redis(host=HOST, port=config.integer("REDIS_PORT", 6379, 1, 65535), socket_timeout=TIMEOUT_S,
+                          password=config.get("REDIS_PASSWORD") or None, **options)
+
+
+class Redis(Broker):
+    name = "redis"
+    tool_label = "redis-benchmark"
+    tool_service = "redis-benchmark"
+
+    def check_expose(self, config) -> None:
+        if not config.get("REDIS_PASSWORD"):
+            raise UsageError("--expose is refused while Redis has no password: set REDIS_PASSWORD")
+
+    def consumers_seen(self, config, mode: str) -> int | None:
+        """Subscribers of the pub/sub channel (a stream's group keeps members that are gone)."""
+        settings = names(self.name, mode)
+        if mode != "pubsub":
+            return None
+        client = connect(config)
+        try:
+            return int(dict(client.pubsub_numsub(settings.channel)).get(settings.channel.encode(), 0))
+        finally:
+            client.close()
+
+    def backlog(self, config, mode: str, consumers: list[ConsumerView]) -> Backlog:
+        client = connect(config, decode_responses=True)
+        try:
+            groups = client.xinfo_groups(names(self.name, mode).stream)
+        except redis_py.ResponseError:
+            return Backlog()
+        finally:
+            client.close()
+        result = Backlog()
+        for g in groups:
+            lag = g.get("lag")  # Redis 7+: entries not yet delivered to the group
+            result.waiting[g["name"]] = int(g.get("pending", 0)) + (int(lag) if lag is not None else 0)
+        for c in consumers:
+            if c.assignment in result.waiting:
+                result.per_consumer[c.container] = f"{result.waiting[c.assignment]:,} in group {c.assignment}"
+        return result
+
+    def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
+        client = connect(config)
+        try:
+            total = client.xlen(name)
+            entries = client.xrevrange(name, count=limit)
+        finally:
+            client.close()
+        found = [Dead(envelope_id(fields.get(b"data", b"")), text(fields.get(b"attempts", b"?")),
+                      text(fields.get(b"reason", b"?"))) for _, fields in entries]
+        return total, found
+
+    def delete(self, config, made: dict[str, str]) -> None:
+        keys = [made[k] for k in ("MQLAB_STREAM", "MQLAB_DLQ") if made.get(k)]
+        client = connect(config)
+        try:
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+    def native_trial(self, run: NativeRun) -> NativeResult:
+        password = run.config.get("REDIS_PASSWORD") or None
+
+        def bench(requests: int, pipeline: int) -> NativeResult:
+            argv = redis_benchmark_argv(size=run.size, requests=requests, stream=run.names["MQLAB_STREAM"],
+                                        pipeline=pipeline, clients=run.producers, password=password)
+            return parse_redis_benchmark(run.tool(*argv, seconds=run.duration * 3), size=run.size)
+
+        if run.rate is not None:
+            return bench(records_for(run.rate, run.duration), 1)
+        probe = bench(PROBE_RECORDS, run.batch)
+        return bench(min(MAX_RECORDS, records_for(probe.send_rate, run.duration)), run.batch)
+
+
+# --------------------------------------------------------------------------- redis-benchmark
+
+
+def redis_benchmark_argv(*, size: int, requests: int, stream: str = "mqlab.bench", pipeline: int = 100,
+                         clients: int = 1, password: str | None = None, host: str = REDIS_HOST,
+                         port: int = REDIS_PORT, maxlen: int | None = None) -> list[str]:
+    """redis-benchmark's arguments for the ``redis-benchmark`` service: ``requests`` times
+    ``XADD <stream> * d <size bytes>`` from ``clients`` connections, ``pipeline`` commands
+    per round trip (``-P``, the lab's batch), with ``--csv`` output.
+
+    ``password`` (REDIS_PASSWORD, when set) is passed with ``-a``. ``maxlen`` adds
+    ``MAXLEN ~ n`` to bound the stream's memory (the lab's producers do not trim). The
+    payload is an argument of the command, so ``size`` is below 128 KiB.
+    """
+    positive("size", size)
+    if size > MAX_ARG_BYTES - 1:
+        raise NativeError(f"redis-benchmark takes the payload as an argument: at most {MAX_ARG_BYTES - 1:,} "
+                          f"bytes, got {size:,}")
+    argv = ["-h", host, "-p", str(port)]
+    if password:
+        argv += ["-a", password]
+    argv += ["-n", str(positive("requests", requests)), "-c", str(positive("clients", clients)),
+             "-P", str(positive("pipeline", pipeline)), "--csv", "XADD", stream]
+    if maxlen is not None:
+        argv += ["MAXLEN", "~", str(positive("maxlen", maxlen))]
+    return argv + ["*", "d", "x" * size]
+
+
+def _elide(field: str, limit: int = 60) -> str:
+    return field if len(field) <= limit else f"{field[:limit]}...({len(field)} chars)"
+
+
+def parse_redis_benchmark(stdout: str, *, size: int | None = None) -> NativeResult:
+    """``redis-benchmark --csv`` with one custom command to a :class:`NativeResult`.
+
+    It prints a header and one row (the test is named after the command line, payload
+    included; the raw summary keeps it shortened)::
+
+        "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+        "XADD mqlab.bench * d xxx...","112345.53","0.286","0.048","0.087","0.751","4.407","100.671"
+
+    ``rps`` is the send rate (each request is one XADD: one message); nothing consumes.
+    The latency is per request, from writing it to reading its reply (with ``-P``, every
+    command of a pipeline gets the round trip of its pipeline): not end to end. No p99.9.
+    """
+    rows = list(csv.reader(line for line in stdout.splitlines() if line.strip()))
+    header_at = next((i for i, row in enumerate(rows) if "rps" in row and "test" in row), None)
+    if header_at is None:
+        raise NativeError(f"redis-benchmark printed no CSV result: {gist(stdout)}")
+    header = rows[header_at]
+    data = [row for row in rows[header_at + 1:] if len(row) == len(header)]
+    if len(data) != 1:
+        raise NativeError(f"redis-benchmark printed {len(data)} result rows, expected one for one command")
+    row = dict(zip(header, data[0]))
+    try:
+        rps = float(row["rps"])
+        ms = {key: float(row[key]) for key in ("p50_latency_ms", "p99_latency_ms", "max_latency_ms")}
+    except (KeyError, ValueError):
+        raise NativeError(f"redis-benchmark's CSV row is not understood: {_elide(','.join(data[0]), 160)}") from None
+    if rps <= 0:
+        raise NativeError("redis-benchmark reported 0 requests per second")
+    raw = (",".join(f'"{h}"' for h in header), ",".join(f'"{_elide(v)}"' for v in data[0]))
+    return NativeResult("redis-benchmark", rps, None, mb_per_s(rps, size), "request",
+                        to_ns(ms["p50_latency_ms"], 1e6), to_ns(ms["p99_latency_ms"], 1e6), None,
+                        to_ns(ms["max_latency_ms"], 1e6), raw)
