@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
 from .errors import UsageError
 
 ENV_FILE = ".env"
@@ -20,21 +23,15 @@ TRUE = {"1", "true", "yes", "on"}
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
-    """Parse a Compose-style env file: KEY=VALUE lines, # comments, optional quotes."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise UsageError(f"{path.name}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    """Read an env file the way Docker Compose does (python-dotenv's reader): ``export``
+    prefixes, single and double quotes, inline ``# comments`` and ``${VAR}`` / ``${VAR:-default}``
+    expansion. A line that cannot be read is a one-line UsageError naming it."""
+    with path.open(encoding="utf-8") as fh:
+        for binding in parse_stream(fh):
+            if binding.error or (binding.key is not None and binding.value is None):
+                line = binding.original.string.strip()
+                raise UsageError(f"{path.name}:{binding.original.line}: expected KEY=VALUE, got {line!r}")
+    return {key: value or "" for key, value in dotenv_values(path, interpolate=True).items()}
 
 
 @dataclass(frozen=True)

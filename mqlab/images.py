@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .config import parse_env_file
 from .errors import LabError
 
 __all__ = [
@@ -172,22 +173,12 @@ def _run(argv: Sequence[str], log: Path, *, cwd: Path | None = None, stdin: byte
     return output
 
 
-def _parse_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
-
-
 def image_tags(root: Path | str) -> dict[str, str]:
     """Image name -> tag, from ``images/offline.env`` (the environment overrides, as in Compose)."""
     path = Path(root) / OFFLINE_ENV
     if not path.exists():
         raise ImageBuildError(f"{path} is missing: run from a checkout of the lab")
-    values = _parse_env(path)
+    values = parse_env_file(path)
     tags = {}
     for spec in IMAGES.values():
         tag = os.environ.get(spec.env_key) or values.get(spec.env_key)

@@ -35,6 +35,19 @@ def test_env_file_parsing_quotes_comments_and_errors(tmp_path):
         config.parse_env_file(path)
 
 
+def test_env_file_is_read_as_compose_reads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQLAB_TEST_HOST_VALUE", "from-host")
+    path = tmp_path / "x.env"
+    path.write_text("export A=1\n"
+                    "B=two  # an inline comment\n"
+                    "C='single # not a comment'\n"
+                    "D=${A}-${MISSING:-fallback}\n"
+                    "E=${MQLAB_TEST_HOST_VALUE}\n"
+                    "F=\n")
+    assert config.parse_env_file(path) == {"A": "1", "B": "two", "C": "single # not a comment",
+                                           "D": "1-fallback", "E": "from-host", "F": ""}
+
+
 def test_environment_overrides_and_offline_layer(tmp_path):
     root = make_root(tmp_path, "IMG=official\nPORT=1\n", "IMG=built\n")
     assert config.load(root, False, {}).get("IMG") == "official"
