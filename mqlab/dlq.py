@@ -7,7 +7,7 @@ read with XRANGE, the Kafka DLQ topic is read without a consumer group.
 
 from __future__ import annotations
 
-from . import brokers
+from . import brokers, tables
 from .config import LabConfig
 from .stacks import Stack
 
@@ -17,9 +17,8 @@ def show(config: LabConfig, stack: Stack, limit: int = 20) -> str:
     total, found = brokers.get(stack.broker).read_dlq(config, name, limit)
     lines = [f"{stack.name} dead-letter destination {name}: {total:,} message(s)"]
     if found:
-        width = max(len(d.message_id) for d in found)
-        lines.append(f"  {'MESSAGE ID'.ljust(width)}  ATTEMPTS  REASON")
-        lines += [f"  {d.message_id.ljust(width)}  {d.attempts:<8}  {d.reason}" for d in found]
+        lines.append(tables.render(("MESSAGE ID", "ATTEMPTS", "REASON"),
+                                   [(d.message_id, d.attempts, d.reason) for d in found], indent=2))
         if total > len(found):
             lines.append(f"  ... and {total - len(found):,} more")
     return "\n".join(lines)

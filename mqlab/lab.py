@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from . import brokers, compose, ledger, preflight
+from . import brokers, compose, ledger, preflight, tables
 from .wait import poll_until
 from .config import LabConfig
 from .errors import LabError, UsageError
@@ -245,10 +245,8 @@ def ps(client=None) -> list[Row]:
 def render_ps(rows: list[Row]) -> str:
     if not rows:
         return "no mqlab stack is running"
-    headers = ("STACK", "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS")
-    table = [headers] + [(r.stack, r.service, r.name, r.state, r.health, r.ports) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+    return tables.render(("STACK", "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS"),
+                         [(r.stack, r.service, r.name, r.state, r.health, r.ports) for r in rows])
 
 
 def resolve_stack_for_service(stack_name: str | None, client) -> Stack:

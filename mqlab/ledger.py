@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
+from . import tables
 from .errors import UsageError
 from .modes import MODES, mode_info
 from .stacks import STACKS
@@ -281,9 +282,8 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
     ]
     if report.latency_p50_ms is not None:
         rows.append(("end-to-end latency p50 / p99", f"{report.latency_p50_ms:.1f} ms / {report.latency_p99_ms:.1f} ms"))
-    width = max(len(label) for label, _ in rows)
-    lines = [f"run {report.run_id}" + (f" (mode {report.mode}, judged as {report.kind})" if report.mode else "")]
-    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    lines = [f"run {report.run_id}" + (f" (mode {report.mode}, judged as {report.kind})" if report.mode else ""),
+             tables.render(None, rows, indent=2)]
     if report.lost_ids:
         lines.append("  first lost ids: " + ", ".join(report.lost_ids))
     verdict = "OK: every acked message was received" if report.ok else (

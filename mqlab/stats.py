@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import brokers
+from . import brokers, tables
 from .brokers import ConsumerView
 from .config import LabConfig
 from .stacks import Stack
@@ -102,12 +102,10 @@ def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | No
 
 
 def render(stats: StackStats) -> str:
-    headers = ("SERVICE", "ROLE", "STATE", "MESSAGES", "RATE/S", "ASSIGNED", "BACKLOG")
-    rows = [headers] + [(s.name, s.role, s.state, f"{s.count:,}", f"{s.rate:,.1f}", s.assignment or "-", s.backlog)
-                        for s in stats.services]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
-    lines = [f"{stats.stack} (mode {stats.mode})"]
-    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines = [f"{stats.stack} (mode {stats.mode})",
+             tables.render(("SERVICE", "ROLE", "STATE", "MESSAGES", "RATE/S", "ASSIGNED", "BACKLOG"),
+                           [(s.name, s.role, s.state, f"{s.count:,}", f"{s.rate:,.1f}", s.assignment or "-",
+                             s.backlog) for s in stats.services], indent=2)]
     if stats.backlog:
         total = sum(stats.backlog.values())
         lines.append(f"  backlog at the broker: {total:,} message(s) waiting")
