@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Exit, Task
 from invoke import task as invoke_task
-from invoke.parser import Argument
+from invoke.parser import Argument, ParserContext
 from invoke.exceptions import UnexpectedExit
 
 from mqlab import config as lab_config
@@ -26,16 +26,40 @@ STACK_NAMES = ", ".join(STACKS)
 OFFLINE_HELP = "use the images built from packages (`invoke images`), building what is missing; default from MQLAB_OFFLINE"
 
 
+#: What each numeric flag takes, as `--help` shows it (INT, NUMBER); by the parameter's name.
+NUMERIC_FLAGS = {
+    "consumers": "INT", "count": "INT", "size": "INT", "poison_every": "INT", "limit": "INT", "tail": "INT",
+    "producers": "INT", "repeat": "INT", "rate": "NUMBER", "settle": "NUMBER", "timeout": "NUMBER",
+    "duration": "NUMBER", "watch": "NUMBER", "warmup": "NUMBER", "latency_rate": "NUMBER",
+}
+
+
 class LabTask(Task):
     """Numbers reach a task as text, so that a bad value gets the lab's one-line error
-    (invoke itself would stop with a traceback when it cannot cast a flag)."""
+    (invoke itself would stop with a traceback when it cannot cast a flag); `--help` still
+    shows them as INT or NUMBER. No short flags are made up: each flag is spelled out."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "auto_shortflags": False})
 
     def get_arguments(self, *args, **kwargs):
         arguments = super().get_arguments(*args, **kwargs)
         for argument in arguments:
-            if argument.kind in (int, float):
+            if argument.kind in (int, float) or argument.name in NUMERIC_FLAGS:
                 argument.kind = str
+                argument.value_label = NUMERIC_FLAGS.get(argument.name, "NUMBER")
         return arguments
+
+
+def _help_for(self, flag):
+    """invoke's help line of a flag, with INT or NUMBER for the lab's numeric flags."""
+    names, text = _invoke_help_for(self, flag)
+    label = getattr(self.flags[flag], "value_label", None)
+    return (names.replace("=STRING", f"={label}").replace(" STRING", f" {label}") if label else names), text
+
+
+_invoke_help_for = ParserContext.help_for
+ParserContext.help_for = _help_for
 
 
 def task(*args, **kwargs):

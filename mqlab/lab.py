@@ -210,7 +210,7 @@ def wait_for_consumers(config: LabConfig, stack: Stack, consumers: int, echo: Ec
         seen = f"{state['ready']} consumer(s) consuming"
         if state["seen"] is not None:
             seen += f", the broker sees {max(state['seen'], 0)}"
-        raise LabError(f"after {timeout:.0f} s {seen}, not {consumers}; see `invoke logs -s consumer`"
+        raise LabError(f"after {timeout:.0f} s {seen}, not {consumers}; see `invoke logs --service consumer`"
                        + (f" (last probe: {state['error']})" if state["error"] else ""))
     echo(f"{consumers} consumer(s) consuming")
 

@@ -37,7 +37,7 @@ def test_kafka_logs_everything_to_the_console(stacks):
     broker = broker_container("kafka", "kafka")
     files = broker.exec_run(["sh", "-c", "ls /opt/kafka/logs 2>/dev/null | grep -c '\\.log' || true"])
     assert files.output.decode().strip() == "0", files.output
-    shown = invoke("logs", "--stack", "kafka", "-s", "kafka", "--tail", "100000")
+    shown = invoke("logs", "--stack", "kafka", "--service", "kafka", "--tail", "100000")
     assert shown.ok, shown.out
     assert "(org.apache.kafka.controller." in shown.out  # only in controller.log with the stock file
     # The image re-renders the mounted file: the same loggers, and no file appender.

@@ -101,3 +101,22 @@ def test_a_flag_that_is_not_a_number_is_one_line_from_the_command_line(argv, mes
                           stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode == 1
     assert (done.stdout + done.stderr).strip() == message
+
+
+def test_numeric_flags_show_as_numbers_and_no_short_flag_is_made_up():
+    import subprocess
+
+    from invoke import Collection
+
+    for name, t in Collection.from_module(tasks).tasks.items():
+        done = subprocess.run([sys.executable, "-m", "invoke", "--help", name], cwd=tasks.ROOT, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 0, done.stderr
+        options = done.stdout.split("Options:", 1)[-1]
+        for argument in t.get_arguments():
+            if argument.name in tasks.NUMERIC_FLAGS:
+                flag = argument.name.replace("_", "-")
+                assert f"--{flag}={tasks.NUMERIC_FLAGS[argument.name]}" in options, (name, flag)
+        short = [line.split()[0] for line in options.splitlines() if line.strip().startswith("-") and
+                 not line.strip().startswith("--")]
+        assert short in ([], ["-k"]), (name, short)
