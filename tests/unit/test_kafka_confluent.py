@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from mqlab_services import adapters, bench
 from mqlab_services.adapters import kafka as kafka_adapter
+from mqlab_services.adapters import kafka_common
 from mqlab_services.adapters import kafka_confluent as ck
 from mqlab_services.settings import Settings, SettingsError
 
@@ -44,6 +45,21 @@ def test_the_kafka_client_setting_is_ignored_for_the_other_brokers():
     for broker in ("rabbitmq", "redis"):
         assert settings(broker, kafka_client="librdkafka").kafka_client == "kafka-python"
         assert type(adapters.create(settings(broker, kafka_client="confluent-kafka"))).name == broker
+
+
+def test_choosing_confluent_kafka_never_imports_kafka_python():
+    """In a fresh interpreter: the confluent adapter, created and described, loads no `kafka` module."""
+    code = ("import sys\n"
+            "from mqlab_services import adapters\n"
+            "from mqlab_services.settings import Settings\n"
+            "s = Settings.from_env({'MQLAB_BROKER': 'kafka', 'MQLAB_KAFKA_CLIENT': 'confluent-kafka'}, hostname='h')\n"
+            "adapter = adapters.create(s)\n"
+            "print(type(adapter).__name__, adapter.describe())\n"
+            "loaded = sorted(m for m in sys.modules if m == 'kafka' or m.startswith('kafka.'))\n"
+            "assert not loaded, loaded\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ConfluentKafkaAdapter topic datascience")
 
 
 def test_create_picks_the_kafka_adapter_of_the_setting():
@@ -366,7 +382,7 @@ def test_assignment_and_subscribed_and_fanout_starting_at_the_end_as_of_now():
 
 
 def test_failed_records_are_retried_then_dead_lettered_with_kafka_pythons_headers(monkeypatch):
-    monkeypatch.setattr(kafka_adapter, "RETRY_PAUSE", 0)
+    monkeypatch.setattr(kafka_common, "RETRY_PAUSE", 0)
     adapter = confluent()
     producer = _producing(adapter, FakeProducer())
     fake = FakeConsumer([[Message(5, b"ok"), Message(6, b"bad", b"k", partition=2)]])
@@ -379,13 +395,13 @@ def test_failed_records_are_retried_then_dead_lettered_with_kafka_pythons_header
     _consume(adapter, fake, 3, handler, dead.extend)  # running() is asked before each retry too
     assert calls[1:] == [[b"bad"], [b"bad"]]
     assert producer.produced == [("datascience.dlq", b"bad", b"k",
-                                  kafka_adapter.dead_headers("boom", 3, "datascience", 2, 6))]
+                                  kafka_common.dead_headers("boom", 3, "datascience", 2, 6))]
     assert dead == [(b"bad", "k", 3, "boom")]
     assert fake.commits == [[(0, 6), (2, 7)]]  # after the dead-letter topic took it
 
 
 def test_a_dead_letter_the_topic_did_not_take_leaves_the_batch_uncommitted(monkeypatch):
-    monkeypatch.setattr(kafka_adapter, "RETRY_PAUSE", 0)
+    monkeypatch.setattr(kafka_common, "RETRY_PAUSE", 0)
     adapter = confluent(max_deliveries="1")
     _producing(adapter, FakeProducer([KafkaError.NOT_ENOUGH_REPLICAS]))
     fake = FakeConsumer([[Message(6, b"bad")]])

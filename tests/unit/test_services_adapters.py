@@ -9,6 +9,7 @@ import pytest
 
 from mqlab_services import adapters
 from mqlab_services.adapters import kafka as kafka_adapter
+from mqlab_services.adapters import kafka_common
 from mqlab_services.adapters import rabbitmq as rabbitmq_adapter
 from mqlab_services.adapters import redis as redis_adapter
 from mqlab_services.settings import Settings
@@ -317,7 +318,7 @@ def test_kafka_configs_are_accepted_by_kafka_python():
 
 def test_kafka_bootstrap_servers_and_topic_spec():
     s = settings("kafka", url="kafka://a:1, b:2", partitions="6")
-    assert kafka_adapter.bootstrap_servers(s) == ["a:1", "b:2"]
+    assert kafka_common.bootstrap_servers(s) == ["a:1", "b:2"]
     assert kafka_adapter.topic_spec(s) == {"datascience": {"num_partitions": 6, "replication_factor": 1}}
 
 
@@ -775,18 +776,18 @@ def test_kafka_client_limit_and_reconnects_follow_the_settings():
 
 
 def test_kafka_only_the_largest_records_refused_by_the_broker_count_as_too_large():
-    assert kafka_adapter.broker_rejects([6, 2_000_000, 6], [0, 1, 2]) == [1]
-    assert kafka_adapter.broker_rejects([], []) == []
+    assert kafka_common.broker_rejects([6, 2_000_000, 6], [0, 1, 2]) == [1]
+    assert kafka_common.broker_rejects([], []) == []
 
 
 def test_kafka_dead_letter_headers():
-    assert kafka_adapter.dead_headers("boom", 3, "datascience", 2, 41) == [
+    assert kafka_common.dead_headers("boom", 3, "datascience", 2, 41) == [
         ("mqlab-reason", b"boom"), ("mqlab-attempts", b"3"), ("mqlab-topic", b"datascience"),
         ("mqlab-partition", b"2"), ("mqlab-offset", b"41")]
 
 
 def test_kafka_failed_records_are_retried_then_produced_to_the_dead_letter_topic(monkeypatch):
-    monkeypatch.setattr(kafka_adapter, "RETRY_PAUSE", 0)
+    monkeypatch.setattr(kafka_common, "RETRY_PAUSE", 0)
     adapter = kafka_adapter.KafkaAdapter(settings("kafka"))
 
     class Record:
@@ -815,7 +816,9 @@ def test_kafka_failed_records_are_retried_then_produced_to_the_dead_letter_topic
         return ["boom" if b == b"bad" else None for b, _k in batch]
 
     batch = [(b"ok", ""), (b"bad", "")]
-    adapter._retry_or_dead(handler, dead.extend, [Record(5), Record(6)], batch, handler(batch), lambda: True)
+    records = [Record(5), Record(6)]
+    kafka_common.retry_then_dead_letter(adapter.settings, handler, dead.extend, batch, handler(batch), lambda: True,
+                                        lambda failed, attempts: adapter._produce_dead(records, batch, failed, attempts))
     assert calls == [[b"ok", b"bad"], [b"bad"], [b"bad"]]
     assert [(t, v, h["mqlab-attempts"], h["mqlab-offset"]) for t, v, h in producer.sent] == [
         ("datascience.dlq", b"bad", b"3", b"6")]

@@ -57,21 +57,15 @@ import kafka.errors
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, outcomes, too_large
+from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
+from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
+                           describe_mode, record_key, reject_largest, retry_then_dead_letter)
 
 log = logging.getLogger("mqlab")
 
-CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's acks; above delivery_timeout_ms below
 POLL_MS = 500  # consumer poll wait; also how quickly a stop request is seen
 CLOSE_TIMEOUT_MS = 5_000  # leaving the group on close: a minimal effort, never a long wait
 TOPIC_ALREADY_EXISTS = kafka.errors.TopicAlreadyExistsError.errno
-RETRY_PAUSE = 0.2  # seconds before a failed record is tried again (times the attempt number)
-RECONNECT_BACKOFF_MAX_MS = 5_000  # a broker that is back is found within seconds, not 30 s
-
-
-def bootstrap_servers(settings) -> list[str]:
-    url = settings.url.split("://", 1)[-1]  # tolerate kafka://host:port
-    return [server.strip() for server in url.split(",") if server.strip()]
 
 
 def producer_config(settings) -> dict:
@@ -89,61 +83,6 @@ def producer_config(settings) -> dict:
         "max_request_size": settings.max_message_bytes,
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
-
-
-def broker_rejects(sizes: list[int], indexes: list[int]) -> list[int]:
-    """Of the records that failed with MESSAGE_TOO_LARGE, those to count as too large: the largest."""
-    largest = max(sizes, default=0)
-    return [index for index, size in zip(indexes, sizes) if size == largest]
-
-
-def reject_largest(acks: list, batch: Sequence[Outgoing], too_big: list[int], code: str) -> None:
-    """Mark as Rejected, in ``acks``, the largest of the records the broker refused as too large
-    (``code`` is how the client names the error); the others stay unconfirmed, to be sent again."""
-    for index in broker_rejects([len(batch[i][0]) for i in too_big], too_big):
-        acks[index] = Rejected(f"message of {len(batch[index][0])} bytes is above the broker limit ({code})")
-
-
-def dead_headers(reason: str, attempts: int, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    """The headers of a record produced to the dead-letter topic."""
-    return [("mqlab-reason", reason.encode("utf-8", "replace")), ("mqlab-attempts", str(attempts).encode()),
-            ("mqlab-topic", topic.encode()), ("mqlab-partition", str(partition).encode()),
-            ("mqlab-offset", str(offset).encode())]
-
-
-def record_key(settings, seq: int) -> str:
-    """The ``keyed`` mode's record key for message ``seq``; "" (no key) in the other modes."""
-    return f"key-{seq % settings.keys}" if settings.mode == "keyed" else ""
-
-
-def describe_mode(settings) -> str:
-    """One line on what the mode guarantees, for the start-up log."""
-    s = settings
-    if s.safe:
-        what = {"group": f"group {s.group}, competing consumers",
-                "fanout": f"a group per subscriber ({s.subscriber_group}) from the latest offset",
-                "keyed": f"group {s.group}, {s.keys} record keys, ordered per key"}[s.mode]
-        return f"topic {s.topic}, {what}: acks=all, idempotent producer, commit after processing"
-    return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
-
-
-def retry_failed(handler: Handler, batch, results, max_deliveries: int,
-                 running: Callable[[], bool]) -> tuple[list[tuple[int, str]], int]:
-    """Give the records of ``batch`` the handler failed to it again, up to ``max_deliveries`` attempts.
-
-    Returns the (index, reason) of those that still fail, to dead-letter, and the attempts made.
-    Raises _Stopping when stopped before the last attempt: the poll is left uncommitted.
-    """
-    failed = [(i, reason) for i, reason in enumerate(outcomes(results, len(batch))) if reason is not None]
-    attempts = 1
-    while failed and attempts < max_deliveries and running():
-        attempts += 1
-        time.sleep(RETRY_PAUSE * attempts)
-        again = outcomes(handler([batch[i] for i, _r in failed]), len(failed))
-        failed = [(i, reason) for (i, _old), reason in zip(failed, again) if reason is not None]
-    if failed and attempts < max_deliveries:
-        raise _Stopping()
-    return failed, attempts
 
 
 def consumer_config(settings) -> dict:
@@ -291,8 +230,9 @@ class KafkaAdapter(Adapter):
             batch = [(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "")
                      for r in flat]
             try:
-                self._retry_or_dead(handler, dead or _no_dead, flat, batch, handler(batch), running)
-            except _Stopping:
+                retry_then_dead_letter(self.settings, handler, dead or _no_dead, batch, handler(batch), running,
+                                       lambda failed, attempts: self._produce_dead(flat, batch, failed, attempts))
+            except Stopping:
                 return
             if batch and self.settings.safe:
                 for tp, partition in records.items():
@@ -308,12 +248,9 @@ class KafkaAdapter(Adapter):
                     # These records were processed; the next successful commit covers them.
                     outage.failed(exc, "commit")
 
-    def _retry_or_dead(self, handler: Handler, dead: DeadHandler, records, batch, results, running) -> None:
-        """Try failed records again, up to MQLAB_MAX_DELIVERIES attempts; dead-letter the rest."""
+    def _produce_dead(self, records, batch, failed: list[tuple[int, str]], attempts: int) -> None:
+        """Produce ``failed`` records to the dead-letter topic; raise unless it acked them all."""
         s = self.settings
-        failed, attempts = retry_failed(handler, batch, results, s.max_deliveries, running)
-        if not failed:
-            return
         if self._producer is None:
             self._producer = KafkaProducer(**producer_config(s.replace(mode="group")))
         futures = []
@@ -324,7 +261,6 @@ class KafkaAdapter(Adapter):
         self._producer.flush(timeout=CONFIRM_TIMEOUT)
         for future in futures:
             future.get(timeout=0)  # raises when the dead-letter topic did not take it: no commit
-        dead([(*batch[i], attempts, reason) for i, reason in failed])
 
     def _settle_assignment(self) -> None:
         """After a (re)assignment: know every position, then count as subscribed.
@@ -367,7 +303,7 @@ def _close_producer(producer: KafkaProducer) -> None:
         # the thread and mark the producer closed ourselves.
         sender = getattr(producer, "_sender", None)
         if sender is not None:
-            sender.force_close()
+            sender.force_close()  # private (kafka-python 3.0; pinned <3.1 in pyproject.toml)
         producer._closed = True
 
 
@@ -386,6 +322,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         offsets = {tp: om for tp, om in adapter._uncommitted.items() if tp in revoked}
         if offsets and adapter._consumer is not None:
             try:
+                # Private (kafka-python 3.0; pinned <3.1 in pyproject.toml): the blocking commit() fails here.
                 await adapter._consumer._coordinator._commit_offsets_sync_async(offsets, CLOSE_TIMEOUT_MS)
                 for tp in offsets:
                     adapter._uncommitted.pop(tp, None)
@@ -401,10 +338,6 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         # Taken away (session expired): no commit is possible; the new owners read them again.
         for tp in lost:
             self.adapter._uncommitted.pop(tp, None)
-
-
-class _Stopping(Exception):
-    """Stopped while retrying a failed record: return without committing the poll."""
 
 
 class _Outage:

@@ -53,8 +53,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
-from .kafka import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, _Stopping, bootstrap_servers, dead_headers,
-                    reject_largest, describe_mode, record_key, retry_failed)
+from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
+                           describe_mode, record_key, reject_largest, retry_then_dead_letter)
 
 log = logging.getLogger("mqlab")
 
@@ -287,8 +287,9 @@ class ConfluentKafkaAdapter(Adapter):
                 self._up()
             batch = [(m.value() or b"", m.key().decode("utf-8", "replace") if m.key() else "") for m in records]
             try:
-                self._retry_or_dead(handler, dead or _no_dead, records, batch, handler(batch), running)
-            except _Stopping:
+                retry_then_dead_letter(self.settings, handler, dead or _no_dead, batch, handler(batch), running,
+                                       lambda failed, attempts: self._produce_dead(records, batch, failed, attempts))
+            except Stopping:
                 return
             if records and self.settings.safe:
                 for m in records:
@@ -324,12 +325,9 @@ class ConfluentKafkaAdapter(Adapter):
             else:
                 raise
 
-    def _retry_or_dead(self, handler: Handler, dead: DeadHandler, records, batch, results, running) -> None:
-        """Try failed records again, up to MQLAB_MAX_DELIVERIES attempts; dead-letter the rest."""
+    def _produce_dead(self, records, batch, failed: list[tuple[int, str]], attempts: int) -> None:
+        """Produce ``failed`` records to the dead-letter topic; raise unless it took them all."""
         s = self.settings
-        failed, attempts = retry_failed(handler, batch, results, s.max_deliveries, running)
-        if not failed:
-            return
         if self._producer is None:
             self._producer = self._new_producer(s.replace(mode="group"), s.dlq)
         errors: list = [None] * len(failed)
@@ -344,7 +342,6 @@ class ConfluentKafkaAdapter(Adapter):
         err = next((e for e in errors if e is not None), None)
         if err is not None:  # the dead-letter topic did not take them: no commit, read again
             raise KafkaException(err)
-        dead([(*batch[i], attempts, reason) for i, reason in failed])
 
     def _on_assign(self, consumer: Consumer, partitions: list) -> None:
         if self.settings.fanout and partitions:
