@@ -66,6 +66,14 @@ class Backlog:
     waiting: dict[str, int] = field(default_factory=dict)
     per_consumer: dict[str, str] = field(default_factory=dict)  # container -> "1,234 ready in q"
 
+    def by_assignment(self, consumers: list[ConsumerView], template: str) -> "Backlog":
+        """Give each consumer the count of what it is assigned (a queue, a group), as
+        ``template.format(count=..., name=...)``; returns itself."""
+        for c in consumers:
+            if c.assignment in self.waiting:
+                self.per_consumer[c.container] = template.format(count=self.waiting[c.assignment], name=c.assignment)
+        return self
+
 
 @dataclass(frozen=True)
 class NativeRun:

@@ -63,11 +63,8 @@ class RabbitMQ(Broker):
 
     def backlog(self, config, mode: str, consumers: list[ConsumerView]) -> Backlog:
         queues = {c.assignment for c in consumers if c.assignment} or {names(self.name, mode).queue}
-        result = Backlog({queue: ready for queue, (ready, _) in queue_counts(config, queues).items()})
-        for c in consumers:
-            if c.assignment in result.waiting:
-                result.per_consumer[c.container] = f"{result.waiting[c.assignment]:,} ready in {c.assignment}"
-        return result
+        waiting = {queue: ready for queue, (ready, _) in queue_counts(config, queues).items()}
+        return Backlog(waiting).by_assignment(consumers, "{count:,} ready in {name}")
 
     def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
         connection = connect(config)

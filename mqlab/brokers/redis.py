@@ -59,14 +59,9 @@ class Redis(Broker):
             return Backlog()
         finally:
             client.close()
-        result = Backlog()
-        for g in groups:
-            lag = g.get("lag")  # Redis 7+: entries not yet delivered to the group
-            result.waiting[g["name"]] = int(g.get("pending", 0)) + (int(lag) if lag is not None else 0)
-        for c in consumers:
-            if c.assignment in result.waiting:
-                result.per_consumer[c.container] = f"{result.waiting[c.assignment]:,} in group {c.assignment}"
-        return result
+        # Pending (delivered, not acked) plus lag (Redis 7+: not yet delivered to the group).
+        waiting = {g["name"]: int(g.get("pending", 0)) + int(g.get("lag") or 0) for g in groups}
+        return Backlog(waiting).by_assignment(consumers, "{count:,} in group {name}")
 
     def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
         client = connect(config)

@@ -59,7 +59,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
 from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
-                           describe_mode, record_key, reject_largest, retry_then_dead_letter)
+                           describe_mode, record_key, retry_then_dead_letter, settle_too_large)
 
 log = logging.getLogger("mqlab")
 
@@ -200,12 +200,7 @@ class KafkaAdapter(Adapter):
         # then reconnects with a new producer and sends the unconfirmed messages again: a
         # producer whose requests hung (a paused broker, say) was seen never to recover.
         self._producer.flush(timeout=CONFIRM_TIMEOUT)
-        if too_big:
-            # MESSAGE_TOO_LARGE fails the records queued behind the culprit too: reject only the
-            # largest failed ones; the others are unconfirmed and sent again (and a large one
-            # that fails again alone is rejected then).
-            reject_largest(acks, batch, too_big, "MESSAGE_TOO_LARGE")
-            # A batch the broker refused leaves a gap in the idempotent sequence: start afresh.
+        if settle_too_large(acks, batch, too_big, "MESSAGE_TOO_LARGE"):
             producer, self._producer = self._producer, None
             _close_producer(producer)
         return acks

@@ -31,6 +31,16 @@ def broker_rejects(sizes: list[int], indexes: list[int]) -> list[int]:
     return [index for index, size in zip(indexes, sizes) if size == largest]
 
 
+def settle_too_large(acks: list, batch: Sequence[Outgoing], too_big: list[int], code: str) -> bool:
+    """After a flush: reject the largest of the records the broker refused as too large (the
+    error fails the records queued behind the culprit too; those stay unconfirmed, to be sent
+    again). True when there were any: a refused batch leaves a gap in the idempotent
+    producer's sequence, so the caller starts a new producer."""
+    if too_big:
+        reject_largest(acks, batch, too_big, code)
+    return bool(too_big)
+
+
 def reject_largest(acks: list, batch: Sequence[Outgoing], too_big: list[int], code: str) -> None:
     """Mark as Rejected, in ``acks``, the largest of the records the broker refused as too large
     (``code`` is how the client names the error); the others stay unconfirmed, to be sent again."""

@@ -54,7 +54,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
 from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
-                           describe_mode, record_key, reject_largest, retry_then_dead_letter)
+                           describe_mode, record_key, retry_then_dead_letter, settle_too_large)
 
 log = logging.getLogger("mqlab")
 
@@ -253,10 +253,7 @@ class ConfluentKafkaAdapter(Adapter):
                     raise
                 acks[index] = Rejected(too_large(len(body), limit))  # refused before sending
         self._flush(lambda: any(ack is None for ack in acks))
-        if too_big:
-            # As in kafka.py: only the largest failed records count as too large; the others are
-            # unconfirmed and sent again, by a new producer with a clean idempotent sequence.
-            reject_largest(acks, batch, too_big, "MSG_SIZE_TOO_LARGE")
+        if settle_too_large(acks, batch, too_big, "MSG_SIZE_TOO_LARGE"):
             producer, self._producer = self._producer, None
             _drop_producer(producer)
         return acks
