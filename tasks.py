@@ -16,10 +16,10 @@ from invoke.parser import Argument, ParserContext
 from invoke.exceptions import UnexpectedExit
 
 from mqlab import config as lab_config
-from mqlab import lab
+from mqlab import containers, lab, lifecycle, preflight, runs
 from mqlab.compose import InvokeRunner
 from mqlab.errors import LabError
-from mqlab.stacks import STACKS
+from mqlab.stacks import STACKS, get_stack
 
 ROOT = Path(__file__).resolve().parent
 STACK_NAMES = ", ".join(STACKS)
@@ -108,9 +108,9 @@ def _echo(message: str) -> None:
 def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False):
     """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
     cfg = _config(offline)
-    n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab.preflight.parse_int(consumers, "consumers")
+    n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else preflight.parse_int(consumers, "consumers")
     settings = {"MQLAB_BINDING": binding} if binding else {}
-    lab.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose)
+    lifecycle.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose)
 
 
 @task(positional=["stack"], help={
@@ -120,14 +120,14 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
 @lab_task
 def down(c, stack, volumes=False):
     """Stop a stack (or all of them) and remove its containers."""
-    lab.down(_config(), None if stack == "all" else stack, volumes, _runner(c), _echo)
+    lifecycle.down(_config(), None if stack == "all" else stack, volumes, _runner(c), _echo)
 
 
 @task
 @lab_task
 def ps(c):
     """List the containers of every mqlab stack, with state, health and ports."""
-    print(lab.render_ps(lab.ps()))
+    print(containers.render_ps(containers.ps()))
 
 
 @task(help={
@@ -139,8 +139,8 @@ def ps(c):
 @lab_task
 def logs(c, service="all", stack=None, follow=False, tail=None):
     """Show the logs of a running stack's services."""
-    n = None if tail is None else lab.preflight.parse_int(tail, "tail")
-    lab.logs(_config(), stack, None if service == "all" else service, follow, n, _runner(c))
+    n = None if tail is None else preflight.parse_int(tail, "tail")
+    containers.logs(_config(), stack, None if service == "all" else service, follow, n, _runner(c))
 
 
 @task(help={
@@ -150,7 +150,7 @@ def logs(c, service="all", stack=None, follow=False, tail=None):
 @lab_task
 def scale(c, stack, consumers):
     """Change the number of consumer containers of a running stack."""
-    lab.scale(_config(), stack, lab.preflight.parse_int(consumers, "consumers"), _runner(c), _echo)
+    lifecycle.scale(_config(), stack, preflight.parse_int(consumers, "consumers"), _runner(c), _echo)
 
 
 @task(help={
@@ -166,15 +166,15 @@ def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
     """Send COUNT messages through a one-shot producer container, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    n = lab.preflight.parse_int(count, "count")
-    s = lab.preflight.parse_int(size, "size")
+    n = preflight.parse_int(count, "count")
+    s = preflight.parse_int(size, "size")
     cfg = _config()
     with Progress(TextColumn("acked"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False) as bar:
         job = bar.add_task("acked", total=n)
-        run = lab.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo,
-                          _runner(c), rate=None if rate is None else lab.preflight.parse_float(rate, "rate"),
-                          poison_every=lab.preflight.parse_int(poison_every, "poison-every"))
+        run = runs.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo,
+                          _runner(c), rate=None if rate is None else preflight.parse_float(rate, "rate"),
+                          poison_every=preflight.parse_int(poison_every, "poison-every"))
     _echo(f"run {run} sent; check it with `invoke verify {stack}`")
 
 
@@ -187,8 +187,8 @@ def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
 @lab_task
 def verify(c, stack, run_id=None, settle=10, timeout=120):
     """Account for every message of a run: sent, received, lost, duplicated. Fails if any acked message is lost."""
-    report, text = lab.verify(_config(), stack, run_id, lab.preflight.parse_float(settle, "settle"),
-                              lab.preflight.parse_float(timeout, "timeout"))
+    report, text = runs.verify(_config(), stack, run_id, preflight.parse_float(settle, "settle"),
+                              preflight.parse_float(timeout, "timeout"))
     print(text)
     if not report.ok:
         raise Exit(code=1)
@@ -203,7 +203,7 @@ def verify(c, stack, run_id=None, settle=10, timeout=120):
 @lab_task
 def chaos(c, stack, fault, duration=None, service=None):
     """Break a running stack on purpose for a bounded time, then restore it; prints each step."""
-    seconds = None if duration is None else lab.preflight.parse_float(duration, "duration")
+    seconds = None if duration is None else preflight.parse_float(duration, "duration")
     lab.chaos(_config(), stack, fault, seconds, _echo, service)
 
 
@@ -214,7 +214,7 @@ def chaos(c, stack, fault, duration=None, service=None):
 @lab_task
 def dlq(c, stack, limit=20):
     """Show what is in the stack's dead-letter queue, stream or topic, and why it is there."""
-    print(lab.dlq(_config(), stack, lab.preflight.parse_int(limit, "limit")))
+    print(lab.dlq(_config(), stack, preflight.parse_int(limit, "limit")))
 
 
 @task(help={
@@ -226,7 +226,7 @@ def stats(c, stack, watch=None):
     """Per consumer: messages received, rate, partitions or queue, and the backlog at the broker."""
     import time
 
-    period = None if watch is None else lab.preflight.parse_float(watch, "watch")
+    period = None if watch is None else preflight.parse_float(watch, "watch")
     deadline = time.monotonic() + 3600
     while True:
         print(lab.stats(_config(), stack), flush=True)
@@ -341,7 +341,7 @@ def test(c, unit=False, e2e=False, stack=None, k=None):
     else:
         argv += ["tests/unit", "tests/e2e"]  # the fast ones first
     if stack:
-        argv += ["-m", lab.get_stack(stack).name.replace("-", "_")]
+        argv += ["-m", get_stack(stack).name.replace("-", "_")]
     if k:
         argv += ["-k", k]
     c.run(shlex.join(argv), pty=False, in_stream=False)

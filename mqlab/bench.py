@@ -47,7 +47,7 @@ from .benchstack import BenchStack
 from .brokers import NativeRun
 from .config import LabConfig
 from .errors import LabError, UsageError
-from .lab import check_mode
+from .lifecycle import check_mode
 from .modes import mode_info
 from .stacks import STACKS, Stack, get_stack
 

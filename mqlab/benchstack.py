@@ -17,7 +17,7 @@ from typing import Callable
 from . import brokers, compose, native, preflight
 from .config import LabConfig
 from .errors import LabError
-from .lab import ensure_broker_images
+from .lifecycle import ensure_broker_images
 from .stacks import Stack
 from .stats import read_status
 from .wait import poll_until

@@ -1,6 +1,6 @@
 import pytest
 
-from mqlab import chaos, config, lab
+from mqlab import chaos, config, expose, lifecycle
 from mqlab.errors import UsageError
 from mqlab.stacks import get_stack
 
@@ -29,23 +29,23 @@ def test_default_durations_come_from_the_fault():
 
 def test_expose_refused_with_guest(tmp_path):
     with pytest.raises(UsageError, match="default guest credentials"):
-        lab.check_expose(cfg(tmp_path, RABBITMQ_USER="guest", RABBITMQ_PASSWORD="x"), get_stack("rabbitmq"))
+        expose.check_expose(cfg(tmp_path, RABBITMQ_USER="guest", RABBITMQ_PASSWORD="x"), get_stack("rabbitmq"))
 
 
 def test_expose_refused_without_redis_password_and_for_kafka(tmp_path):
     with pytest.raises(UsageError, match="no password"):
-        lab.check_expose(cfg(tmp_path, REDIS_PASSWORD=""), get_stack("redis"))
+        expose.check_expose(cfg(tmp_path, REDIS_PASSWORD=""), get_stack("redis"))
     with pytest.raises(UsageError, match="no authentication"):
-        lab.check_expose(cfg(tmp_path), get_stack("kafka-zookeeper"))
+        expose.check_expose(cfg(tmp_path), get_stack("kafka-zookeeper"))
 
 
 def test_expose_binds_where_configured(tmp_path):
     c = cfg(tmp_path, REDIS_PASSWORD="pw", MQLAB_EXPOSE_BIND="127.0.0.2")
-    assert lab.check_expose(c, get_stack("redis")) == {"MQLAB_BIND": "127.0.0.2"}
+    assert expose.check_expose(c, get_stack("redis")) == {"MQLAB_BIND": "127.0.0.2"}
     c = cfg(tmp_path, RABBITMQ_USER="lab", RABBITMQ_PASSWORD="pw")
-    assert lab.check_expose(c, get_stack("rabbitmq")) == {"MQLAB_BIND": "0.0.0.0"}
+    assert expose.check_expose(c, get_stack("rabbitmq")) == {"MQLAB_BIND": "0.0.0.0"}
 
 
 def test_unknown_mode_lists_the_modes():
     with pytest.raises(UsageError, match="unknown mode 'x' for kafka: choose one of group, fanout, keyed, autocommit"):
-        lab.check_mode(get_stack("kafka"), "x")
+        lifecycle.check_mode(get_stack("kafka"), "x")

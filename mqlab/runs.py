@@ -1,0 +1,117 @@
+"""Runs of messages: `invoke produce` (a one-shot producer with an acked-progress bar) and
+`invoke verify` (the ledger's account of a run)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from mqlab_services.envelope import valid_run_id
+
+from . import compose, ledger, preflight
+from .config import LabConfig
+from .containers import consumer_names
+from .errors import LabError, UsageError
+from .lifecycle import check_mode, running_settings
+from .stacks import Stack, get_stack
+
+Echo = Callable[[str], None]
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class LineCounter:
+    """Counts lines in growing files, reading only what was appended since the last call."""
+
+    def __init__(self, directory: Path, pattern: str):
+        self.directory, self.pattern = directory, pattern
+        self.seen: dict[Path, tuple[int, int]] = {}  # path -> (bytes read, lines)
+
+    def __call__(self) -> int:
+        for path in self.directory.glob(self.pattern):
+            offset, lines = self.seen.get(path, (0, 0))
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            self.seen[path] = (offset + len(chunk), lines + chunk.count(b"\n"))
+        return sum(lines for _, lines in self.seen.values())
+
+
+def check_run_id(run_id: str) -> str:
+    if not valid_run_id(run_id):
+        raise UsageError(f"--run-id must be letters, digits, '.', '_' or '-', got {run_id!r}")
+    return run_id
+
+
+def check_rate(rate: float | None) -> float | None:
+    if rate is not None and not 0 < rate <= 1_000_000:
+        raise UsageError(f"--rate must be a number of messages per second from 1 to 1,000,000, got {rate!r}")
+    return rate
+
+
+def _start_run(config: LabConfig, stack: Stack, count: int, size: int, run_id: str, rate: float | None,
+               poison_every: int, client) -> tuple[Path, dict[str, str]]:
+    """Record a run's settings in its ledger directory; the settings the producer gets."""
+    settings = running_settings(client, stack)
+    mode = check_mode(stack, settings.get("MQLAB_MODE"))
+    directory = ledger.run_dir(config.ledger_dir, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    ledger.write_run_info(directory, {"stack": stack.name, "mode": mode, "count": count, "size": size,
+                                      "rate": rate, "poison_every": poison_every, "settings": settings,
+                                      "started_ns": time.time_ns()})
+    ledger.record_latest(config.ledger_dir, stack.name, run_id)
+    return directory, {**settings, "MQLAB_MODE": mode}
+
+
+def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
+            progress: Callable[[int, int], None], echo: Echo, run: compose.Runner, poll: float = 0.25,
+            rate: float | None = None, poison_every: int = 0) -> str:
+    """Run a one-shot producer container for ``count`` messages (at ``rate`` msg/s, or as fast as
+    confirms allow), reporting acked progress. Returns the run id; raises LabError when it fails."""
+    stack = get_stack(stack_name)
+    preflight.check_count(count)
+    preflight.check_size(size)
+    check_rate(rate)
+    if not 0 <= poison_every <= count:
+        raise UsageError(f"--poison-every must be from 0 (none) to the count, got {poison_every!r}")
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    client = preflight.docker_client()
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    directory, settings = _start_run(config, stack, count, size, run_id, rate, poison_every, client)
+    output = directory / "producer-output.log"
+    acked = LineCounter(directory, "sent-*.tsv")
+    job = run.start(compose.produce_argv(config, stack, count, size, run_id, rate, poison_every),
+                    env={**compose.compose_env(config), **settings}, log=output)
+    try:
+        while job.running():
+            progress(acked(), count)
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        job.interrupt()
+        job.wait()
+        raise
+    exited = job.wait()
+    progress(acked(), count)
+    if exited != 0:
+        tail = output.read_text(errors="replace").strip().splitlines()[-3:]
+        raise LabError(f"producer failed (exit {exited}): " + (" | ".join(tail) or "no output")
+                       + f" (run {run_id}: `invoke verify {stack.name} --run-id {run_id}` checks what was acked)")
+    return run_id
+
+
+def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
+           on_poll: Callable[[ledger.Report], None] | None = None) -> tuple[ledger.Report, str]:
+    stack = get_stack(stack_name)
+    run_id = run_id or ledger.latest_run(config.ledger_dir, stack.name)
+    report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll)
+    try:
+        names = consumer_names(preflight.docker_client(), stack)
+    except LabError:
+        names = {}
+    return report, ledger.render(report, names)
+
