@@ -8,15 +8,19 @@ from __future__ import annotations
 import functools
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from invoke import Exit, Task
 from invoke import task as invoke_task
 from invoke.parser import Argument, ParserContext
 from invoke.exceptions import UnexpectedExit
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mqlab import config as lab_config
-from mqlab import containers, lab, lifecycle, preflight, runs
+from mqlab import bench as lab_bench
+from mqlab import benchreport, containers, lab, lifecycle, preflight, runs
+from mqlab import images as lab_images
 from mqlab.compose import InvokeRunner
 from mqlab.errors import LabError
 from mqlab.stacks import STACKS, get_stack
@@ -164,8 +168,6 @@ def scale(c, stack, consumers):
 @lab_task
 def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
     """Send COUNT messages through a one-shot producer container, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     n = preflight.parse_int(count, "count")
     s = preflight.parse_int(size, "size")
     cfg = _config()
@@ -224,8 +226,6 @@ def dlq(c, stack, limit=20):
 @lab_task
 def stats(c, stack, watch=None):
     """Per consumer: messages received, rate, partitions or queue, and the backlog at the broker."""
-    import time
-
     period = None if watch is None else preflight.parse_float(watch, "watch")
     deadline = time.monotonic() + 3600
     while True:
@@ -281,10 +281,6 @@ class StackOrCompare(LabTask):
 def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
           repeat=3, latency_rate=1000, client="all", no_native=False, compare=False, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from mqlab import bench as lab_bench
-
     cfg = _config(offline)
     if compare:
         if stack:
@@ -304,8 +300,6 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
         run = lab_bench.bench(cfg, stack, params, _echo,
                               lambda done, label: bar.update(job, completed=done, description=label), _runner(c))
         bar.update(job, completed=1.0, description="done")
-    from mqlab import benchreport
-
     print(benchreport.markdown(run))
     out = lab_bench.BENCH_DIR
     _echo(f"wrote {out}/{run['id']}.json, .md, -throughput.png and -latency.png; "
@@ -319,8 +313,6 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
 @lab_task
 def images(c, rebuild=False, only=None):
     """Build every image the stacks use from Debian packages and Maven Central, without a registry."""
-    from mqlab import images as lab_images
-
     lab_images.build_all(ROOT, rebuild=rebuild, only=only, progress=_echo)
 
 

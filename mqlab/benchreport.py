@@ -23,6 +23,10 @@ import statistics
 from pathlib import Path
 from typing import Iterable
 
+import matplotlib.pyplot as plt
+from hdrh.histogram import HdrHistogram
+from matplotlib.ticker import FuncFormatter
+
 #: Quantiles reported for every trial, as (key, percentile).
 QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
 #: Percentiles of the plotted latency curve (log-percentile axis).
@@ -34,15 +38,11 @@ TARGETS = {"r": 0.10, "r_aim": 0.25, "p99_ratio": 2.0, "safe_vs_unsafe": 0.5}
 
 
 def _histogram():
-    from hdrh.histogram import HdrHistogram
-
     return HdrHistogram(*HDR_RANGE)
 
 
 def merge_histograms(encoded: Iterable[str]):
     """One HdrHistogram holding every encoded histogram given (empty ones are skipped)."""
-    from hdrh.histogram import HdrHistogram
-
     total = _histogram()
     for text in encoded:
         if text:
@@ -369,11 +369,7 @@ def compare_markdown(runs: list[dict]) -> str:
 # --- plots -------------------------------------------------------------------------------
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt.switch_backend("Agg")  # files only, no display
     return plt
 
 
@@ -463,8 +459,6 @@ def plot_run(run: dict, directory: Path) -> list[Path]:
 def plot_compare(runs: list[dict], path: Path) -> Path:
     """Rates and p99 latencies of several stacks' runs side by side."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter
-
     fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
     stacks = []  # one entry per stack and mqlab client, as in compare_markdown
     width = 0.27

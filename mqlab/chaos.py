@@ -9,6 +9,7 @@ throw-away container of the services image.
 
 from __future__ import annotations
 
+import docker
 import time
 from datetime import datetime
 from typing import Callable
@@ -140,8 +141,6 @@ def kill_producer(client, stack, duration, echo, service):
 
 def slow_network(client, stack, duration, echo, service, delay_ms: int = 200):
     """Latency with tc netem; where the kernel has no netem, a tbf bandwidth limit instead."""
-    import docker
-
     c = one_of(client, stack, service or "broker")
     tool = containers(client, stack, "consumer") or containers(client, stack, "producer")
     if not tool:
@@ -198,8 +197,6 @@ def inject(config: LabConfig, stack: Stack, fault: str, duration: float | None, 
     seconds = check_duration(duration, fault)
     if service not in (None, "consumer", "producer", "broker"):
         raise UsageError(f"--service must be consumer, producer or broker, got {service!r}")
-    import docker
-
     fn = FAULTS[fault][0]
     started = time.monotonic()
     _stamp(echo, f"{fault} on {stack.name}: {FAULTS[fault][2]}")

@@ -14,6 +14,8 @@ import shlex
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from invoke.exceptions import CommandTimedOut
+
 from .config import LabConfig
 from .errors import LabError
 from .stacks import Stack
@@ -49,8 +51,6 @@ class InvokeRunner:
         self.c = c
 
     def __call__(self, argv, *, env=None, capture=False, check=True, timeout=None):
-        from invoke.exceptions import CommandTimedOut
-
         try:
             return self.c.run(shlex.join(argv), env=env or {}, hide=capture, warn=not check, pty=False,
                               in_stream=False, timeout=timeout)

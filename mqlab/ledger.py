@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Mapping
 
 from . import tables
 from .errors import UsageError
-from .modes import MODES, mode_info
+from .modes import MODES, mode_info, topic_matches
 from .stacks import STACKS
 
 LATEST = "latest-{stack}"
@@ -178,7 +178,6 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     else:
         due = acked
         if kind == "routed":
-            from .modes import topic_matches
 
             pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
             due = {i: s for i, s in acked.items() if topic_matches(pattern, s.key)}

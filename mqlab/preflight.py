@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import docker
 import errno
 import shutil
 import socket
@@ -18,10 +19,6 @@ MAX_SIZE = 64 * 1024 * 1024  # the producer itself refuses more than each broker
 
 def docker_client():
     """A Docker SDK client that has answered a ping, or an EngineError."""
-    try:
-        import docker
-    except ImportError:  # pragma: no cover - part of the dev extra
-        raise EngineError("the Docker SDK for Python is missing: pip install -e '.[dev]'") from None
     try:
         client = docker.from_env(timeout=10)
         client.ping()
