@@ -9,7 +9,8 @@ Producers and consumers append one line per message to their own files under
 :func:`verify` merges them into a :class:`Report`: how many were sent and
 acked, received (and by which consumer), lost (acked, never received),
 duplicated (received more than once), received without an ack on record,
-and out of order per producer and consumer.
+out of order where the mode promises order (a violation), and reordered where it
+promises none (information).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
+
+from mqlab_services.adapters.base import REDELIVERED
 
 from . import tables
 from .errors import UsageError
@@ -58,7 +61,8 @@ class Report:
     dead_lettered: int = 0  # failed processing too often: moved to the dead-letter destination
     dead_reasons: dict[str, int] = field(default_factory=dict)
     dropped: int = 0  # lossy modes: failed processing and thrown away (counted in lost too)
-    out_of_order: int = 0  # per consumer, per producer and key
+    out_of_order: int = 0  # order broken where the mode promises it (see Mode.order_scope)
+    reordered: int = 0  # order broken where the mode promises none (several consumers, across partitions)
     per_producer: dict[str, int] = field(default_factory=dict)
     per_consumer: dict[str, int] = field(default_factory=dict)
     missing_per_consumer: dict[str, int] = field(default_factory=dict)  # fanout only
@@ -91,37 +95,105 @@ def _read_sent(directory: Path, report: Report) -> dict[str, _Sent]:
     return acked
 
 
-def _read_received(directory: Path, report: Report, latencies: list[int]) -> dict[str, Counter[str]]:
-    """Deliveries per consumer, counting out-of-order ones per (producer, key) as it goes."""
-    by_consumer: dict[str, Counter[str]] = {}
+@dataclass
+class _Consumer:
+    """What one consumer's receipts say: deliveries per id, and order breaks per kind of lane."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    disorder_in_lanes: int = 0  # seq went back within a Kafka partition (lane p<N>)
+    disorder: int = 0  # seq went back elsewhere (no lane, or receipts from before lanes)
+
+
+def _read_consumer(path: Path, latencies: list[int]) -> _Consumer:
+    """One consumer's receipts. Order is judged on first deliveries only, per (producer, key,
+    lane); a repeated delivery, or one marked ``redelivered``, has no promised place."""
+    result = _Consumer()
+    last_seq: dict[tuple[str, str, str], int] = {}
+    for parts in _lines(path):
+        result.counts[parts[0]] += 1
+        if len(parts) < 5:
+            continue
+        latencies.append(int(parts[4]) - int(parts[3]))
+        lane = parts[6] if len(parts) > 6 else ""
+        if result.counts[parts[0]] > 1 or lane == REDELIVERED:
+            continue
+        stream, seq = (parts[1], parts[5] if len(parts) > 5 else "", lane), int(parts[2])
+        if seq < last_seq.get(stream, -1):
+            if lane.startswith("p"):
+                result.disorder_in_lanes += 1
+            else:
+                result.disorder += 1
+        last_seq[stream] = max(seq, last_seq.get(stream, -1))
+    return result
+
+
+def _read_received(directory: Path, report: Report, latencies: list[int]) -> dict[str, _Consumer]:
+    consumers = {}
     for path in sorted(directory.glob("recv-*.tsv")):
         consumer = path.stem[len("recv-"):]
-        counts: Counter[str] = Counter()
-        last_seq: dict[tuple[str, str], int] = {}
-        for parts in _lines(path):
-            counts[parts[0]] += 1
-            if len(parts) >= 5:
-                stream = (parts[1], parts[5] if len(parts) > 5 else "")
-                seq = int(parts[2])
-                if seq < last_seq.get(stream, -1):
-                    report.out_of_order += 1
-                last_seq[stream] = max(seq, last_seq.get(stream, -1))
-                latencies.append(int(parts[4]) - int(parts[3]))
-        by_consumer[consumer] = counts
-        report.per_consumer[consumer] = sum(counts.values())
-    return by_consumer
+        consumers[consumer] = _read_consumer(path, latencies)
+        report.per_consumer[consumer] = sum(consumers[consumer].counts.values())
+    return consumers
 
 
-def _read_dead(directory: Path, report: Report) -> set[str]:
-    """Messages a consumer gave up on and moved to the dead-letter destination: accounted for."""
-    dead: set[str] = set()
+def _judge_order(report: Report, consumers: dict[str, _Consumer], scope: str) -> None:
+    """Split order breaks into violations of what the mode promises, and other reordering."""
+    in_lanes = sum(c.disorder_in_lanes for c in consumers.values())
+    elsewhere = sum(c.disorder for c in consumers.values())
+    if scope == "partition":
+        report.out_of_order, report.reordered = in_lanes, elsewhere
+    elif scope == "subscriber" or (scope == "single consumer" and len(consumers) == 1):
+        report.out_of_order, report.reordered = in_lanes + elsewhere, 0
+    else:  # several consumers share a queue or stream: no order is promised between them
+        report.out_of_order, report.reordered = 0, in_lanes + elsewhere
+
+
+def _read_dead(directory: Path, report: Report) -> dict[str, set[str]]:
+    """Messages each consumer gave up on and moved to the dead-letter destination."""
+    dead: dict[str, set[str]] = {}
     for path in sorted(directory.glob("dead-*.tsv")):
+        ids = dead.setdefault(path.stem[len("dead-"):], set())
         for parts in _lines(path):
-            dead.add(parts[0])
+            ids.add(parts[0])
             reason = parts[4] if len(parts) > 4 else "unknown"
             report.dead_reasons[reason] = report.dead_reasons.get(reason, 0) + 1
-    report.dead_lettered = len(dead)
+    report.dead_lettered = len(set().union(*dead.values())) if dead else 0
     return dead
+
+
+def _fanout_lost(report: Report, acked: dict[str, _Sent], consumers: dict[str, _Consumer],
+                 dead: dict[str, set[str]]) -> list[str]:
+    """Each subscriber is due every message a producer sent from its first delivery (or dead
+    letter) on; what it dead-lettered is accounted for, not lost."""
+    if not consumers:
+        return list(acked)
+    lost: list[str] = []
+    for consumer, seen in consumers.items():
+        counts, gave_up = seen.counts, dead.get(consumer, set())
+        first: dict[str, int] = {}
+        for i in (*counts, *gave_up):
+            if i in acked:
+                sent = acked[i]
+                first[sent.src] = min(first.get(sent.src, sent.seq), sent.seq)
+        missing = [i for i, sent in acked.items() if i not in counts and i not in gave_up
+                   and (sent.src not in first or sent.seq >= first[sent.src])]
+        report.missing_per_consumer[consumer] = len(missing)
+        lost += missing
+        report.duplicated += sum(1 for c in counts.values() if c > 1)
+        report.extra_deliveries += sum(counts.values()) - len(counts)
+    return lost
+
+
+def _shared_lost(report: Report, acked: dict[str, _Sent], everyone: Counter[str], dead: set[str],
+                 kind: str, binding: str) -> list[str]:
+    """Competing and routed modes: each message due once to the group (or to its bindings)."""
+    due = acked
+    if kind == "routed":
+        due = {i: s for i, s in acked.items() if topic_matches(binding, s.key)}
+        report.unrouted = len(acked) - len(due)
+    report.duplicated = sum(1 for c in everyone.values() if c > 1)
+    report.extra_deliveries = report.received - report.unique_received
+    return [i for i in due if i not in everyone and i not in dead]
 
 
 def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None = None,
@@ -135,57 +207,30 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     if not directory.is_dir():
         raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
     info = read_run_info(directory)
-    mode = info.get("mode", "")
     stack = STACKS.get(info.get("stack", ""))
-    known = mode_info(stack.broker, mode) if stack else None
-    if kind is None:
-        kind = known.kind if known else "competing"
-    report = Report(run_id, kind=kind, mode=mode)
+    known = mode_info(stack.broker, info.get("mode", "")) if stack else None
+    report = Report(run_id, kind=kind or (known.kind if known else "competing"), mode=info.get("mode", ""))
     acked = _read_sent(directory, report)
     report.sent = len(acked)
     latencies: list[int] = []
-    by_consumer = _read_received(directory, report, latencies)
+    consumers = _read_received(directory, report, latencies)
     dead = _read_dead(directory, report)
     if known is not None and not known.dead_letter:
         # Modes without a dead-letter destination drop a message that failed: it is lost.
-        report.dropped, dead = len(dead), set()
-
+        report.dropped, dead = report.dead_lettered, {}
+    _judge_order(report, consumers, known.order_scope if known else "subscriber")
     everyone: Counter[str] = Counter()
-    for counts in by_consumer.values():
-        everyone.update(counts)
+    for seen in consumers.values():
+        everyone.update(seen.counts)
     report.received = sum(everyone.values())
     report.unique_received = len(everyone)
     report.unacked_received = sum(1 for i in everyone if i not in acked)
-
-    if kind == "fanout":
-        lost: list[str] = []
-        for consumer, counts in by_consumer.items():
-            # A subscriber is due every message a producer sent from its first delivery on.
-            first: dict[str, int] = {}
-            for i in counts:
-                if i in acked:
-                    sent = acked[i]
-                    first[sent.src] = min(first.get(sent.src, sent.seq), sent.seq)
-            missing = [i for i, sent in acked.items()
-                       if i not in counts and sent.src in first and sent.seq >= first[sent.src]]
-            missing += [i for i, sent in acked.items() if sent.src not in first]
-            report.missing_per_consumer[consumer] = len(missing)
-            lost += missing
-            report.duplicated += sum(1 for c in counts.values() if c > 1)
-            report.extra_deliveries += sum(counts.values()) - len(counts)
-        if not by_consumer:
-            lost = list(acked)
+    if report.kind == "fanout":
+        lost = _fanout_lost(report, acked, consumers, dead)
     else:
-        due = acked
-        if kind == "routed":
-
-            pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
-            due = {i: s for i, s in acked.items() if topic_matches(pattern, s.key)}
-            report.unrouted = len(acked) - len(due)
-        lost = [i for i in due if i not in everyone and i not in dead]
-        report.duplicated = sum(1 for c in everyone.values() if c > 1)
-        report.extra_deliveries = report.received - report.unique_received
-
+        pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
+        lost = _shared_lost(report, acked, everyone, set().union(*dead.values()) if dead else set(),
+                            report.kind, pattern)
     report.lost = len(lost)
     report.lost_ids = sorted(set(lost))[:sample_lost]
     if latencies:
@@ -247,7 +292,7 @@ def latest_run(ledger: Path, stack: str) -> str:
 def _order_note(report: Report) -> str:
     promises = [m.order for m in MODES if m.name == report.mode]
     if report.out_of_order and promises:
-        return f" (mode {report.mode} promises order {promises[0]})"
+        return f" (mode {report.mode} promises order {promises[0]}: a VIOLATION)"
     return ""
 
 
@@ -277,8 +322,10 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
         ("lost (acked, never received)", f"{report.lost:,}"),
         ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),
         ("received without an ack on record", f"{report.unacked_received:,}"),
-        ("out of order (per consumer, producer and key)", f"{report.out_of_order:,}" + _order_note(report)),
+        ("out of order where the mode promises order", f"{report.out_of_order:,}" + _order_note(report)),
     ]
+    if report.reordered:
+        rows.append(("reordered where no order is promised (information)", f"{report.reordered:,}"))
     if report.latency_p50_ms is not None:
         rows.append(("end-to-end latency p50 / p99", f"{report.latency_p50_ms:.1f} ms / {report.latency_p99_ms:.1f} ms"))
     lines = [f"run {report.run_id}" + (f" (mode {report.mode}, judged as {report.kind})" if report.mode else ""),

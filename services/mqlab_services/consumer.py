@@ -95,7 +95,8 @@ class Consumer:
         """
         now = time.time_ns()
         results: list[str | None] = []
-        for body, key in batch:
+        for item in batch:
+            body, key = item
             env = envelope.decode(body)
             if env is None:
                 self.foreign += 1
@@ -110,7 +111,7 @@ class Consumer:
                 self.failed += 1
                 results.append(str(exc) if isinstance(exc, PoisonMessage) else one_line(exc))
                 continue
-            self.ledger.received(env, now, key)
+            self.ledger.received(env, now, key, adapters.lane_of(item))
             self.runs.add(env.run)
             self.received += 1
             results.append(None)

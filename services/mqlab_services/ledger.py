@@ -10,7 +10,7 @@ directory; the host merges the files to account for each message by id.
 ``<ledger_dir>/<run_id>/recv-<consumer name>.tsv``, written and flushed after processing
 and *before* the message is acked or committed::
 
-    msg_id <TAB> src <TAB> seq <TAB> send_ns <TAB> recv_ns <TAB> key
+    msg_id <TAB> src <TAB> seq <TAB> send_ns <TAB> recv_ns <TAB> key <TAB> lane
 
 ``<ledger_dir>/<run_id>/dead-<consumer name>.tsv``, written and flushed when the consumer
 dead-letters a message it failed to process (after the dead-letter queue took it, before the
@@ -23,8 +23,9 @@ the last failure, one line (tabs and line breaks as spaces, at most 300 characte
 
 Times are nanoseconds since the Unix epoch (``send_ns`` is the envelope's ``ts_ns``).
 ``key`` is the message's routing key (RabbitMQ ``topic`` mode) or record key (Kafka), and
-empty when there is none; order is promised per (src, key). Tabs, line breaks and other
-control characters in a key are written as ``?``.
+empty when there is none. ``lane`` is where the broker keeps order (``adapters.Received``):
+``p<N>`` for Kafka partition N, ``redelivered`` for a message that came again, else empty.
+Tabs, line breaks and other control characters in a key or lane are written as ``?``.
 Files have no header and are only ever appended to. A redelivered message gets a second
 ``recv`` line, which is how duplicates are counted. Lines are written whole, one
 ``write`` per flush, so a crash can at worst leave a torn last line, which readers skip.
@@ -73,8 +74,8 @@ def sent_line(env: Envelope, ack_ns: int, key: str = "") -> str:
     return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\t{clean_key(key)}\n"
 
 
-def recv_line(env: Envelope, recv_ns: int, key: str = "") -> str:
-    return f"{env.id}\t{env.src}\t{env.seq}\t{env.ts_ns}\t{recv_ns}\t{clean_key(key)}\n"
+def recv_line(env: Envelope, recv_ns: int, key: str = "", lane: str = "") -> str:
+    return f"{env.id}\t{env.src}\t{env.seq}\t{env.ts_ns}\t{recv_ns}\t{clean_key(key)}\t{clean_key(lane)}\n"
 
 
 class ReceiptWriter:
@@ -100,8 +101,8 @@ class ReceiptWriter:
     def sent(self, env: Envelope, ack_ns: int, key: str = "") -> None:
         self._add(env.run, sent_line(env, ack_ns, key))
 
-    def received(self, env: Envelope, recv_ns: int, key: str | bytes | None = "") -> None:
-        self._add(env.run, recv_line(env, recv_ns, key))
+    def received(self, env: Envelope, recv_ns: int, key: str | bytes | None = "", lane: str = "") -> None:
+        self._add(env.run, recv_line(env, recv_ns, key, lane))
 
     def dead(self, env: Envelope, attempts: int, reason: str, dead_ns: int) -> None:
         self._add(env.run, dead_line(env, attempts, reason, dead_ns))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS = ("competing", "fanout", "routed")
+ORDER_SCOPES = ("partition", "subscriber", "single consumer")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class Mode:
     safe: bool  # nothing the broker confirmed is lost, even across broker restarts
     durable: bool  # messages wait for consumers that are not there yet, and survive a restart
     order: str  # the order promised, in words: per queue, per partition, per key...
+    # Where `verify` holds the mode to that order: "partition" (within each Kafka partition),
+    # "subscriber" (each subscriber's own queue, group or subscription), "single consumer"
+    # (the shared queue or stream, when one consumer reads it).
+    order_scope: str
     guarantee: str
     lossy: str  # the same client without the safety, for `invoke bench` ("" in a lossy mode)
     dead_letter: str  # where a message that keeps failing goes ("" when it is dropped)
@@ -39,42 +44,42 @@ class Mode:
 
 
 MODES: tuple[Mode, ...] = (
-    Mode("rabbitmq", "work", "competing", True, True, "per queue, with a single consumer",
+    Mode("rabbitmq", "work", "competing", True, True, "per queue, with a single consumer", "single consumer",
          "at-least-once: durable queue, persistent messages, publisher confirms, ack after processing",
          "autoack", "mailbox.dead"),
-    Mode("rabbitmq", "fanout", "fanout", True, False, "per subscriber queue, with one consumer each",
+    Mode("rabbitmq", "fanout", "fanout", True, False, "per subscriber queue, with one consumer each", "subscriber",
          "at-least-once to each subscriber connected when the message is published",
          "autoack", "mailbox.dead"),
-    Mode("rabbitmq", "topic", "routed", True, True, "per queue, with a single consumer",
+    Mode("rabbitmq", "topic", "routed", True, True, "per queue, with a single consumer", "single consumer",
          "at-least-once to each binding's durable queue once a consumer declared it; keys no binding "
          "matches are dropped",
          "autoack", "mailbox.dead"),
-    Mode("rabbitmq", "transient", "competing", False, False, "per queue, with a single consumer",
+    Mode("rabbitmq", "transient", "competing", False, False, "per queue, with a single consumer", "single consumer",
          "confirmed and acked, but the messages are transient (in a durable queue, so no deprecated feature "
          "is used): a broker restart loses every queued one",
          "", "mailbox.dead"),
-    Mode("rabbitmq", "autoack", "competing", False, True, "per queue, with a single consumer",
+    Mode("rabbitmq", "autoack", "competing", False, True, "per queue, with a single consumer", "single consumer",
          "at-most-once: the broker forgets a message as it is sent; a consumer crash loses it",
          "", ""),
-    Mode("redis", "stream", "competing", True, True, "per stream, with a single consumer",
+    Mode("redis", "stream", "competing", True, True, "per stream, with a single consumer", "single consumer",
          "at-least-once: consumer group, XACK after processing, stuck entries reclaimed (XPENDING + XCLAIM)",
          "pubsub", "chatroom.stream.dead"),
-    Mode("redis", "stream-fanout", "fanout", True, False, "per subscriber",
+    Mode("redis", "stream-fanout", "fanout", True, False, "per subscriber", "subscriber",
          "at-least-once to each subscriber, from the moment it created its group",
          "pubsub", "chatroom.stream.dead"),
-    Mode("redis", "pubsub", "fanout", False, False, "per subscriber",
+    Mode("redis", "pubsub", "fanout", False, False, "per subscriber", "subscriber",
          "at-most-once: nothing is stored; a subscriber that is not connected misses the message",
          "", ""),
-    Mode("kafka", "group", "competing", True, True, "per partition",
+    Mode("kafka", "group", "competing", True, True, "per partition", "partition",
          "at-least-once: acks=all, idempotent producer, commit after processing",
          "autocommit", "datascience.dlq"),
-    Mode("kafka", "fanout", "fanout", True, False, "per partition, for each subscriber",
+    Mode("kafka", "fanout", "fanout", True, False, "per partition, for each subscriber", "partition",
          "at-least-once to each subscriber (one group each), from the moment it joined",
          "autocommit", "datascience.dlq"),
-    Mode("kafka", "keyed", "competing", True, True, "per key",
+    Mode("kafka", "keyed", "competing", True, True, "per key", "partition",
          "at-least-once, and messages with the same key arrive in the order sent",
          "autocommit", "datascience.dlq"),
-    Mode("kafka", "autocommit", "competing", False, True, "per partition",
+    Mode("kafka", "autocommit", "competing", False, True, "per partition", "partition",
          "at-most-once in effect: offsets are committed on a timer, before processing finishes",
          "", "datascience.dlq"),
 )

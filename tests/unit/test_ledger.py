@@ -196,3 +196,62 @@ def test_line_counter_reads_only_what_was_appended(tmp_path):
     write(tmp_path / "sent-a.tsv", sent(["z"]))
     write(tmp_path / "sent-b.tsv", sent(["w"]))
     assert counter() == 4
+
+
+def _run_info(directory: Path, stack: str, mode: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    ledger.write_run_info(directory, {"stack": stack, "mode": mode})
+
+
+def lanes(ids, seqs, lanes_):
+    return [(i, "p1", s, 1000 + s, 5_000_000 + s, "", lane) for i, s, lane in zip(ids, seqs, lanes_)]
+
+
+def test_kafka_order_is_judged_per_partition(tmp_path):
+    _run_info(tmp_path / "r", "kafka", "group")
+    ids = [f"m{i}" for i in range(6)]
+    write(tmp_path / "r" / "sent-p1.tsv", sent(ids))
+    # One consumer reads two partitions: their records interleave, each partition in order.
+    write(tmp_path / "r" / "recv-c1.tsv", lanes(["m1", "m3", "m0", "m2", "m5", "m4"], [1, 3, 0, 2, 5, 4],
+                                                 ["p1", "p1", "p0", "p0", "p1", "p0"]))
+    report = ledger.read_run(tmp_path, "r")
+    assert (report.out_of_order, report.reordered, report.lost) == (0, 0, 0)
+    # Within one partition, a record that comes before an earlier one breaks the promise.
+    write(tmp_path / "r" / "recv-c2.tsv", lanes(["m0", "m2", "m1"], [0, 2, 1], ["p0", "p0", "p0"]))
+    report = ledger.read_run(tmp_path, "r")
+    assert report.out_of_order == 1
+    assert "VIOLATION" in ledger.render(report)
+
+
+def test_a_shared_queue_promises_order_only_to_a_single_consumer(tmp_path):
+    _run_info(tmp_path / "r", "rabbitmq", "work")
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b", "c", "d"]))
+    write(tmp_path / "r" / "recv-c1.tsv", recv(["b", "a"], seqs=[1, 0]))
+    assert (ledger.read_run(tmp_path, "r").out_of_order, ledger.read_run(tmp_path, "r").reordered) == (1, 0)
+    write(tmp_path / "r" / "recv-c2.tsv", recv(["d", "c"], seqs=[3, 2]))
+    report = ledger.read_run(tmp_path, "r")
+    assert (report.out_of_order, report.reordered) == (0, 2)
+    assert "reordered where no order is promised (information)" in ledger.render(report)
+
+
+def test_redeliveries_and_repeats_have_no_promised_place(tmp_path):
+    _run_info(tmp_path / "r", "rabbitmq", "work")
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b", "c"]))
+    write(tmp_path / "r" / "recv-c1.tsv", [("a", "p1", 0, 1, 2, "", ""), ("c", "p1", 2, 1, 2, "", ""),
+                                          ("b", "p1", 1, 1, 2, "", "redelivered"), ("a", "p1", 0, 1, 2, "", "")])
+    report = ledger.read_run(tmp_path, "r")
+    assert (report.out_of_order, report.reordered, report.duplicated, report.lost) == (0, 0, 1, 0)
+
+
+def test_fanout_subscribers_dead_letters_are_accounted_not_lost(tmp_path):
+    _run_info(tmp_path / "r", "rabbitmq", "fanout")
+    write(tmp_path / "r" / "sent-p1.tsv", sent(["a", "b", "c", "d"]))
+    for consumer in ("c1", "c2"):
+        write(tmp_path / "r" / f"recv-{consumer}.tsv", recv(["a", "b", "d"], seqs=[0, 1, 3]))
+        write(tmp_path / "r" / f"dead-{consumer}.tsv", [("c", "p1", 2, 3, "poison message", 9)])
+    report = ledger.read_run(tmp_path, "r")
+    assert (report.lost, report.dead_lettered, report.missing_per_consumer) == (0, 1, {"c1": 0, "c2": 0})
+    # A subscriber that neither received nor dead-lettered it lost it.
+    (tmp_path / "r" / "dead-c2.tsv").unlink()
+    report = ledger.read_run(tmp_path, "r")
+    assert (report.lost, report.missing_per_consumer) == (1, {"c1": 0, "c2": 1})

@@ -385,8 +385,9 @@ def test_redis_refuses_a_key_that_is_not_a_stream():
 
 
 class _Method:
-    def __init__(self, tag, exchange="", routing_key="mailbox.durable"):
+    def __init__(self, tag, exchange="", routing_key="mailbox.durable", redelivered=False):
         self.delivery_tag, self.exchange, self.routing_key = tag, exchange, routing_key
+        self.redelivered = redelivered
 
 
 class _FakeChannel:

@@ -243,7 +243,7 @@ def test_receipts_carry_the_key_the_mode_chose_and_status_files_tell_what_each_s
     assert consumer.main([], {**env, "MQLAB_NAME": "c1"}) == 0
     with open(ledger_dir / "r6" / "recv-c1.tsv") as f:
         recv = [line.rstrip("\n").split("\t") for line in f]
-    assert len(recv) == 30 and all(len(r) == 6 and r[5] == f"k{int(r[2]) % 3}" for r in recv)
+    assert len(recv) == 30 and all(len(r) == 7 and r[5] == f"k{int(r[2]) % 3}" for r in recv)
 
     produced = json.loads((ledger_dir / "_status" / "p1.json").read_text())
     assert {k: produced[k] for k in ("name", "role", "broker", "mode", "sent", "acked")} == {

@@ -25,17 +25,17 @@ def test_recv_lines(tmp_path):
     writer = ReceiptWriter(str(tmp_path), "recv", "c1")
     writer.received(env(3, src="prod-a"), recv_ns=9000)
     writer.flush()
-    assert (tmp_path / "r1" / "recv-c1.tsv").read_text() == f"{3:032x}\tprod-a\t3\t1003\t9000\t\n"
+    assert (tmp_path / "r1" / "recv-c1.tsv").read_text() == f"{3:032x}\tprod-a\t3\t1003\t9000\t\t\n"
 
 
-def test_lines_carry_the_key_as_a_sixth_column(tmp_path):
+def test_recv_lines_carry_the_key_and_the_lane(tmp_path):
     writer = ReceiptWriter(str(tmp_path), "recv", "c1")
     writer.received(env(4), recv_ns=9000, key="orders.eu")
-    writer.received(env(5), recv_ns=9001, key=b"key-5")
+    writer.received(env(5), recv_ns=9001, key=b"key-5", lane="p2")
     writer.close()
     rows = [line.split("\t") for line in (tmp_path / "r1" / "recv-c1.tsv").read_text().splitlines()]
-    assert [len(r) for r in rows] == [6, 6]
-    assert [r[5] for r in rows] == ["orders.eu", "key-5"]
+    assert [len(r) for r in rows] == [7, 7]
+    assert [(r[5], r[6]) for r in rows] == [("orders.eu", ""), ("key-5", "p2")]
     sent = ReceiptWriter(str(tmp_path), "sent", "p1")
     sent.sent(env(6), ack_ns=1, key="key-6")
     sent.close()
@@ -47,7 +47,7 @@ def test_lines_carry_the_key_as_a_sixth_column(tmp_path):
 ])
 def test_keys_from_the_wire_stay_one_field(key, shown):
     assert ledger.clean_key(key) == shown
-    assert ledger.recv_line(env(1), 5, key).count("\t") == 5
+    assert ledger.recv_line(env(1), 5, key, key).count("\t") == 6
 
 
 def test_nothing_reaches_the_file_before_flush_and_everything_after(tmp_path):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib
 
 from ..settings import Settings
-from .base import Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received, Rejected
+from .base import (REDELIVERED, Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received, Rejected,
+                   lane_of)
 
 __all__ = ["ADAPTERS", "KAFKA_ADAPTERS", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
-           "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create"]
+           "REDELIVERED", "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create", "lane_of"]
 
 ADAPTERS: dict[str, str] = {
     "rabbitmq": "mqlab_services.adapters.rabbitmq:RabbitMQAdapter",

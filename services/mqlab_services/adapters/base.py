@@ -25,9 +25,30 @@ from ..settings import Settings
 #: One outgoing message: the encoded envelope and its key from key_for() ("" for none).
 Outgoing = tuple[bytes, str]
 
-#: One received message: the body and its key (RabbitMQ routing key on a named exchange,
-#: Kafka record key), "" when there is none.
-Received = tuple[bytes, str]
+class Received(tuple):
+    """One received message: ``(body, key)``, the key being the RabbitMQ routing key on a named
+    exchange or the Kafka record key ("" when there is none).
+
+    It unpacks as a pair; ``lane`` (an attribute, "" by default) says where the broker keeps
+    order, for the ledger: ``p<N>`` for Kafka partition N, ``redelivered`` for a message that
+    comes again (RabbitMQ redelivery or retry, a Redis entry taken up from the pending list),
+    whose order nobody promises. Plain ``(body, key)`` tuples are accepted wherever a
+    Received is, with no lane.
+    """
+
+    lane: str = ""
+
+    def __new__(cls, body: bytes, key: str = "", lane: str = "") -> "Received":
+        item = super().__new__(cls, (body, key))
+        item.lane = lane
+        return item
+
+
+REDELIVERED = "redelivered"
+
+
+def lane_of(item) -> str:
+    return getattr(item, "lane", "")
 
 #: Called with each batch of received messages (possibly empty when idle).
 #: It returns, for each message in order, None when it was processed, or a one-line reason

@@ -57,7 +57,7 @@ import kafka.errors
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
+from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected, _no_dead, too_large
 from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
                            describe_mode, record_key, retry_then_dead_letter, settle_too_large)
 
@@ -222,7 +222,8 @@ class KafkaAdapter(Adapter):
                 continue
             outage.recovered()
             flat = [r for partition in records.values() for r in partition]
-            batch = [(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "")
+            batch = [Received(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "",
+                              f"p{r.partition}")
                      for r in flat]
             try:
                 retry_then_dead_letter(self.settings, handler, dead or _no_dead, batch, handler(batch), running,

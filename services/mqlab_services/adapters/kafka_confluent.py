@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead, too_large
+from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected, _no_dead, too_large
 from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
                            describe_mode, record_key, retry_then_dead_letter, settle_too_large)
 
@@ -282,7 +282,8 @@ class ConfluentKafkaAdapter(Adapter):
                 self._all_down = None
             elif records:
                 self._up()
-            batch = [(m.value() or b"", m.key().decode("utf-8", "replace") if m.key() else "") for m in records]
+            batch = [Received(m.value() or b"", m.key().decode("utf-8", "replace") if m.key() else "",
+                              f"p{m.partition()}") for m in records]
             try:
                 retry_then_dead_letter(self.settings, handler, dead or _no_dead, batch, handler(batch), running,
                                        lambda failed, attempts: self._produce_dead(records, batch, failed, attempts))

@@ -83,8 +83,8 @@ from urllib.parse import parse_qs, urlsplit
 import pika
 import pika.exceptions
 
-from .base import (Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Rejected, _no_dead,
-                   exhausted, outcomes, too_large)
+from .base import (REDELIVERED, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected,
+                   _no_dead, exhausted, outcomes, too_large)
 
 log = logging.getLogger("mqlab")
 
@@ -418,14 +418,17 @@ class RabbitMQAdapter(Adapter):
         auto_ack = self.settings.mode == "autoack"
         queue = self._subscribe()
         self.assignment = [queue]
-        batch: list[tuple[bytes, str]] = []
+        batch: list[Received] = []
         deliveries: list[tuple[int, object]] = []  # (delivery tag, properties) per message
         for method, props, body in self._channel.consume(
                 queue, auto_ack=auto_ack, inactivity_timeout=IDLE_POLL):
             self.subscribed = True  # the first item comes after basic.consume-ok
             if method is not None:
-                # On the default exchange the routing key is only the queue's name.
-                batch.append((body, method.routing_key if method.exchange else ""))
+                # On the default exchange the routing key is only the queue's name. A redelivery
+                # or a retry copy comes after later messages: its order is not promised.
+                again = method.redelivered or attempts_made(props) > 0
+                batch.append(Received(body, method.routing_key if method.exchange else "",
+                                      REDELIVERED if again else ""))
                 deliveries.append((method.delivery_tag, props))
             # A batch is what has arrived, up to MQLAB_BATCH: it is processed as soon as no
             # more deliveries are waiting, so a slow trickle is not held back to fill a batch.

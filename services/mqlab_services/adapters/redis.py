@@ -50,7 +50,8 @@ from collections.abc import Callable, Sequence
 import redis
 import redis.exceptions
 
-from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, _no_dead, exhausted, outcomes
+from .base import (REDELIVERED, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, _no_dead,
+                   exhausted, outcomes)
 
 log = logging.getLogger("mqlab")
 
@@ -235,7 +236,9 @@ class RedisAdapter(Adapter):
         spent = {i for i, (entry_id, _f) in enumerate(entries)
                  if attempts.get(_text(entry_id), 1) > s.max_deliveries}
         todo = [i for i in range(len(entries)) if i not in spent]
-        results = outcomes(handler([(entry_body(entries[i][1]), "") for i in todo]), len(todo))
+        # Entries taken up from the pending list come after later ones: no order is promised.
+        lane = REDELIVERED if attempts else ""
+        results = outcomes(handler([Received(entry_body(entries[i][1]), "", lane) for i in todo]), len(todo))
         done = [entries[i][0] for i, reason in zip(todo, results) if reason is None]
         dying = [(entries[i], attempts.get(_text(entries[i][0]), 1), reason)
                  for i, reason in zip(todo, results)
