@@ -395,13 +395,22 @@ def _curve_xy(points: list[list[float]]) -> tuple[list[float], list[float]]:
 
 def plot_run(run: dict, directory: Path) -> list[Path]:
     """Throughput over time and latency quantiles of one run; returns the PNG paths."""
-    plt = _pyplot()
     by_group: dict[tuple[str, str], list[dict]] = {}
     for t in run["trials"]:
         by_group.setdefault((t["label"], t["phase"]), []).append(t)
-    paths = []
+    return [_plot_throughput(run, by_group, directory / f"{run['id']}-throughput.png"),
+            _plot_latency(run, by_group, directory / f"{run['id']}-latency.png")]
 
-    fig, (ax, ax_backlog) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def _plot_throughput(run: dict, by_group: dict, path: Path) -> Path:
+    fig, (ax, ax_backlog) = _pyplot().subplots(2, 1, figsize=(9, 6.5), sharex=True)
     for (label, phase), trials in by_group.items():
         t = representative(trials)
         if t["kind"] != "mqlab" or phase != "throughput":
@@ -415,9 +424,8 @@ def plot_run(run: dict, directory: Path) -> list[Path]:
             rate = median_of(trials)["send_rate"]
             if rate:
                 ax.axhline(rate, color="grey", linestyle=":", label=f"{label} sent (average)")
-    warmup = run["params"]["warmup"]
     for a in (ax, ax_backlog):
-        a.axvline(warmup, color="black", linewidth=0.8, alpha=0.5)
+        a.axvline(run["params"]["warmup"], color="black", linewidth=0.8, alpha=0.5)
         a.grid(alpha=0.3)
     ax.set_ylabel("messages/s")
     ax.set_title(f"{run['stack']}: throughput over time ({run['params']['size']} B, rate "
@@ -425,14 +433,12 @@ def plot_run(run: dict, directory: Path) -> list[Path]:
     ax.legend(fontsize=8)
     ax_backlog.set_ylabel("backlog (messages)")
     ax_backlog.set_xlabel("seconds since start")
-    fig.tight_layout()
-    path = directory / f"{run['id']}-throughput.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    paths.append(path)
+    return _save(fig, path)
 
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for (label, phase), trials in by_group.items():
+
+def _plot_latency(run: dict, by_group: dict, path: Path) -> Path:
+    fig, ax = _pyplot().subplots(figsize=(9, 5))
+    for (label, _phase), trials in by_group.items():
         t = representative(trials)
         rate = fmt_target_rate(t["rate"])
         if t["curve"]:
@@ -448,12 +454,7 @@ def plot_run(run: dict, directory: Path) -> list[Path]:
     ax.set_title(f"{run['stack']}: latency by percentile ({run['params']['size']} B)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = directory / f"{run['id']}-latency.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    paths.append(path)
-    return paths
+    return _save(fig, path)
 
 
 def plot_compare(runs: list[dict], path: Path) -> Path:

@@ -172,7 +172,29 @@ def parse_perftest(stdout: str, *, warmup_s: float = 0.0, size: int | None = Non
     in the body to its arrival at the consumer. PerfTest prints neither p99.9 nor the max.
     Without an interval after the warm-up, the end-of-run summary is used, warm-up included.
     """
-    intervals = []  # (start, end, rates, latency stats or None, unit, line)
+    intervals, summary, summary_latency, summary_lines = _perftest_lines(stdout)
+    steady = [iv for iv in intervals if iv[0] >= warmup_s - 0.05 and iv[1] > iv[0] and "sent" in iv[2]]
+    if steady:
+        send_rate, recv_rate, p50, p99 = _perftest_steady(steady)
+        raw = tuple(iv[5] for iv in steady) + tuple(summary_lines)
+    elif "sending" in summary:
+        send_rate = summary["sending"]
+        recv_rate = summary.get("receiving")
+        p50 = p99 = None
+        if summary_latency and recv_rate:
+            stats, unit = summary_latency
+            p50, p99 = to_ns(stats[1], _latency_unit_ns(unit)), to_ns(stats[4], _latency_unit_ns(unit))
+        raw = tuple(summary_lines)
+    else:
+        raise NativeError(f"PerfTest printed no rates: {gist(stdout)}")
+    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), "e2e",
+                        p50, p99, None, None, raw)
+
+
+def _perftest_lines(stdout: str):
+    """PerfTest's per-second intervals (start, end, rates, latency stats, unit, line) and its
+    end-of-run summary (rates, latency stats and unit, lines)."""
+    intervals = []
     summary: dict[str, float] = {}
     summary_latency = None
     summary_lines = []
@@ -192,36 +214,25 @@ def parse_perftest(stdout: str, *, warmup_s: float = 0.0, size: int | None = Non
         if rate:
             summary[rate["name"]] = float(rate["value"])
             summary_lines.append(line)
-            continue
-        if "consumer latency min/median/75th/95th/99th" in line:
+        elif "consumer latency min/median/75th/95th/99th" in line:
             lat = re.search(r"min/median/75th/95th/99th (?P<stats>\d+/\d+/\d+/\d+/\d+) (?P<unit>\S+)", line)
             if lat:
                 summary_latency = (tuple(int(v) for v in lat["stats"].split("/")), lat["unit"])
                 summary_lines.append(line)
+    return intervals, summary, summary_latency, summary_lines
 
-    steady = [iv for iv in intervals if iv[0] >= warmup_s - 0.05 and iv[1] > iv[0] and "sent" in iv[2]]
-    if steady:
-        span = sum(end - start for start, end, *_ in steady)
-        send_rate = sum(r["sent"] * (end - start) for start, end, r, *_ in steady) / span
-        recv_rate = (sum(r["received"] * (end - start) for start, end, r, *_ in steady) / span
-                     if all("received" in r for _, _, r, *_ in steady) else None)
-        weighted = [(r.get("received", 0.0) * (end - start), stats, unit)
-                    for start, end, r, stats, unit, _ in steady if stats and r.get("received", 0.0) > 0]
-        total = sum(w for w, *_ in weighted)
-        p50 = p99 = None
-        if total > 0:
-            p50 = int(round(sum(w * s[1] * _latency_unit_ns(u) for w, s, u in weighted) / total))
-            p99 = int(round(sum(w * s[4] * _latency_unit_ns(u) for w, s, u in weighted) / total))
-        raw = tuple(iv[5] for iv in steady) + tuple(summary_lines)
-    elif "sending" in summary:
-        send_rate = summary["sending"]
-        recv_rate = summary.get("receiving")
-        p50 = p99 = None
-        if summary_latency and recv_rate:
-            stats, unit = summary_latency
-            p50, p99 = to_ns(stats[1], _latency_unit_ns(unit)), to_ns(stats[4], _latency_unit_ns(unit))
-        raw = tuple(summary_lines)
-    else:
-        raise NativeError(f"PerfTest printed no rates: {gist(stdout)}")
-    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), "e2e",
-                        p50, p99, None, None, raw)
+
+def _perftest_steady(steady: list) -> tuple[float, float | None, int | None, int | None]:
+    """Send and receive rates (time-weighted) and p50/p99 (weighted by messages received)."""
+    span = sum(end - start for start, end, *_ in steady)
+    send_rate = sum(r["sent"] * (end - start) for start, end, r, *_ in steady) / span
+    recv_rate = (sum(r["received"] * (end - start) for start, end, r, *_ in steady) / span
+                 if all("received" in r for _, _, r, *_ in steady) else None)
+    weighted = [(r.get("received", 0.0) * (end - start), stats, unit)
+                for start, end, r, stats, unit, _ in steady if stats and r.get("received", 0.0) > 0]
+    total = sum(w for w, *_ in weighted)
+    p50 = p99 = None
+    if total > 0:
+        p50 = int(round(sum(w * st[1] * _latency_unit_ns(u) for w, st, u in weighted) / total))
+        p99 = int(round(sum(w * st[4] * _latency_unit_ns(u) for w, st, u in weighted) / total))
+    return send_rate, recv_rate, p50, p99

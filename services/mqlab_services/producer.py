@@ -147,30 +147,7 @@ class Producer:
             if not pending:
                 self.stopper.sleep(min(0.05, 1 / self.rate) if self.rate else 0.05)
             else:
-                try:
-                    acks = self.adapter.publish([(data, key) for _env, data, key in pending])
-                except self.adapter.errors as exc:
-                    log.info("lost the broker while publishing: %s; %d message(s) unconfirmed, "
-                             "reconnecting", one_line(exc), len(pending))
-                    self.retries += len(pending)
-                    self.adapter.close()
-                    connect(self.adapter, self.settings, self.stopper, bounded=one_shot, what="reconnect")
-                    continue
-                unconfirmed = []
-                for (env, data, key), ack_ns in zip(pending, acks):
-                    if ack_ns is None:
-                        unconfirmed.append((env, data, key))
-                    elif isinstance(ack_ns, adapters.Rejected):
-                        self._reject(ack_ns.reason)
-                    else:
-                        self.ledger.sent(env, ack_ns, key)
-                self.acked += self.ledger.flush()
-                if unconfirmed:
-                    self.retries += len(unconfirmed)
-                    log.info("%d message(s) not confirmed by the broker; sending them again",
-                             len(unconfirmed))
-                    self.stopper.sleep(0.5)
-                pending = unconfirmed
+                pending = self._publish(pending, one_shot)
             self.report()
             if every.due() and (self.created, self.acked) != logged:
                 logged = (self.created, self.acked)
@@ -178,7 +155,36 @@ class Producer:
                 log.info("sent %d (acked %d) %.1f msg/s, run %s", self.created, self.acked,
                          self.acked / elapsed if elapsed else 0.0, self.run_id)
         self.report(force=True)
-        elapsed = time.monotonic() - started
+        return self._finish(one_shot, time.monotonic() - started)
+
+    def _publish(self, pending: list, one_shot: bool) -> list:
+        """Publish ``pending``, record what the broker confirmed; what it did not, to send again."""
+        try:
+            acks = self.adapter.publish([(data, key) for _env, data, key in pending])
+        except self.adapter.errors as exc:
+            log.info("lost the broker while publishing: %s; %d message(s) unconfirmed, "
+                     "reconnecting", one_line(exc), len(pending))
+            self.retries += len(pending)
+            self.adapter.close()
+            connect(self.adapter, self.settings, self.stopper, bounded=one_shot, what="reconnect")
+            return pending
+        unconfirmed = []
+        for (env, data, key), ack_ns in zip(pending, acks):
+            if ack_ns is None:
+                unconfirmed.append((env, data, key))
+            elif isinstance(ack_ns, adapters.Rejected):
+                self._reject(ack_ns.reason)
+            else:
+                self.ledger.sent(env, ack_ns, key)
+        self.acked += self.ledger.flush()
+        if unconfirmed:
+            self.retries += len(unconfirmed)
+            log.info("%d message(s) not confirmed by the broker; sending them again", len(unconfirmed))
+            self.stopper.sleep(0.5)
+        return unconfirmed
+
+    def _finish(self, one_shot: bool, elapsed: float) -> int:
+        """The closing log line, and the exit code: 1 when stopped early or a message was rejected."""
         if one_shot and self.acked + self.rejected < self.count:
             log.info("stopped (%s) before the end: %d of %d confirmed, run %s",
                      self.stopper.signal_name or "stop", self.acked, self.count, self.run_id)
