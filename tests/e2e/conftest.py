@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
+import docker
 import pytest
 
 from tests.conftest import ROOT, engine_or_skip
@@ -146,3 +148,70 @@ def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = 250) ->
                              "--rate", str(rate), "--run-id", run_id],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
+
+
+# -- evidence that a fault happened: from the ledger's receipts and from Docker -----------------
+
+LEDGER = ROOT / ".mqlab" / "ledger"
+
+
+def _column(run_id: str, pattern: str, index: int) -> dict[str, list[int]]:
+    """One numeric column of every receipt file matching ``pattern``, per file (sorted)."""
+    found = {}
+    for path in sorted((LEDGER / run_id).glob(pattern)):
+        values = []
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) > index and parts[index].isdigit():
+                values.append(int(parts[index]))
+        found[path.stem] = sorted(values)
+    return found
+
+
+def acked_count(run_id: str) -> int:
+    return sum(len(v) for v in _column(run_id, "sent-*.tsv", 3).values())
+
+
+def wait_for_acked(run_id: str, count: int, timeout: float = 60) -> int:
+    """Wait until the run's producers have ``count`` broker-acked messages on record."""
+    deadline = time.monotonic() + timeout
+    while acked_count(run_id) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return acked_count(run_id)
+
+
+def _longest_gap(times: list[int]) -> float:
+    return max((b - a for a, b in zip(times, times[1:])), default=0) / 1e9
+
+
+def ack_gap_s(run_id: str) -> float:
+    """The longest time without a producer ack, in seconds."""
+    times = sorted(t for values in _column(run_id, "sent-*.tsv", 3).values() for t in values)
+    return _longest_gap(times)
+
+
+def consumer_silence_s(run_id: str) -> float:
+    """The longest time one consumer received nothing while the run went on, in seconds:
+    a gap between two of its receipts, or from its last receipt to the run's last one."""
+    per_consumer = _column(run_id, "recv-*.tsv", 4)
+    last = max((v[-1] for v in per_consumer.values() if v), default=0)
+    return max((max(_longest_gap(v), (last - v[-1]) / 1e9) for v in per_consumer.values() if v), default=0.0)
+
+
+def started_at(stack: str, service: str) -> list[str]:
+    """When each container of a service last started (Docker's State.StartedAt)."""
+    found = docker.from_env().containers.list(all=True, filters={"label": [
+        f"com.docker.compose.project=mqlab-{stack}", f"com.docker.compose.service={service}"]})
+    return sorted(c.attrs["State"]["StartedAt"] for c in found)
+
+
+def latency_ms_by_send_time(run_id: str) -> list[tuple[int, float]]:
+    """(send_ns, end-to-end latency in ms) of every first delivery of the run."""
+    seen, found = set(), []
+    for path in sorted((LEDGER / run_id).glob("recv-*.tsv")):
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 5 and parts[0] not in seen:
+                seen.add(parts[0])
+                found.append((int(parts[3]), (int(parts[4]) - int(parts[3])) / 1e6))
+    return sorted(found)

@@ -6,11 +6,14 @@ only within the mode's bound. Lossy modes: the loss is asserted, not hidden.
 
 from __future__ import annotations
 
+import statistics
 import time
+from datetime import datetime
 
 import pytest
 
-from tests.e2e.conftest import Case, invoke, produce, start_stream, verify
+from tests.e2e.conftest import (Case, ack_gap_s, consumer_silence_s, invoke, latency_ms_by_send_time, produce,
+                                start_stream, started_at, verify, wait_for_acked)
 
 SAFE = [Case("rabbitmq", "work", consumers=2), Case("redis", "stream", consumers=2), Case("kafka", "group", consumers=2)]
 # How long each fault lasts in the tests: long enough to matter, short enough for CI.
@@ -26,6 +29,7 @@ FAULTS = {
 # Redelivery after a fault is bounded by what was in flight: each consumer's unacked
 # prefetch/poll batch, plus the producer's unconfirmed window that it sends again.
 PREFETCH, BATCH = 200, 100
+COUNT = 2500  # at 250 msg/s: 10 s of steady traffic around each fault
 
 
 # Every broker gets the faults that test its clients' recovery; the others, which act the
@@ -34,15 +38,48 @@ FAULT_CASES = [(case, fault) for case in SAFE for fault in ("kill-broker", "paus
 FAULT_CASES += [(SAFE[0], "restart-broker"), (SAFE[1], "kill-producer"), (SAFE[2], "slow-network")]
 
 
+def _evidence(case: Case, fault: str, run_id: str, before: dict, chaos_out: str) -> None:
+    """Assert that the fault took effect: a no-op fault must fail this."""
+    seconds = FAULTS[fault]
+    if fault in ("kill-broker", "restart-broker"):
+        assert started_at(case.stack, case.stack) != before["broker"], "the broker was not restarted"
+    if fault in ("kill-broker", "pause-broker"):
+        assert ack_gap_s(run_id) >= 0.8 * seconds, f"no gap in producer acks: {ack_gap_s(run_id):.1f} s"
+    if fault in ("partition", "kill-consumer"):
+        silence = consumer_silence_s(run_id)
+        assert silence >= 0.8 * seconds, f"no consumer went silent: {silence:.1f} s"
+    if fault == "kill-consumer":
+        assert started_at(case.stack, "consumer") != before["consumer"], "no consumer was restarted"
+    if fault == "slow-network":
+        before_ms, during_ms = _latency_around(run_id, chaos_out)
+        assert during_ms >= 2 * before_ms + 50, f"latency did not rise: {before_ms:.1f} -> {during_ms:.1f} ms"
+
+
+def _latency_around(run_id: str, chaos_out: str) -> tuple[float, float]:
+    """Median end-to-end latency (ms) of messages sent before the slowdown, and while it lasted
+    (its start and end are the chaos steps' wall-clock stamps)."""
+    stamps = [line.split()[1] for line in chaos_out.splitlines() if line.startswith("mqlab: ") and
+              ("latency to" in line or "limited" in line or "remove the slowdown" in line)]
+    assert len(stamps) == 2, chaos_out
+    day = datetime.now().strftime("%Y-%m-%d")
+    start, end = (datetime.strptime(f"{day} {s}", "%Y-%m-%d %H:%M:%S.%f").timestamp() * 1e9 for s in stamps)
+    samples = latency_ms_by_send_time(run_id)
+    before = [ms for sent, ms in samples if sent < start]
+    during = [ms for sent, ms in samples if start <= sent <= end]
+    assert before and during, (len(before), len(during))
+    return statistics.median(before), statistics.median(during)
+
+
 @pytest.mark.parametrize("case,fault", [
     pytest.param(case, fault, marks=getattr(pytest.mark, case.stack), id=f"{case.stack}-{fault}")
     for case, fault in FAULT_CASES])
 def test_no_acked_message_is_lost_under_a_fault(stacks, case, fault):
     stacks.up(case.stack, consumers=case.consumers, mode=case.mode)
     run_id = f"{fault}-{case.stack}-{int(time.time())}"
-    producer = start_stream(case.stack, run_id)
+    before = {"broker": started_at(case.stack, case.stack), "consumer": started_at(case.stack, "consumer")}
+    producer = start_stream(case.stack, run_id, count=COUNT)
     try:
-        time.sleep(3)  # mid-stream
+        assert wait_for_acked(run_id, 500) >= 500  # mid-stream
         broke = invoke("chaos", case.stack, fault, "--duration", str(FAULTS[fault]))
         assert broke.ok, broke.out
         out, _ = producer.communicate(timeout=300)
@@ -55,10 +92,13 @@ def test_no_acked_message_is_lost_under_a_fault(stacks, case, fault):
         assert producer.returncode == 0, out
     done, report = verify(case.stack, run_id, settle=20, timeout=240)
     assert done.ok, done.out
-    assert report.sent > 0 and report.lost == 0
+    assert report.lost == 0
     assert report.extra_deliveries <= case.consumers * PREFETCH + BATCH, report.extra_deliveries
     if fault == "kill-producer":
-        assert report.sent < 2500
+        assert 500 <= report.sent < COUNT
+    else:
+        assert report.sent == COUNT and report.unacked_received == 0, done.out
+    _evidence(case, fault, run_id, before, broke.out)
 
 
 @pytest.mark.redis
@@ -67,7 +107,7 @@ def test_pubsub_loses_what_is_published_while_its_subscriber_is_down(stacks):
     run_id = f"pubsub-kill-{int(time.time())}"
     producer = start_stream("redis", run_id, count=2000, rate=250)
     try:
-        time.sleep(2)
+        assert wait_for_acked(run_id, 400) >= 400
         broke = invoke("chaos", "redis", "kill-consumer", "--duration", "3")
         assert broke.ok, broke.out
         out, _ = producer.communicate(timeout=120)
@@ -88,6 +128,7 @@ def test_down_then_up_keeps_data_and_down_volumes_is_a_clean_slate(stacks, case)
     stacks.up(case.stack, consumers=0, mode=case.mode)
     kept = produce(case.stack, 1000)
     assert invoke("down", case.stack).ok
+    assert started_at(case.stack, case.stack) == [], "`down` left the broker's container"
     stacks.current = None
     stacks.up(case.stack, consumers=1, mode=case.mode)
     done, report = verify(case.stack, kept)

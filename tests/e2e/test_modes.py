@@ -13,7 +13,7 @@ import pytest
 from mqlab import compose, config
 from mqlab.stacks import get_stack
 from tests.conftest import ROOT
-from tests.e2e.conftest import Case, invoke, produce, start_stream, verify
+from tests.e2e.conftest import Case, invoke, produce, start_stream, started_at, verify, wait_for_acked
 
 COMPETING = [Case("rabbitmq", "work"), Case("redis", "stream"), Case("kafka", "group"), Case("kafka", "keyed")]
 FANOUT = [Case("rabbitmq", "fanout"), Case("redis", "stream-fanout"), Case("redis", "pubsub"), Case("kafka", "fanout")]
@@ -100,9 +100,11 @@ def _restart_between_produce_and_consume(stacks, case: Case, count: int):
     stacks.up(case.stack, consumers=0, mode=case.mode)
     run = produce(case.stack, count)
     stack = get_stack(case.stack)
+    before = started_at(case.stack, stack.brokers[-1])
     argv = compose.compose_argv(config.load(ROOT, config.offline_default()), stack, "restart", stack.brokers[-1])
     restart = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert restart.returncode == 0, restart.stderr
+    assert started_at(case.stack, stack.brokers[-1]) != before, "the broker was not restarted"
     scaled = invoke("scale", case.stack, "--consumers", "1")
     assert scaled.ok, scaled.out
     return run
@@ -130,10 +132,10 @@ def test_scaling_1_4_1_mid_stream_loses_nothing(stacks, case):
     run_id = f"scale-{case.stack}-{int(time.time())}"
     producer = start_stream(case.stack, run_id, count=6000, rate=300)
     try:
-        time.sleep(4)  # let the stream start: the point is to scale while it flows
+        assert wait_for_acked(run_id, 1200) >= 1200  # the point is to scale while it flows
         up4 = invoke("scale", case.stack, "--consumers", "4")
         assert up4.ok, up4.out
-        time.sleep(4)
+        assert wait_for_acked(run_id, 2400) >= 2400
         down1 = invoke("scale", case.stack, "--consumers", "1")
         assert down1.ok, down1.out
         out, _ = producer.communicate(timeout=240)

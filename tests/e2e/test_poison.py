@@ -46,6 +46,19 @@ def test_oversized_message_is_a_clear_error_and_the_connection_stays_usable(stac
     assert done.ok and report.lost == 0 and report.sent == 200
 
 
+@pytest.mark.parametrize("case", [Case("rabbitmq", "fanout", 2).param(), Case("redis", "stream-fanout", 2).param()])
+def test_fanout_subscribers_dead_letter_poison_and_lose_nothing(stacks, case):
+    """Each subscriber gets the poison messages too, and dead-letters its own copy: accounted for."""
+    stacks.up(case.stack, consumers=case.consumers, mode=case.mode)
+    run = produce(case.stack, 400, "--poison-every", "40")
+    done, report = verify(case.stack, run)
+    assert done.ok, done.out
+    assert report.sent == 400 and report.lost == 0 and report.unacked_received == 0
+    assert report.dead_lettered == 10 and len(report.per_consumer) == 2
+    assert all(n == 390 for n in report.per_consumer.values()), report.per_consumer
+    assert all("poison" in reason for reason in report.dead_reasons), report.dead_reasons
+
+
 @pytest.mark.rabbitmq
 def test_autoack_drops_a_message_whose_processing_fails(stacks):
     """The lossy contrast: auto-ack has nothing to retry and nowhere to dead-letter."""
