@@ -80,6 +80,9 @@ CLIENTS: dict[str, tuple[tuple[str, str], ...]] = {
     "kafka": (("kafka-python", "kafka-python"), ("confluent-kafka", "confluent-kafka")),
 }
 KAFKA_CLIENTS = tuple(name for name, _dist in CLIENTS["kafka"])
+#: Brokers whose shared queues can be classic or quorum (MQLAB_QUEUE_TYPE). A quorum queue
+#: keeps every message: it fits only the durable modes, not a per-subscriber or transient one.
+QUEUE_TYPE_BROKERS = ("rabbitmq",)
 #: The largest message the producer sends, per broker (MQLAB_MAX_MESSAGE_BYTES): the lab's
 #: rabbitmq.conf max_message_size, a lab limit for Redis, and kafka-python's max_request_size.
 DEFAULT_MAX_MESSAGE_BYTES = {"rabbitmq": 4 * 1024 * 1024, "redis": 4 * 1024 * 1024, "kafka": 1024 * 1024}
@@ -163,9 +166,9 @@ class Settings:
             "broker": broker,
             "url": env.text("URL", DEFAULT_URLS[broker]),
             "mode": mode,
-            # Only Kafka has a choice of client; the other brokers do not read the variable.
+            # Only a broker with a choice of client reads the variable (Kafka).
             "kafka_client": (env.choice("KAFKA_CLIENT", KAFKA_CLIENTS, default=KAFKA_CLIENTS[0])
-                             if broker == "kafka" else KAFKA_CLIENTS[0]),
+                             if len(CLIENTS[broker]) > 1 else KAFKA_CLIENTS[0]),
             "ledger_dir": env.text("LEDGER_DIR", cls.ledger_dir),
             "name": env.name("NAME", hostname if hostname is not None else socket.gethostname()),
             "rate": env.number("RATE", cls.rate, positive=True),
@@ -195,7 +198,7 @@ class Settings:
             "backoff_max": env.number("BACKOFF_MAX", cls.backoff_max, positive=True),
             "log_every": env.number("LOG_EVERY", cls.log_every, positive=True),
         }
-        if broker == "rabbitmq" and mode in ("fanout", "transient") and fields["queue_type"] == "quorum":
+        if fields["queue_type"] == "quorum" and broker in QUEUE_TYPE_BROKERS and not mode_info(broker, mode).durable:
             raise SettingsError(f"{PREFIX}QUEUE_TYPE=quorum does not fit mode {mode}: it uses per-subscriber "
                                 "queues, or transient messages that a quorum queue would keep (use classic)")
         return cls(**fields)
