@@ -10,7 +10,9 @@ Command lines are argv lists, joined with :func:`shlex.join` only at the edge.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -81,9 +83,9 @@ class InvokeJob:
         return self.exited
 
     def interrupt(self) -> None:
-        """Ctrl-C for the command: `docker compose run` passes it on and removes the container."""
+        """Ctrl-C for the command (SIGINT): `docker compose run` passes it on to the container."""
         if self.running():
-            self.promise.runner.send_interrupt(KeyboardInterrupt())
+            os.kill(self.promise.runner.process.pid, signal.SIGINT)
 
 
 def compose_env(config: LabConfig) -> dict[str, str]:
