@@ -9,14 +9,16 @@ throw-away container of the services image.
 
 from __future__ import annotations
 
-import docker
 import time
 from datetime import datetime
 from typing import Callable
 
+import docker
+
 from .config import LabConfig
 from .errors import LabError, UsageError
 from .stacks import Stack
+from .wait import poll_until
 
 Echo = Callable[[str], None]
 MAX_DURATION = 600.0
@@ -50,15 +52,16 @@ def one_of(client, stack: Stack, service: str):
 
 
 def wait_healthy(container, echo: Echo, timeout: float = HEALTHY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    health: list = [None]
+
+    def healthy() -> bool:
         container.reload()
-        health = (container.attrs.get("State", {}).get("Health") or {}).get("Status")
-        if container.status == "running" and health in (None, "healthy"):
-            _stamp(echo, f"{container.name} is {'healthy' if health else 'running'}")
-            return
-        time.sleep(1.0)
-    raise LabError(f"{container.name} did not become healthy within {timeout:.0f} s")
+        health[0] = (container.attrs.get("State", {}).get("Health") or {}).get("Status")
+        return container.status == "running" and health[0] in (None, "healthy")
+
+    if not poll_until(healthy, timeout, interval=1.0):
+        raise LabError(f"{container.name} did not become healthy within {timeout:.0f} s")
+    _stamp(echo, f"{container.name} is {'healthy' if health[0] else 'running'}")
 
 
 def _down_then_up(client, stack, duration, echo, how: str, stop) -> None:

@@ -28,6 +28,7 @@ from . import tables
 from .errors import UsageError
 from .modes import MODES, mode_info, topic_matches
 from .stacks import STACKS
+from .wait import poll_until
 
 LATEST = "latest-{stack}"
 
@@ -246,20 +247,18 @@ def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: fl
                  sleep: Callable[[float], None] = time.sleep) -> Report:
     """Read the run until every acked message is received, or nothing new arrived for ``settle``
     seconds, or ``timeout`` passed. Bounded in time; returns the last Report."""
-    start = last_change = clock()
-    last_seen = -1
-    while True:
-        report = read_run(ledger, run_id)
+    last = {"report": None, "seen": -1, "changed": clock()}
+
+    def settled() -> bool:
+        report = last["report"] = read_run(ledger, run_id)
         if on_poll:
             on_poll(report)
-        if report.sent and report.lost == 0:
-            return report
-        now = clock()
-        if report.received != last_seen:
-            last_seen, last_change = report.received, now
-        if now - last_change >= settle or now - start >= timeout:
-            return report
-        sleep(poll)
+        if report.received != last["seen"]:
+            last["seen"], last["changed"] = report.received, clock()
+        return bool(report.sent and report.lost == 0) or clock() - last["changed"] >= settle
+
+    poll_until(settled, timeout, interval=poll, clock=clock, sleep=sleep)
+    return last["report"]
 
 
 RUN_INFO = "run.json"

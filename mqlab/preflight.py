@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import docker
 import errno
 import shutil
 import socket
 import subprocess
+
+import docker
 
 from .config import LabConfig
 from .errors import EngineError, UsageError
