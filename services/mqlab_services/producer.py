@@ -38,34 +38,27 @@ log = logging.getLogger("mqlab")
 STEADY_RUN = "steady"
 
 
-def _positive_int(text: str) -> int:
+def _whole(text: str, low: int, high: int | None, unit: str, bounds: str) -> int:
+    """An argparse value: a whole number from ``low`` to ``high`` (None: no upper bound)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a whole number{unit}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {bounds}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole(text, 1, None, "", "at least 1")
 
 
 def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of bytes, got {text!r}") from None
-    if value < 0 or value > 64 * 1024 * 1024:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 64 MiB, got {text!r}")
-    return value
+    return _whole(text, 0, 64 * 1024 * 1024, " of bytes", "between 0 and 64 MiB")
 
 
 def _every(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (none) or more, got {text!r}")
-    return value
+    return _whole(text, 0, None, "", "0 (none) or more")
 
 
 def _rate(text: str) -> float:
