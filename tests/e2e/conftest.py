@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import docker
 import pytest
 
+from mqlab.modes import names_of
+from mqlab.stacks import STACKS
 from tests.conftest import ROOT, engine_or_skip
 
 STACK_PARAMS = [
@@ -38,12 +40,23 @@ def _stack_of(item) -> int:
     return STACK_ORDER.index(stack) + 1 if stack in STACK_ORDER else 0
 
 
+def _mode_of(item) -> int:
+    """The rank of the test's mode among its broker's modes (the default, 0, when it names none)."""
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    marker = item.get_closest_marker("mode")
+    stack = STACK_ORDER[_stack_of(item) - 1] if _stack_of(item) else None
+    mode = case.mode if isinstance(case, Case) else (marker.args[0] if marker else None)
+    modes = names_of(STACKS[stack].broker) if stack else ()
+    return modes.index(mode) if mode in modes else 0
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-    # Run the tests of one stack together: starting a stack costs tens of seconds.
-    items.sort(key=lambda item: _stack_of(item) if "/e2e/" in str(item.fspath) else -1)
+    # Run the tests of one stack together, and of one mode within it: starting a stack costs
+    # tens of seconds, and a change of mode restarts its services.
+    items.sort(key=lambda item: (_stack_of(item), _mode_of(item)) if "/e2e/" in str(item.fspath) else (-1, 0))
 
 
 @dataclass

@@ -102,6 +102,7 @@ def test_no_acked_message_is_lost_under_a_fault(stacks, case, fault):
 
 
 @pytest.mark.redis
+@pytest.mark.mode("pubsub")
 def test_pubsub_loses_what_is_published_while_its_subscriber_is_down(stacks):
     stacks.up("redis", consumers=1, mode="pubsub")
     run_id = f"pubsub-kill-{int(time.time())}"

@@ -48,6 +48,7 @@ def test_fanout_every_subscriber_gets_every_message(stacks, case):
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.mode("topic")
 def test_topic_routing_keys_select_consumers(stacks):
     stacks.up("rabbitmq", consumers=2, mode="topic", binding="orders.*")
     run = produce("rabbitmq", 3000)
@@ -89,6 +90,7 @@ def test_backlog_reaches_consumers_started_later(stacks, case):
 
 
 @pytest.mark.redis
+@pytest.mark.mode("pubsub")
 def test_pubsub_keeps_no_backlog(stacks):
     run = _backlog(stacks, Case("redis", "pubsub"), 1000)
     done, report = verify("redis", run, settle=5, timeout=20)

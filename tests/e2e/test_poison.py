@@ -60,6 +60,7 @@ def test_fanout_subscribers_dead_letter_poison_and_lose_nothing(stacks, case):
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.mode("autoack")
 def test_autoack_drops_a_message_whose_processing_fails(stacks):
     """The lossy contrast: auto-ack has nothing to retry and nowhere to dead-letter."""
     stacks.up("rabbitmq", consumers=1, mode="autoack")
