@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import docker
 import pytest
 
+from mqlab import config, lifecycle
 from mqlab.modes import names_of
-from mqlab.stacks import STACKS
+from mqlab.stacks import STACKS, get_stack
 from tests.conftest import ROOT, engine_or_skip
 
 STACK_PARAMS = [
@@ -89,6 +90,11 @@ class StackManager:
     def up(self, stack: str, consumers: int = 1, mode: str | None = None, binding: str | None = None) -> None:
         settings = (mode, binding)
         if self.current == stack and self.settings == settings:
+            if len(running(stack, "consumer")) == consumers:
+                # Already so: only wait, as `invoke scale` would, until they are consuming.
+                lifecycle.wait_for_consumers(config.load(ROOT, config.offline_default()), get_stack(stack),
+                                             consumers, print)
+                return
             scaled = invoke("scale", stack, "--consumers", str(consumers))
             assert scaled.ok, scaled.out
             return
@@ -209,6 +215,11 @@ def consumer_silence_s(run_id: str) -> float:
     per_consumer = _column(run_id, "recv-*.tsv", 4)
     last = max((v[-1] for v in per_consumer.values() if v), default=0)
     return max((max(_longest_gap(v), (last - v[-1]) / 1e9) for v in per_consumer.values() if v), default=0.0)
+
+
+def running(stack: str, service: str) -> list:
+    return docker.from_env().containers.list(filters={"label": [
+        f"com.docker.compose.project=mqlab-{stack}", f"com.docker.compose.service={service}"]})
 
 
 def started_at(stack: str, service: str) -> list[str]:
