@@ -29,7 +29,7 @@ FAULTS = {
 # Redelivery after a fault is bounded by what was in flight: each consumer's unacked
 # prefetch/poll batch, plus the producer's unconfirmed window that it sends again.
 PREFETCH, BATCH = 200, 100
-COUNT = 2500  # at 250 msg/s: 10 s of steady traffic around each fault
+COUNT = 2000  # at 250 msg/s: 8 s of steady traffic around each fault
 
 
 # Every broker gets the faults that test its clients' recovery; the others, which act the
