@@ -11,6 +11,14 @@ from .errors import UsageError
 from .stacks import Stack, get_stack, stack_of_project
 
 
+def running_stack(stack_name: str, client) -> Stack:
+    """The stack called ``stack_name``, which must be running."""
+    stack = get_stack(stack_name)
+    if stack.project not in preflight.running_projects(client):
+        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    return stack
+
+
 def running_stacks(stack_name: str | None, client) -> list[Stack]:
     if stack_name:
         return [get_stack(stack_name)]

@@ -15,23 +15,16 @@ from . import preflight
 from . import stats as lab_stats
 from .config import LabConfig
 from .errors import LabError, UsageError
+from .containers import running_stack
 from .lifecycle import current_mode
-from .stacks import Stack, get_stack
+from .stacks import get_stack
 
 Echo = Callable[[str], None]
 
 
-def running_stack(stack_name: str, client) -> Stack:
-    """The stack called ``stack_name``, which must be running."""
-    stack = get_stack(stack_name)
-    if stack.project not in preflight.running_projects(client):
-        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
-    return stack
-
-
 def chaos(config: LabConfig, stack_name: str, fault: str, duration: float | None, echo: Echo,
           service: str | None = None) -> float:
-    get_stack(stack_name)
+    get_stack(stack_name)  # an unknown stack first, then the fault
     lab_chaos.check_fault(fault)
     lab_chaos.check_duration(duration, fault)
     client = preflight.docker_client()

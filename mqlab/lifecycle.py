@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import brokers, compose, images, preflight
 from .config import LabConfig
-from .containers import running_stacks
+from .containers import running_stack, running_stacks
 from .errors import LabError, UsageError
 from .expose import check_expose
 from .modes import names_of
@@ -28,13 +28,9 @@ Echo = Callable[[str], None]
 STACK_SETTINGS = ("MQLAB_MODE", "MQLAB_BINDING", "MQLAB_ROUTING_KEYS", "MQLAB_KEYS")
 
 
-def modes_of(stack: Stack) -> tuple[str, ...]:
-    return names_of(stack.broker)
-
-
 def check_mode(stack: Stack, mode: str | None) -> str:
     """The mode to run (the broker's default when None), or a UsageError listing the valid ones."""
-    modes = modes_of(stack)
+    modes = names_of(stack.broker)
     if mode is None or mode == "":
         return modes[0]
     if mode not in modes:
@@ -139,11 +135,10 @@ def down(config: LabConfig, stack_name: str | None, volumes: bool, run: compose.
 
 
 def scale(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo) -> None:
-    stack = get_stack(stack_name)
+    get_stack(stack_name)
     preflight.check_consumers(consumers)
     client = preflight.docker_client()
-    if stack.project not in preflight.running_projects(client):
-        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    stack = running_stack(stack_name, client)
     echo(f"scaling {stack.name} consumers to {consumers}")
     env = {**compose.compose_env(config), **running_settings(client, stack)}
     result = run(compose.scale_argv(config, stack, consumers), env=env, check=False)

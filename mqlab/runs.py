@@ -12,7 +12,7 @@ from mqlab_services.envelope import valid_run_id
 
 from . import compose, ledger, preflight
 from .config import LabConfig
-from .containers import consumer_names
+from .containers import consumer_names, running_stack
 from .errors import LabError, UsageError
 from .lifecycle import check_mode, running_settings
 from .stacks import Stack, get_stack
@@ -80,8 +80,7 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
         raise UsageError(f"--poison-every must be from 0 (none) to the count, got {poison_every!r}")
     run_id = check_run_id(run_id) if run_id else new_run_id()
     client = preflight.docker_client()
-    if stack.project not in preflight.running_projects(client):
-        raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
+    running_stack(stack.name, client)
     directory, settings = _start_run(config, stack, count, size, run_id, rate, poison_every, client)
     output = directory / "producer-output.log"
     acked = LineCounter(directory, "sent-*.tsv")

@@ -42,9 +42,9 @@ class Redis(Broker):
 
     def consumers_seen(self, config, mode: str) -> int | None:
         """Subscribers of the pub/sub channel (a stream's group keeps members that are gone)."""
-        settings = names(self.name, mode)
         if mode != "pubsub":
             return None
+        settings = names(self.name, mode)
         client = connect(config)
         try:
             return int(dict(client.pubsub_numsub(settings.channel)).get(settings.channel.encode(), 0))

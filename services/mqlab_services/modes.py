@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS = ("competing", "fanout", "routed")
-ORDER_SCOPES = ("partition", "subscriber", "single consumer")
 
 
 @dataclass(frozen=True)

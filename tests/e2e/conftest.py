@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import docker
 import pytest
 
-from mqlab import config, lifecycle
+from mqlab import chaos, config, lifecycle
 from mqlab.modes import names_of
 from mqlab.stacks import STACKS, get_stack
 from tests.conftest import ROOT, engine_or_skip
@@ -218,14 +218,12 @@ def consumer_silence_s(run_id: str) -> float:
 
 
 def running(stack: str, service: str) -> list:
-    return docker.from_env().containers.list(filters={"label": [
-        f"com.docker.compose.project=mqlab-{stack}", f"com.docker.compose.service={service}"]})
+    return chaos.containers(docker.from_env(), get_stack(stack), service)
 
 
 def started_at(stack: str, service: str) -> list[str]:
     """When each container of a service last started (Docker's State.StartedAt)."""
-    found = docker.from_env().containers.list(all=True, filters={"label": [
-        f"com.docker.compose.project=mqlab-{stack}", f"com.docker.compose.service={service}"]})
+    found = chaos.containers(docker.from_env(), get_stack(stack), service, running=False)
     return sorted(c.attrs["State"]["StartedAt"] for c in found)
 
 

@@ -36,16 +36,9 @@ def settle_too_large(acks: list, batch: Sequence[Outgoing], too_big: list[int], 
     error fails the records queued behind the culprit too; those stay unconfirmed, to be sent
     again). True when there were any: a refused batch leaves a gap in the idempotent
     producer's sequence, so the caller starts a new producer."""
-    if too_big:
-        reject_largest(acks, batch, too_big, code)
-    return bool(too_big)
-
-
-def reject_largest(acks: list, batch: Sequence[Outgoing], too_big: list[int], code: str) -> None:
-    """Mark as Rejected, in ``acks``, the largest of the records the broker refused as too large
-    (``code`` is how the client names the error); the others stay unconfirmed, to be sent again."""
     for index in broker_rejects([len(batch[i][0]) for i in too_big], too_big):
         acks[index] = Rejected(f"message of {len(batch[index][0])} bytes is above the broker limit ({code})")
+    return bool(too_big)
 
 
 def dead_headers(reason: str, attempts: int, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
