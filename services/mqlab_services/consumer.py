@@ -153,7 +153,8 @@ class Consumer:
         self.status.update(force=force, received=self.received, foreign=self.foreign,
                            failed=self.failed, dead=self.dead_lettered,
                            subscribed=bool(adapter and adapter.subscribed and not stopped),
-                           assignment=list(adapter.assignment) if adapter else [])
+                           assignment=list(adapter.assignment) if adapter else [],
+                           node=adapter.node if adapter else "")
         if self.status.error is not None and error is None:
             log.info("cannot write the status file: %s", one_line(self.status.error))
 
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     dead_ledger = ReceiptWriter(settings.ledger_dir, "dead", settings.name)
     status = StatusFile(settings.ledger_dir, settings.name, {
         "role": "consumer", "broker": settings.broker, "mode": settings.mode, "subscribed": False,
-        "received": 0, "foreign": 0, "failed": 0, "dead": 0, "assignment": []}, counter="received")
+        "received": 0, "foreign": 0, "failed": 0, "dead": 0, "assignment": [], "node": ""}, counter="received")
     consumer = Consumer(settings, ledger, adapter=adapter, status=status, dead_ledger=dead_ledger)
     consumer.report(force=True)
     code = 0

@@ -36,6 +36,7 @@ class Mode:
     guarantee: str
     lossy: str  # the same client without the safety, for `invoke bench` ("" in a lossy mode)
     dead_letter: str  # where a message that keeps failing goes ("" when it is dropped)
+    replicated: bool = False  # needs a replicated stack (its acks wait for replicas)
 
     @property
     def fanout(self) -> bool:
@@ -45,6 +46,10 @@ class Mode:
 MODES: tuple[Mode, ...] = (
     Mode("rabbitmq", "work", "competing", True, True, "per queue, with a single consumer", "single consumer",
          "at-least-once: durable queue, persistent messages, publisher confirms, ack after processing",
+         "autoack", "mailbox.dead"),
+    Mode("rabbitmq", "quorum", "competing", True, True, "per queue, with a single consumer", "single consumer",
+         "at-least-once: a quorum queue (Raft), persistent messages, publisher confirms once a majority "
+         "of the nodes has the message, ack after processing",
          "autoack", "mailbox.dead"),
     Mode("rabbitmq", "fanout", "fanout", True, False, "per subscriber queue, with one consumer each", "subscriber",
          "at-least-once to each subscriber connected when the message is published",
@@ -66,6 +71,10 @@ MODES: tuple[Mode, ...] = (
     Mode("redis", "stream-fanout", "fanout", True, False, "per subscriber", "subscriber",
          "at-least-once to each subscriber, from the moment it created its group",
          "pubsub", "chatroom.stream.dead"),
+    Mode("redis", "stream-wait", "competing", False, True, "per stream, with a single consumer", "single consumer",
+         "acked once the primary and one replica have the entry (WAIT 1, min-replicas-to-write 1); "
+         "replication is asynchronous, so a failover can still lose acked entries: measured, not hidden",
+         "", "chatroom.stream.dead", replicated=True),
     Mode("redis", "pubsub", "fanout", False, False, "per subscriber", "subscriber",
          "at-most-once: nothing is stored; a subscriber that is not connected misses the message",
          "", ""),

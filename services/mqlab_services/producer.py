@@ -200,7 +200,8 @@ class Producer:
         """Refresh the status file (at most once a second unless forced)."""
         if self.status is not None:
             error = self.status.error
-            self.status.update(force=force, sent=self.created, acked=self.acked, rejected=self.rejected)
+            self.status.update(force=force, sent=self.created, acked=self.acked, rejected=self.rejected,
+                               node=self.adapter.node)
             if self.status.error is not None and error is None:
                 log.info("cannot write the status file: %s", one_line(self.status.error))
 

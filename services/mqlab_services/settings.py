@@ -7,7 +7,11 @@ with a mapping (``os.environ`` in the services, a plain dict in tests).
 variable                   meaning                                     default
 =========================  ==========================================  =====================================
 MQLAB_BROKER               rabbitmq, redis or kafka                    (required)
-MQLAB_URL                  broker address                              per broker, on localhost
+MQLAB_URL                  broker address: RabbitMQ amqp:// URLs and   per broker, on localhost
+                           Kafka host:port, comma-separated for a
+                           cluster; Redis redis:// or, through
+                           Sentinel, redis+sentinel://host:port,
+                           host:port/<primary name>
 MQLAB_KAFKA_CLIENT         Kafka client library: kafka-python or       kafka-python
                            confluent-kafka (librdkafka); ignored for
                            the other brokers
@@ -16,10 +20,11 @@ MQLAB_MODE                 delivery mode (see ``MODES``; empty means   the broke
 MQLAB_LEDGER_DIR           where receipt files go                      /ledger
 MQLAB_NAME                 this service's name in receipts and logs    the container hostname
 MQLAB_RATE                 steady producer rate, messages/s            2
-MQLAB_QUEUE                RabbitMQ queue (work, transient, autoack)   mailbox.durable;
+MQLAB_QUEUE                RabbitMQ queue (work, quorum, transient,    mailbox.durable;
+                           autoack)                                    mailbox.quorum (quorum);
                                                                        mailbox.transient (transient)
-MQLAB_QUEUE_TYPE           RabbitMQ durable shared queues: classic     classic
-                           or quorum (work, topic, autoack)
+MQLAB_QUEUE_TYPE           RabbitMQ durable shared queues: classic     classic (quorum in mode
+                           or quorum (work, topic, autoack)            quorum)
 MQLAB_EXCHANGE             RabbitMQ exchange (fanout, topic)           mailbox.fanout / mailbox.topic
 MQLAB_ROUTING_KEYS         RabbitMQ topic: producer routing keys,      orders.eu,orders.us,audit.eu
                            comma-separated, used in turn by seq
@@ -35,6 +40,9 @@ MQLAB_KEYS                 Kafka keyed: number of record keys          8
                            (key-0 ... key-<N-1>, by seq)
 MQLAB_PREFETCH             RabbitMQ unacked deliveries per consumer    200
 MQLAB_BATCH                messages per confirm wait / ack / commit    100
+MQLAB_WAIT_TIMEOUT         Redis stream-wait: how long WAIT waits for  2
+                           a replica, s (then the batch is unacked
+                           and sent again)
 MQLAB_CLAIM_IDLE           Redis: reclaim entries idle this long, s    30
                            (from consumers that died)
 MQLAB_MAX_DELIVERIES       attempts at a message whose processing      3
@@ -87,6 +95,9 @@ QUEUE_TYPE_BROKERS = ("rabbitmq",)
 #: rabbitmq.conf max_message_size, a lab limit for Redis, and kafka-python's max_request_size.
 DEFAULT_MAX_MESSAGE_BYTES = {"rabbitmq": 4 * 1024 * 1024, "redis": 4 * 1024 * 1024, "kafka": 1024 * 1024}
 
+#: RabbitMQ queues of the modes that do not use ``mailbox.durable``.
+DEFAULT_QUEUES = {"quorum": "mailbox.quorum", "transient": "mailbox.transient"}
+
 DEFAULT_URLS = {
     "rabbitmq": "amqp://guest:guest@localhost:5672/%2F",
     "redis": "redis://localhost:6379/0",
@@ -124,6 +135,7 @@ class Settings:
     keys: int = 8
     prefetch: int = 200
     batch: int = 100
+    wait_timeout: float = 2.0
     claim_idle: float = 30.0
     max_deliveries: int = 3
     retry_idle: float = 1.0
@@ -172,8 +184,9 @@ class Settings:
             "ledger_dir": env.text("LEDGER_DIR", cls.ledger_dir),
             "name": env.name("NAME", hostname if hostname is not None else socket.gethostname()),
             "rate": env.number("RATE", cls.rate, positive=True),
-            "queue": env.text("QUEUE", "mailbox.transient" if mode == "transient" else cls.queue),
-            "queue_type": env.choice("QUEUE_TYPE", ("classic", "quorum"), default=cls.queue_type),
+            "queue": env.text("QUEUE", DEFAULT_QUEUES.get(mode, cls.queue)),
+            "queue_type": ("quorum" if mode == "quorum"
+                           else env.choice("QUEUE_TYPE", ("classic", "quorum"), default=cls.queue_type)),
             "exchange": env.text("EXCHANGE", f"mailbox.{mode}" if mode in ("fanout", "topic") else ""),
             "routing_keys": env.words("ROUTING_KEYS", cls.routing_keys),
             "binding": env.text("BINDING", cls.binding),
@@ -186,6 +199,7 @@ class Settings:
             "keys": env.integer("KEYS", cls.keys, minimum=1),
             "prefetch": env.integer("PREFETCH", cls.prefetch, minimum=1),
             "batch": env.integer("BATCH", cls.batch, minimum=1),
+            "wait_timeout": env.number("WAIT_TIMEOUT", cls.wait_timeout, positive=True),
             "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
             "max_deliveries": env.integer("MAX_DELIVERIES", cls.max_deliveries, minimum=1),
             "retry_idle": env.number("RETRY_IDLE", cls.retry_idle, positive=True),

@@ -6,7 +6,7 @@ the new content, never a torn one. A consumer's file::
 
     {"name": "c1", "role": "consumer", "broker": "kafka", "mode": "group",
      "subscribed": true, "received": 1200, "foreign": 0, "failed": 30, "dead": 10, "rate": 198.4,
-     "assignment": [0, 2], "updated_ns": 1700000000000000000}
+     "assignment": [0, 2], "node": "rabbitmq-2", "updated_ns": 1700000000000000000}
 
 - ``subscribed``: true once the consumer is really consuming (RabbitMQ: after basic.consume;
   Redis: its group exists and the first read returned; Kafka: partitions assigned and their
@@ -16,11 +16,13 @@ the new content, never a torn one. A consumer's file::
   (each retry counts); ``dead``: messages dead-lettered.
 - ``rate``: ``received`` per second over about the last 5 seconds.
 - ``assignment``: Kafka partition numbers, or the one queue, group or channel it reads.
+- ``node``: the broker node it is connected to (RabbitMQ: the node of its connection; Redis:
+  the primary it found; "" for Kafka, whose clients talk to each partition's leader).
 
 A producer's file::
 
     {"name": "p1", "role": "producer", "broker": "kafka", "mode": "keyed",
-     "sent": 2000, "acked": 2000, "rejected": 0, "rate": 500.0, "updated_ns": 1700000000000000000}
+     "sent": 2000, "acked": 2000, "rejected": 0, "rate": 500.0, "node": "", "updated_ns": 1700000000000000000}
 
 ``sent`` counts messages made, ``acked`` those the broker confirmed, ``rejected`` those
 refused as too large (never sent), and ``rate`` is

@@ -57,7 +57,7 @@ def test_the_lossy_modes_say_so():
 # -- RabbitMQ --------------------------------------------------------------------------------
 
 def test_rabbitmq_connection_parameters():
-    params = rabbitmq_adapter.connection_parameters(
+    [params] = rabbitmq_adapter.connection_parameters(
         settings("rabbitmq", url="amqp://lab:secret@rabbitmq:5672/%2F"))
     assert (params.host, params.port, params.virtual_host) == ("rabbitmq", 5672, "/")
     assert params.credentials.username == "lab" and params.credentials.password == "secret"
@@ -66,9 +66,23 @@ def test_rabbitmq_connection_parameters():
 
 
 def test_rabbitmq_url_options_win_over_lab_defaults():
-    params = rabbitmq_adapter.connection_parameters(settings("rabbitmq", url="amqp://h/%2F?heartbeat=5"))
+    [params] = rabbitmq_adapter.connection_parameters(settings("rabbitmq", url="amqp://h/%2F?heartbeat=5"))
     assert params.heartbeat == 5
 
+
+def test_rabbitmq_cluster_urls_are_each_tried_in_a_shuffled_order():
+    urls = "amqp://u:p@rabbitmq-1:5672/%2F, amqp://u:p@rabbitmq-2:5672/%2F,amqp://u:p@rabbitmq-3:5672/%2F?heartbeat=4"
+    params = rabbitmq_adapter.connection_parameters(settings("rabbitmq", url=urls), shuffle=list.reverse)
+    assert [p.host for p in params] == ["rabbitmq-3", "rabbitmq-2", "rabbitmq-1"]
+    assert [p.heartbeat for p in params] == [4, 10, 10]
+    assert all(p.credentials.username == "u" and p.connection_attempts == 1 for p in params)
+
+
+def test_rabbitmq_quorum_mode_declares_a_quorum_queue_of_its_own():
+    s = settings("rabbitmq", mode="quorum")
+    assert (s.queue, s.queue_type) == ("mailbox.quorum", "quorum")
+    assert rabbitmq_adapter.queue_arguments(s) == {"x-queue-type": "quorum", "x-dead-letter-exchange": "mailbox.dlx"}
+    assert rabbitmq_adapter.message_properties(s).delivery_mode == 2
 
 def test_rabbitmq_safe_messages_are_persistent_and_lossy_ones_transient():
     safe = rabbitmq_adapter.message_properties(settings("rabbitmq"))
@@ -89,7 +103,7 @@ def test_rabbitmq_queue_arguments():
 
 
 def test_rabbitmq_heartbeat_comes_from_the_settings():
-    assert rabbitmq_adapter.connection_parameters(settings("rabbitmq", heartbeat="3")).heartbeat == 3
+    assert rabbitmq_adapter.connection_parameters(settings("rabbitmq", heartbeat="3"))[0].heartbeat == 3
 
 
 class _Frame:
@@ -132,6 +146,41 @@ def test_redis_entry_body():
 def test_redis_modes():
     assert redis_adapter.RedisAdapter(settings("redis")).streams is True
     assert redis_adapter.RedisAdapter(settings("redis", mode="pubsub")).streams is False
+
+
+def test_redis_sentinel_urls_name_the_sentinels_and_the_primary():
+    assert redis_adapter.sentinel_address("redis+sentinel://:s%40cret@sentinel-1:26379,sentinel-2,sentinel-3:26381/lab") == (
+        [("sentinel-1", 26379), ("sentinel-2", 26379), ("sentinel-3", 26381)], "lab", "s@cret")
+    assert redis_adapter.sentinel_address("redis+sentinel://sentinel-1:26379")[1:] == ("mymaster", None)
+    assert redis_adapter.sentinel_address("redis://redis:6379/0") is None
+
+
+class _FakePipeline:
+    """A pipeline whose WAIT answers ``replicas``, recording the commands sent."""
+
+    def __init__(self, replicas):
+        self.replicas, self.commands = replicas, []
+
+    def xadd(self, stream, fields):
+        self.commands.append(("XADD", stream))
+
+    def execute_command(self, *args):
+        self.commands.append(args)
+
+    def execute(self, raise_on_error=True):
+        replies = [b"1-%d" % i for i, c in enumerate(self.commands) if c[0] == "XADD"]
+        return replies + ([self.replicas] if self.commands[-1][0] == "WAIT" else [])
+
+
+@pytest.mark.parametrize("mode, replicas, acked", [
+    ("stream-wait", 1, True), ("stream-wait", 0, False), ("stream", 0, True)])
+def test_redis_stream_wait_acks_only_what_a_replica_has(mode, replicas, acked):
+    adapter = redis_adapter.RedisAdapter(settings("redis", mode=mode, wait_timeout="1.5"))
+    pipe = _FakePipeline(replicas)
+    adapter._client = type("Client", (), {"pipeline": lambda self, transaction=False: pipe})()
+    acks = adapter.publish([(b"a", ""), (b"b", "")])
+    assert [ack is not None for ack in acks] == [acked, acked]
+    assert (("WAIT", 1, 1500) in pipe.commands) is (mode == "stream-wait")
 
 
 class _FakeRedis:

@@ -9,6 +9,7 @@ An adapter wraps one native client (pika, redis-py, kafka-python) for one
     acks = adapter.publish(batch)     # [(body, key), ...] -> [ack_ns or None, ...]
     adapter.consume(handler, running, dead)  # until running() is False
     adapter.subscribed, adapter.assignment  # what the consumer reads, for its status file
+    adapter.node                      # the node it reached (clusters), for its status file
     adapter.close()                   # never raises
 
 Broker loss surfaces as one of ``adapter.errors``; the caller closes, backs off and
@@ -121,6 +122,8 @@ class Adapter(abc.ABC):
         self.subscribed = False
         #: What this consumer reads: Kafka partition numbers, or one queue, group or channel name.
         self.assignment: list = []
+        #: The broker node this client is connected to (a cluster's host name), "" when unknown.
+        self.node = ""
 
     def key_for(self, seq: int) -> str:
         """The key the producer's message number ``seq`` is sent with; "" when the mode has none."""

@@ -6,6 +6,10 @@ Modes (all but ``autoack`` use publisher confirms and a manual ack after process
   for every batch, and a manual ack only after the handler has processed (and the consumer
   has recorded) the batch. Each message goes to one consumer. A confirmed message survives
   a broker restart; a message whose consumer dies before the ack is delivered again.
+- ``quorum`` (safe, the default of the ``rabbitmq-cluster`` stack): ``work`` on the quorum
+  queue ``mailbox.quorum`` (``x-queue-type: quorum``): a Raft log replicated to the cluster's
+  nodes, so a publisher confirm means a majority has the message, and the queue goes on
+  with a new leader when a node is lost. On one node it is a quorum queue of one member.
 - ``fanout`` (safe for each subscriber while it is subscribed): the producer publishes
   persistent messages with confirms to the durable fanout exchange ``mailbox.fanout``; each
   consumer declares its own queue ``mailbox.fanout.<name>`` (exclusive, auto-delete: it lives
@@ -56,14 +60,16 @@ deprecated feature it does not permit) is a configuration error: one line naming
 feature and the ``rabbitmq.conf`` key that permits it, and no retries.
 
 Connect with ``MQLAB_URL=amqp://user:pass@host:5672/%2F``; query options that pika's
-URLParameters knows (``?heartbeat=30&blocked_connection_timeout=60``) are honoured.
+URLParameters knows (``?heartbeat=30&blocked_connection_timeout=60``) are honoured. For a
+cluster, give one URL per node, comma-separated: each (re)connect tries them in a random
+order, so the clients spread over the nodes and move to another one when theirs is lost.
 
 Options:
 - ``MQLAB_HEARTBEAT``: AMQP heartbeat (10 s) unless the URL sets one, so a paused or
   unreachable broker is noticed within about two heartbeats.
 - ``MQLAB_DLX``, ``MQLAB_DLQ``, ``MQLAB_MAX_DELIVERIES``: dead-lettering, see above.
-- ``MQLAB_QUEUE``: the queue of ``work``/``autoack`` (``mailbox.durable``) or ``transient``
-  (``mailbox.transient``). Deliberately not the tutorial's ``mailbox``, which tutorials
+- ``MQLAB_QUEUE``: the queue of ``work``/``autoack`` (``mailbox.durable``), ``quorum``
+  (``mailbox.quorum``) or ``transient`` (``mailbox.transient``). Deliberately not the tutorial's ``mailbox``, which tutorials
   declare transient: redeclaring it durable would fail with 406.
 - ``MQLAB_QUEUE_TYPE``: ``classic`` (default) or ``quorum`` for the durable shared queues.
 - ``MQLAB_EXCHANGE``: the exchange of ``fanout``/``topic`` (``mailbox.<mode>``).
@@ -75,6 +81,7 @@ Options:
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -96,10 +103,22 @@ def _nothing() -> None:
     pass
 
 
-def connection_parameters(settings) -> pika.URLParameters:
-    """pika parameters for MQLAB_URL, with lab defaults where the URL says nothing."""
-    params = pika.URLParameters(settings.url)
-    query = parse_qs(urlsplit(settings.url).query)
+#: The modes that share one durable queue, MQLAB_QUEUE, declared with the dead-letter exchange.
+SHARED_QUEUE_MODES = ("work", "quorum", "autoack")
+
+
+def connection_parameters(settings, shuffle: Callable[[list], None] = random.shuffle) -> list[pika.URLParameters]:
+    """pika parameters for each URL in MQLAB_URL (comma-separated for a cluster), in the
+    order to try them: shuffled, so that clients spread over the nodes."""
+    params = [url_parameters(url.strip(), settings) for url in settings.url.split(",") if url.strip()]
+    shuffle(params)
+    return params
+
+
+def url_parameters(url: str, settings) -> pika.URLParameters:
+    """pika parameters for one URL, with lab defaults where the URL says nothing."""
+    params = pika.URLParameters(url)
+    query = parse_qs(urlsplit(url).query)
     if "heartbeat" not in query:
         params.heartbeat = settings.heartbeat
     if "blocked_connection_timeout" not in query:
@@ -116,7 +135,7 @@ def queue_arguments(settings) -> dict | None:
     # A classic queue is declared without x-queue-type so that it matches queues made by
     # definitions files or older clients that never set the argument.
     arguments = {"x-queue-type": "quorum"} if settings.queue_type == "quorum" else {}
-    if settings.mode in ("work", "autoack"):  # one queue, MQLAB_QUEUE, in both modes
+    if settings.mode in SHARED_QUEUE_MODES:  # one queue, MQLAB_QUEUE
         arguments["x-dead-letter-exchange"] = settings.dlx
     return arguments or None
 
@@ -223,7 +242,7 @@ class RabbitMQAdapter(Adapter):
 
     def describe(self) -> str:
         s = self.settings
-        if s.mode == "work":
+        if s.mode in ("work", "quorum"):
             return (f"queue {s.queue} ({s.queue_type}, durable), competing consumers: persistent "
                     "messages, publisher confirms, manual ack after processing")
         if s.mode == "fanout":
@@ -244,6 +263,8 @@ class RabbitMQAdapter(Adapter):
         """Connect and declare what producers and consumers share (a queue or an exchange)."""
         self.close()
         self._connection = pika.BlockingConnection(connection_parameters(self.settings))
+        params = getattr(getattr(self._connection, "_impl", None), "params", None)
+        self.node = getattr(params, "host", "")  # which node of a cluster we reached
         self._channel = self._connection.channel()
         s = self.settings
         if s.exchange:
@@ -253,7 +274,7 @@ class RabbitMQAdapter(Adapter):
         else:
             self._declare(lambda: self._channel.queue_declare(
                 s.queue, durable=True, arguments=self._arguments()),
-                f"queue {s.queue!r}", "QUEUE/MQLAB_QUEUE_TYPE", fresh=s.mode in ("work", "autoack"))
+                f"queue {s.queue!r}", "QUEUE/MQLAB_QUEUE_TYPE", fresh=s.mode in SHARED_QUEUE_MODES)
         self._declare(lambda: self._channel.exchange_declare(s.dlx, exchange_type="fanout", durable=True),
                       f"exchange {s.dlx!r}", "DLX")
         self._declare(lambda: self._channel.queue_declare(s.dlq, durable=True), f"queue {s.dlq!r}", "DLQ")
@@ -273,7 +294,7 @@ class RabbitMQAdapter(Adapter):
         self._setup_channel()
 
     def _arguments(self) -> dict | None:
-        return queue_arguments(self.settings) if self.settings.mode in ("work", "topic", "autoack") else None
+        return queue_arguments(self.settings) if self.settings.mode in (*SHARED_QUEUE_MODES, "topic") else None
 
     def _declare(self, declare: Callable[[], object], what: str, variable: str, fresh: bool = False) -> None:
         try:

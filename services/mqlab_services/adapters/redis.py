@@ -14,6 +14,12 @@ Modes:
   consumer has its own group ``<MQLAB_GROUP>.<name>``, created at ``$`` when it starts, so
   it gets every entry added after it subscribed, XACKed after processing. A reconnect or
   a crash keeps the group, so nothing is missed; a clean stop (SIGTERM) deletes it.
+- ``stream-wait`` (replicated stacks; the default of ``redis-sentinel``): ``stream`` whose
+  producer counts an entry as acked only once ``WAIT 1`` says a replica has it too (within
+  ``MQLAB_WAIT_TIMEOUT``; a batch no replica took in time is unacked and sent again). The
+  servers refuse writes while no replica is connected (``min-replicas-to-write 1``). Redis
+  replicates asynchronously, so Sentinel can still promote a replica that missed acked
+  entries: the ledger counts them as lost, and the README reports how many.
 - ``pubsub`` (lossy): PUBLISH / SUBSCRIBE on the channel ``MQLAB_CHANNEL`` (``chatroom``),
   the tutorial's design. Redis keeps nothing: a message published while no consumer is
   subscribed, or while one is reconnecting, is gone. The PUBLISH reply is recorded as
@@ -32,7 +38,10 @@ failed message is gone already: it is only recorded as dead.
 Failure detection: socket timeouts of 5 s and a health check on connections idle for 5 s,
 so a paused or unreachable server is noticed within seconds, and the services reconnect.
 
-Connect with ``MQLAB_URL=redis://[:password@]host:6379/0`` (``rediss://`` for TLS).
+Connect with ``MQLAB_URL=redis://[:password@]host:6379/0`` (``rediss://`` for TLS), or through
+Sentinel with ``MQLAB_URL=redis+sentinel://[:password@]host:26379,host:26379/<primary name>``:
+every (re)connect asks the sentinels for the current primary (redis-py's ``Sentinel``), so
+producers and consumers follow a failover without a restart.
 
 Options: ``MQLAB_STREAM``, ``MQLAB_GROUP`` (the shared group, and the prefix of the
 per-subscriber ones), ``MQLAB_CHANNEL``, ``MQLAB_CLAIM_IDLE``, ``MQLAB_RETRY_IDLE``,
@@ -46,9 +55,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.exceptions
+from redis.sentinel import Sentinel
 
 from .base import (REDELIVERED, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, _no_dead,
                    exhausted, outcomes)
@@ -70,6 +81,35 @@ def client_options(settings) -> dict:
         "health_check_interval": 5,
         "client_name": f"mqlab-{settings.name}",
     }
+
+
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+def sentinel_address(url: str) -> tuple[list[tuple[str, int]], str, str | None] | None:
+    """(sentinels, primary name, password) of a ``redis+sentinel://`` URL; None for another URL."""
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        return None
+    hosts = parts.netloc.rpartition("@")[2]
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.strip().partition(":")
+        sentinels.append((name, int(port or 26379)))
+    password = unquote(parts.password) if parts.password else None
+    return sentinels, parts.path.strip("/") or "mymaster", password
+
+
+def client_for(settings) -> redis.Redis:
+    """A client of MQLAB_URL: the server itself, or the primary that Sentinel names."""
+    options = client_options(settings)
+    found = sentinel_address(settings.url)
+    if found is None:
+        return redis.Redis.from_url(settings.url, **options)
+    sentinels, primary, password = found
+    sentinel = Sentinel(sentinels, socket_timeout=options["socket_timeout"],
+                        socket_connect_timeout=options["socket_connect_timeout"])
+    return sentinel.master_for(primary, password=password, **options)
 
 
 def dead_fields(entry_id, body: bytes, attempts: int, reason: str) -> dict:
@@ -108,8 +148,9 @@ class RedisAdapter(Adapter):
 
     def describe(self) -> str:
         s = self.settings
-        if s.mode == "stream":
-            return (f"stream {s.stream}, group {s.group}, competing consumers: XACK after "
+        if s.mode in ("stream", "stream-wait"):
+            waits = " acked after WAIT 1 (a replica has it; failover can still lose it)," if s.mode == "stream-wait" else ""
+            return (f"stream {s.stream}, group {s.group}, competing consumers:{waits} XACK after "
                     f"processing, XAUTOCLAIM after {s.claim_idle:g}s idle")
         if s.mode == "stream-fanout":
             return (f"stream {s.stream}, a group per subscriber ({s.subscriber_group}) from its "
@@ -118,9 +159,10 @@ class RedisAdapter(Adapter):
 
     def connect(self) -> None:
         self.close()
-        self._client = redis.Redis.from_url(self.settings.url, **client_options(self.settings))
+        self._client = client_for(self.settings)
         self._client.ping()
-        if self.settings.mode == "stream":
+        self.node = _node_of(self._client)
+        if self.settings.mode in ("stream", "stream-wait"):
             self._ensure_group()
 
     def _ensure_group(self, start: str = "0") -> None:
@@ -141,17 +183,27 @@ class RedisAdapter(Adapter):
         return time.perf_counter() - started
 
     def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
+        s = self.settings
         pipe = self._client.pipeline(transaction=False)
         for body, _key in batch:  # no keys in Redis modes
             if self.streams:
-                pipe.xadd(self.settings.stream, {FIELD: body})
+                pipe.xadd(s.stream, {FIELD: body})
             else:
-                pipe.publish(self.settings.channel, body)
+                pipe.publish(s.channel, body)
+        waits = s.mode == "stream-wait"
+        if waits:
+            pipe.execute_command("WAIT", 1, int(s.wait_timeout * 1000))
         replies = pipe.execute(raise_on_error=False)
         now = time.time_ns()
         for reply in replies:
             if isinstance(reply, self.errors):
                 raise reply
+        if waits:
+            replicas = replies.pop()
+            if not isinstance(replicas, int) or replicas < 1:
+                log.info("no replica confirmed %d entries within %gs (WAIT: %s); they count as unacked",
+                         len(batch), s.wait_timeout, replicas)
+                return [None] * len(batch)
         return [None if isinstance(reply, Exception) else now for reply in replies]
 
     def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
@@ -292,6 +344,19 @@ class RedisAdapter(Adapter):
                     thing.close()
                 except Exception:  # closing a broken connection; nothing left to save
                     pass
+
+
+def _node_of(client: redis.Redis) -> str:
+    """The host a client's connections go to (for a Sentinel client, the primary now)."""
+    pool = client.connection_pool
+    try:
+        if hasattr(pool, "get_master_address"):
+            host, port = pool.get_master_address()
+            return f"{host}:{port}"
+        kwargs = pool.connection_kwargs
+        return f"{kwargs.get('host', '')}:{kwargs.get('port', '')}"
+    except Exception:  # informational only
+        return ""
 
 
 def _text(value) -> str:
