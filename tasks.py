@@ -198,15 +198,18 @@ def verify(c, stack, run_id=None, settle=10, timeout=120):
 
 @task(help={
     "stack": f"the running stack ({STACK_NAMES})",
-    "fault": "kill-broker, restart-broker, pause-broker, partition, kill-consumer, kill-producer or slow-network",
+    "fault": "kill-broker, restart-broker, pause-broker, partition, kill-consumer, kill-producer, slow-network; "
+             "on every node of a stack: kill-node, pause-node, partition-node, rolling-restart",
     "duration": "how long the fault lasts, in seconds (default per fault; at most 600)",
     "service": "partition and slow-network: which service to hit: consumer, producer or broker",
+    "node": "kill-node, pause-node, partition-node: a node number (1-3), leader (default: the partition "
+            "leader, quorum queue leader or Redis primary) or follower",
 })
 @lab_task
-def chaos(c, stack, fault, duration=None, service=None):
+def chaos(c, stack, fault, duration=None, service=None, node=None):
     """Break a running stack on purpose for a bounded time, then restore it; prints each step."""
     seconds = None if duration is None else preflight.parse_float(duration, "duration")
-    lab.chaos(_config(), stack, fault, seconds, _echo, service)
+    lab.chaos(_config(), stack, fault, seconds, _echo, service, node)
 
 
 @task(help={
@@ -319,7 +322,7 @@ def images(c, rebuild=False, only=None):
 @task(help={
     "unit": "run only the unit tests (no Docker needed)",
     "e2e": "run only the end-to-end tests (a real engine and brokers)",
-    "stack": "run only the e2e tests of this stack (rabbitmq, redis, kafka, kafka-zookeeper)",
+    "stack": f"run only the e2e tests of this stack ({STACK_NAMES})",
     "k": "only tests matching this pytest -k expression",
 })
 @lab_task

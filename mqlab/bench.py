@@ -158,7 +158,7 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
                 if phase == "throughput" and unsafe:
                     trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
             if params.native:
-                trials.append(Trial(brokers.get(stack.broker).tool_label, "native", phase, rate, None, repeat))
+                trials.append(Trial(brokers.of(stack).tool_label, "native", phase, rate, None, repeat))
     return trials
 
 
@@ -253,7 +253,7 @@ class Bench:
                         consumers=p.consumers, batch=self.batch, prefetch=self.prefetch, trial_id=trial_id,
                         names=made, tool=self.on.tool, delete=self.on.delete)
         try:
-            result = brokers.get(self.stack.broker).native_trial(run)
+            result = brokers.of(self.stack).native_trial(run)
         finally:
             self.on.delete(made)
         return benchreport.native_trial(result)
@@ -320,6 +320,10 @@ def bench(config: LabConfig, stack_name: str, params: BenchParams, echo: Echo, p
           run: compose.Runner) -> dict:
     """Run the benchmark of one stack; returns the run (as saved in ``.mqlab/bench/<id>.json``)."""
     stack = get_stack(stack_name)
+    if stack.cluster:
+        single = [s.name for s in STACKS.values() if s.broker == stack.broker and not s.cluster]
+        raise UsageError(f"bench measures single-node stacks: use {' or '.join(single)}; "
+                         f"`invoke proof {stack.name}` measures the cluster under faults")
     params = check_params(stack, params)
     return Bench(config, stack, params, echo, progress, run).run()
 

@@ -27,7 +27,7 @@ def environment(config: LabConfig, stack: Stack, on, batch: int, prefetch: int) 
     """The host, Docker, the images (with their ids), the knobs and the CPU pinning of a run;
     ``on`` is the run's ``benchstack.BenchStack``."""
     images = {}
-    for key in (*stack.images, "MQLAB_SERVICES_IMAGE", brokers.get(stack.broker).tool_image_key):
+    for key in (*stack.images, "MQLAB_SERVICES_IMAGE", brokers.of(stack).tool_image_key):
         name = config.get(key) if key else ""
         if name:
             try:

@@ -139,7 +139,7 @@ class BenchStack:
 
     def tool(self, *args: str, seconds: float) -> str:
         """Run the broker's own benchmark tool (its compose service) and return what it printed."""
-        service = brokers.get(self.stack.broker).tool_service
+        service = brokers.of(self.stack).tool_service
         result = self.compose("run", "--rm", "-T", service, *args, timeout=seconds + 180)
         if result.exited != 0:
             raise LabError(f"{service} failed (exit {result.exited}): "
@@ -150,6 +150,6 @@ class BenchStack:
         """Remove what a trial made on the broker (see bench_names): its data would only fill
         memory and disk. Best effort: a failure is said, and the run goes on."""
         try:
-            brokers.get(self.stack.broker).delete(self.config, made)
+            brokers.of(self.stack).delete(self.config, made)
         except Exception as exc:
             self.echo(f"could not delete the trial's {self.stack.broker} data: {type(exc).__name__}: {exc}")

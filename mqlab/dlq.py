@@ -14,7 +14,7 @@ from .stacks import Stack
 
 def show(config: LabConfig, stack: Stack, limit: int = 20) -> str:
     name = brokers.names(stack.broker).dlq
-    total, found = brokers.get(stack.broker).read_dlq(config, name, limit)
+    total, found = brokers.of(stack).read_dlq(config, name, limit)
     lines = [f"{stack.name} dead-letter destination {name}: {total:,} message(s)"]
     if found:
         lines.append(tables.render(("MESSAGE ID", "ATTEMPTS", "REASON"),

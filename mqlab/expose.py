@@ -13,5 +13,5 @@ from .stacks import Stack
 
 def check_expose(config: LabConfig, stack: Stack) -> dict[str, str]:
     """Exposing a stack beyond loopback needs real credentials; returns the compose variables for it."""
-    brokers.get(stack.broker).check_expose(config)
+    brokers.of(stack).check_expose(config)
     return {"MQLAB_BIND": config.get("MQLAB_EXPOSE_BIND", "0.0.0.0") or "0.0.0.0"}

@@ -116,6 +116,9 @@ STACK_IMAGES: dict[str, tuple[str, ...]] = {
     "redis": ("redis", "services"),
     "kafka": ("kafka", "services"),
     "kafka-zookeeper": ("bitnami-zookeeper", "bitnami-kafka", "services"),
+    "kafka-cluster": ("kafka", "services"),
+    "rabbitmq-cluster": ("rabbitmq", "services"),
+    "redis-sentinel": ("redis", "services"),
 }
 
 

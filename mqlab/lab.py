@@ -23,13 +23,15 @@ Echo = Callable[[str], None]
 
 
 def chaos(config: LabConfig, stack_name: str, fault: str, duration: float | None, echo: Echo,
-          service: str | None = None) -> float:
+          service: str | None = None, node: str | None = None) -> float:
     get_stack(stack_name)  # an unknown stack first, then the fault
     lab_chaos.check_fault(fault)
+    lab_chaos.check_node(fault, node)
     lab_chaos.check_duration(duration, fault)
     client = preflight.docker_client()
     stack = running_stack(stack_name, client)
-    return lab_chaos.inject(config, stack, fault, duration, echo, service, client)
+    return lab_chaos.inject(config, stack, fault, duration, echo, service, client, node=node,
+                            mode=current_mode(client, stack))
 
 
 def dlq(config: LabConfig, stack_name: str, limit: int) -> str:

@@ -15,8 +15,8 @@ from .config import LabConfig
 from .containers import running_stack, running_stacks
 from .errors import LabError, UsageError
 from .expose import check_expose
-from .modes import names_of
-from .stacks import Stack, get_stack
+from .modes import mode_info, names_of
+from .stacks import STACKS, Stack, get_stack
 from .stats import STALE_S, read_status
 from .wait import poll_until
 
@@ -29,12 +29,16 @@ STACK_SETTINGS = ("MQLAB_MODE", "MQLAB_BINDING", "MQLAB_ROUTING_KEYS", "MQLAB_KE
 
 
 def check_mode(stack: Stack, mode: str | None) -> str:
-    """The mode to run (the broker's default when None), or a UsageError listing the valid ones."""
+    """The mode to run (the stack's default when None), or a UsageError listing the valid ones."""
     modes = names_of(stack.broker)
     if mode is None or mode == "":
-        return modes[0]
+        return stack.default_mode or modes[0]
     if mode not in modes:
         raise UsageError(f"unknown mode {mode!r} for {stack.name}: choose one of {', '.join(modes)}")
+    if mode_info(stack.broker, mode).replicated and not stack.cluster:
+        clusters = [s.name for s in STACKS.values() if s.broker == stack.broker and s.cluster]
+        raise UsageError(f"mode {mode} waits for replicas, and {stack.name} has none: "
+                         f"use {' or '.join(clusters)}")
     return mode
 
 
@@ -162,7 +166,7 @@ def ready_consumers(config: LabConfig, stack: Stack, client) -> int:
 def broker_sees(config: LabConfig, stack: Stack, mode: str) -> tuple[int | None, str]:
     """How many consumers the broker sees (None when it is not asked), or -1 and why it could not say."""
     try:
-        return brokers.get(stack.broker).consumers_seen(config, mode), ""
+        return brokers.of(stack).consumers_seen(config, mode), ""
     except Exception as exc:  # the broker may be restarting
         return -1, f"{type(exc).__name__}: {str(exc)[:120]}"
 

@@ -3,7 +3,10 @@
 Counts and rates come from the status files the services write about once a second
 (``<ledger>/_status/<name>.json``); the backlog comes from the broker itself, asked
 from the host by the broker's module in ``mqlab.brokers``: RabbitMQ queue depth, Redis
-consumer-group lag and pending entries, Kafka consumer-group lag per partition.
+consumer-group lag and pending entries, Kafka consumer-group lag per partition. On every
+stack the broker also says who leads (partition leaders and in-sync replicas, the quorum
+queue's leader and members, the Redis primary, its replicas and Sentinel's view) and which
+node each client is connected to.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class ServiceStats:
     rate: float = 0.0
     assignment: str = ""
     backlog: str = "-"
+    node: str = ""  # the broker node it is connected to
+    hostname: str = ""  # its MQLAB_NAME
 
 
 @dataclass
@@ -40,6 +45,8 @@ class StackStats:
     services: list[ServiceStats] = field(default_factory=list)
     backlog: dict[str, int] = field(default_factory=dict)  # queue/group/partition -> messages waiting
     broker_error: str = ""
+    topology: list[tuple[str, str]] = field(default_factory=list)  # (what, its state)
+    topology_error: str = ""
 
 
 def read_status(ledger_dir: Path, hostname: str) -> dict:
@@ -66,6 +73,7 @@ def service_row(name: str, role: str, status: dict, now_ns: int) -> ServiceStats
     row.count = int(status.get("received" if role == "consumer" else "acked", 0))
     row.rate = float(status.get("rate", 0.0))
     row.assignment = _assignment_text(status.get("assignment"))
+    row.node = str(status.get("node") or "")
     if age > STALE_S:
         row.state = "stale"
     elif role == "producer":
@@ -86,11 +94,13 @@ def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | No
             continue
         hostname = c.attrs.get("Config", {}).get("Hostname", "")
         row = service_row(c.name, role, read_status(config.ledger_dir, hostname), now_ns)
+        row.hostname = hostname or c.name
         result.services.append(row)
-        if role == "consumer":
-            views.append(ConsumerView(c.name, hostname or c.name, row.assignment))
+        views.append(ConsumerView(c.name, row.hostname, row.assignment if role == "consumer" else ""))
+    add_topology(config, stack, mode, result, views)
     try:
-        backlog = brokers.get(stack.broker).backlog(config, mode, views)
+        backlog = brokers.of(stack).backlog(config, mode, [v for v, r in zip(views, result.services)
+                                                           if r.role == "consumer"])
     except Exception as exc:  # the broker may be restarting: show what we have
         result.broker_error = f"{type(exc).__name__}: {str(exc)[:120]}"
     else:
@@ -101,11 +111,28 @@ def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | No
     return result
 
 
+def add_topology(config: LabConfig, stack: Stack, mode: str, result: StackStats, views: list[ConsumerView]) -> None:
+    """The broker's view of who leads, and of the node each client is connected to (where
+    the broker cannot tell, what the client's status file says)."""
+    try:
+        topology = brokers.of(stack).topology(config, mode, views)
+    except Exception as exc:  # a node may be down: show what we have
+        result.topology_error = f"{type(exc).__name__}: {str(exc)[:120]}"
+        return
+    result.topology = topology.rows
+    for row in result.services:
+        row.node = topology.clients.get(row.hostname, row.node)
+
+
 def render(stats: StackStats) -> str:
     lines = [f"{stats.stack} (mode {stats.mode})",
-             tables.render(("SERVICE", "ROLE", "STATE", "MESSAGES", "RATE/S", "ASSIGNED", "BACKLOG"),
+             tables.render(("SERVICE", "ROLE", "STATE", "MESSAGES", "RATE/S", "ASSIGNED", "NODE", "BACKLOG"),
                            [(s.name, s.role, s.state, f"{s.count:,}", f"{s.rate:,.1f}", s.assignment or "-",
-                             s.backlog) for s in stats.services], indent=2)]
+                             s.node or "-", s.backlog) for s in stats.services], indent=2)]
+    if stats.topology:
+        lines.append(tables.render(("BROKER", "STATE"), stats.topology, indent=2))
+    if stats.topology_error:
+        lines.append(f"  topology unavailable: {stats.topology_error}")
     if stats.backlog:
         total = sum(stats.backlog.values())
         lines.append(f"  backlog at the broker: {total:,} message(s) waiting")

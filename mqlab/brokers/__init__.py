@@ -7,7 +7,7 @@ here, one adapter in ``mqlab_services.adapters`` and one compose file.
 
     from mqlab import brokers
 
-    broker = brokers.get("kafka")
+    broker = brokers.of(stack)   # the broker of a stack, reached through that stack's ports
     broker.consumers_seen(config, "group")
 """
 
@@ -27,8 +27,9 @@ REGISTRY = {
 }
 
 _loaded: dict[str, Broker] = {}
+_of_stack: dict[str, Broker] = {}
 
-__all__ = ["REGISTRY", "Backlog", "Broker", "ConsumerView", "Dead", "NativeRun", "get", "names"]
+__all__ = ["REGISTRY", "Backlog", "Broker", "ConsumerView", "Dead", "NativeRun", "get", "names", "of"]
 
 
 def get(name: str) -> Broker:
@@ -40,3 +41,12 @@ def get(name: str) -> Broker:
             raise UsageError(f"unknown broker {name!r}: choose one of {', '.join(REGISTRY)}") from None
         _loaded[name] = getattr(importlib.import_module(module), cls)()
     return _loaded[name]
+
+
+def of(stack) -> Broker:
+    """The host side of ``stack``'s broker, reaching it through that stack's nodes."""
+    if stack.name not in _of_stack:
+        broker = type(get(stack.broker))()
+        broker.stack = stack
+        _of_stack[stack.name] = broker
+    return _of_stack[stack.name]

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Callable
 
 from mqlab_services.settings import Settings
 
+from ..errors import UsageError
+from ..stacks import STACKS
+
 if TYPE_CHECKING:  # only for annotations: these modules import mqlab.brokers
     from ..config import LabConfig
     from ..native import NativeResult
@@ -75,6 +78,15 @@ class Backlog:
         return self
 
 
+@dataclass
+class Topology:
+    """Who leads and who follows in a stack, as the broker says now (``invoke stats``)."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)  # (what, its state), for a table
+    leader: str = ""  # the compose service of the leading node (``--node leader``)
+    clients: dict[str, str] = field(default_factory=dict)  # client name (MQLAB_NAME) -> node
+
+
 @dataclass(frozen=True)
 class NativeRun:
     """What one trial of a broker's own benchmark tool needs (see ``mqlab.bench``)."""
@@ -97,12 +109,41 @@ class NativeRun:
 
 
 class Broker:
-    """One broker, as the host side sees it. Subclasses set the names and implement the calls."""
+    """One broker, as the host side sees it. Subclasses set the names and implement the calls.
+
+    ``brokers.of(stack)`` gives one bound to a stack (``stack``): it reaches the broker
+    through that stack's nodes; ``brokers.get(name)`` one bound to the single-node stack.
+    """
 
     name = ""
+    stack: "Stack | None" = None
     tool_label = ""  # the benchmark tool's name in reports
     tool_service = ""  # the compose service (profile `bench`) that runs it
     tool_image_key = ""  # its image's key in .env, where it is not the broker's own image
+
+    @property
+    def bound(self) -> "Stack":
+        return self.stack or STACKS[self.name]
+
+    def node_ports(self, config: "LabConfig") -> list[tuple[str, int]]:
+        """(compose service, host port) of each node of the stack, in order."""
+        return [(n.service, config.integer(n.port_key, n.port, 1, 65535)) for n in self.bound.nodes]
+
+    def topology(self, config: "LabConfig", mode: str, clients: list[ConsumerView] = ()) -> Topology:
+        """Leaders, followers and replicas now, and which node each of ``clients`` (producers
+        have no assignment) is connected to, where the broker can tell."""
+        raise NotImplementedError
+
+    def in_sync(self, config: "LabConfig", mode: str) -> tuple[bool, str]:
+        """Whether every replica is back in step (after a node fault), and what the broker says."""
+        return True, "one node"
+
+    def node_service(self, number: int) -> str:
+        """The compose service of node ``number`` (1-based)."""
+        nodes = self.bound.nodes
+        if not 1 <= number <= len(nodes):
+            raise UsageError(f"--node must be from 1 to {len(nodes)} or leader for {self.bound.name}, got {number}")
+        return nodes[number - 1].service
 
     def check_expose(self, config: "LabConfig") -> None:
         """Raise a UsageError when the stack must not be published beyond loopback."""

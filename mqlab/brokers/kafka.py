@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from ..errors import UsageError
 from ..native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, check_rate, gist, option_number,
                       positive, records_for, to_ns)
-from .base import HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, envelope_id, names, text
+from .base import HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names, text
 
 #: The brokers' listener for containers on the stack's network.
 BOOTSTRAP = "kafka:19092"
@@ -22,15 +22,34 @@ BOOTSTRAP = "kafka:19092"
 TOOLS_MAJOR = {"kafka": 4, "kafka-zookeeper": 3}
 
 
-def bootstrap(config) -> str:
-    """The published listener, as host clients reach it."""
-    return f"{HOST}:{config.integer('KAFKA_PORT', 9092, 1, 65535)}"
+def bootstrap(config, ports: list[int] | None = None) -> list[str]:
+    """The published listeners, as host clients reach them (``ports``: every node's;
+    default: KAFKA_PORT)."""
+    return [f"{HOST}:{port}" for port in (ports or [config.integer('KAFKA_PORT', 9092, 1, 65535)])]
 
 
-def _lag(config, groups: set[str], topic: str) -> dict[str, int]:
+@dataclass(frozen=True)
+class PartitionState:
+    partition: int
+    leader: int  # node id, -1 when there is none
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def partition_states(described: list[dict], topic: str) -> list[PartitionState]:
+    """The partitions of ``topic`` from KafkaAdminClient.describe_topics, in order."""
+    for entry in described:
+        if entry.get("topic", entry.get("name")) == topic:
+            return sorted((PartitionState(p["partition"], p.get("leader", -1), tuple(p.get("replicas") or ()),
+                                          tuple(p.get("isr") or ())) for p in entry.get("partitions") or []),
+                          key=lambda p: p.partition)
+    return []
+
+
+def _lag(config, groups: set[str], topic: str, servers: list[str]) -> dict[str, int]:
     """Lag per group and partition: the log end offset minus the committed offset."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap(config), request_timeout_ms=10_000)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap(config), request_timeout_ms=11_000)
+    admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=10_000)
+    consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=11_000)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
         ends = consumer.end_offsets(tps) if tps else {}
@@ -52,6 +71,51 @@ class Kafka(Broker):
     tool_label = "kafka-perf-test"
     tool_service = "kafka-perf"
 
+    def servers(self, config) -> list[str]:
+        return bootstrap(config, [port for _service, port in self.node_ports(config)])
+
+    def service_of(self, node_id: int) -> str:
+        """The compose service of a node id: kafka-<id> in a cluster, the one broker otherwise."""
+        nodes = self.bound.nodes
+        if not self.bound.cluster:
+            return nodes[0].service
+        return nodes[node_id - 1].service if 1 <= node_id <= len(nodes) else f"node {node_id}"
+
+    def partitions(self, config, topic: str) -> list[PartitionState]:
+        admin = KafkaAdminClient(bootstrap_servers=self.servers(config), request_timeout_ms=10_000)
+        try:
+            return partition_states(admin.describe_topics([topic]), topic)
+        finally:
+            admin.close()
+
+    def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
+        """Each partition's leader, replicas and in-sync replicas; the leader of partition 0
+        leads (``--node leader``); a consumer reads from the leaders of its partitions, a
+        producer writes to every partition's leader."""
+        topic = names(self.name, mode).topic
+        states = self.partitions(config, topic)
+        result = Topology(leader=self.service_of(states[0].leader) if states and states[0].leader >= 0 else "")
+
+        def ids(nodes) -> str:
+            return ",".join(str(n) for n in nodes) or "-"
+
+        for p in states:
+            leader = self.service_of(p.leader) if p.leader >= 0 else "NONE"
+            result.rows.append((f"{topic} p{p.partition}", f"leader {leader}; replicas {ids(p.replicas)}; "
+                                f"in sync {ids(p.isr)}"))
+        leaders = {p.partition: (self.service_of(p.leader) if p.leader >= 0 else "none") for p in states}
+        for c in clients:
+            parts = [int(p) for p in c.assignment.split(",") if p.strip().isdigit()] if c.assignment else list(leaders)
+            result.clients[c.name] = ", ".join(f"{leaders.get(p, '?')} (p{p})" for p in parts)
+        return result
+
+    def in_sync(self, config, mode: str) -> tuple[bool, str]:
+        """Every partition of the mode's topic has a leader and all its replicas in sync."""
+        states = self.partitions(config, names(self.name, mode).topic)
+        behind = [p.partition for p in states if p.leader < 0 or set(p.isr) != set(p.replicas)]
+        return bool(states) and not behind, (f"{len(states) - len(behind)} of {len(states)} partitions fully in sync"
+                                             if states else "no partitions yet")
+
     def check_expose(self, config) -> None:
         raise UsageError("Kafka has no authentication in this lab (PLAINTEXT listeners): --expose is refused")
 
@@ -61,7 +125,7 @@ class Kafka(Broker):
         settings = names(self.name, mode)
         if settings.info.kind != "competing":
             return None
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap(config), request_timeout_ms=10_000)
+        admin = KafkaAdminClient(bootstrap_servers=self.servers(config), request_timeout_ms=10_000)
         try:
             described = admin.describe_groups([settings.group]).get(settings.group) or {}
         finally:
@@ -72,7 +136,7 @@ class Kafka(Broker):
         settings = names(self.name, mode)
         group_of = {c.container: (f"{settings.group}.{c.name}" if settings.fanout else settings.group)
                     for c in consumers}
-        result = Backlog(_lag(config, set(group_of.values()) or {settings.group}, settings.topic))
+        result = Backlog(_lag(config, set(group_of.values()) or {settings.group}, settings.topic, self.servers(config)))
         for c in consumers:
             parts = [p.strip() for p in c.assignment.split(",") if p.strip().isdigit()]
             lag = sum(result.waiting.get(f"{group_of[c.container]}/{p}", 0) for p in parts)
@@ -80,7 +144,7 @@ class Kafka(Broker):
         return result
 
     def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap(config), enable_auto_commit=False,
+        consumer = KafkaConsumer(bootstrap_servers=self.servers(config), enable_auto_commit=False,
                                  consumer_timeout_ms=5000, request_timeout_ms=11_000)
         try:
             tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or set())]
@@ -102,7 +166,7 @@ class Kafka(Broker):
             consumer.close()
 
     def delete(self, config, made: dict[str, str]) -> None:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap(config), request_timeout_ms=15_000)
+        admin = KafkaAdminClient(bootstrap_servers=self.servers(config), request_timeout_ms=15_000)
         try:
             existing = set(admin.list_topics())
             topics = [made[k] for k in ("MQLAB_TOPIC", "MQLAB_DLQ") if made.get(k) in existing]

@@ -5,28 +5,69 @@ benchmark tool): its command line, the parser of its output, one trial.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pika
 import pika.exceptions
 
 from ..errors import UsageError
 from ..native import NativeError, NativeResult, check_rate, gist, mb_per_s, option_number, positive, to_ns
-from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, envelope_id, names, text
+from .base import (HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names,
+                   text)
+
+#: The management UI's host port of each node, in node order (.env key, default).
+UI_PORTS = (("RABBITMQ_UI_PORT", 15672), ("RABBITMQ_2_UI_PORT", 15673), ("RABBITMQ_3_UI_PORT", 15674))
 
 
-def connect(config) -> pika.BlockingConnection:
-    """A connection to the stack's published AMQP port with the lab's credentials."""
-    return pika.BlockingConnection(pika.ConnectionParameters(
-        host=HOST, port=config.integer("RABBITMQ_PORT", 5672, 1, 65535),
-        credentials=pika.PlainCredentials(config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")),
-        connection_attempts=1, socket_timeout=TIMEOUT_S))
+def connect(config, ports: list[int] | None = None) -> pika.BlockingConnection:
+    """A connection to the first node that answers on its published AMQP port, with the
+    lab's credentials (``ports``: every node's, in order; default: RABBITMQ_PORT)."""
+    credentials = pika.PlainCredentials(config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest"))
+    ports = ports or [config.integer("RABBITMQ_PORT", 5672, 1, 65535)]
+    return pika.BlockingConnection([pika.ConnectionParameters(
+        host=HOST, port=port, credentials=credentials, connection_attempts=1, socket_timeout=TIMEOUT_S)
+        for port in ports])
 
 
-def queue_counts(config, queues: set[str]) -> dict[str, tuple[int, int]]:
+def node_name(erlang_node: str) -> str:
+    """The compose service of an Erlang node name: ``rabbit@rabbitmq-2`` -> ``rabbitmq-2``."""
+    return erlang_node.partition("@")[2] or erlang_node
+
+
+def management_get(config, path: str, ports: list[int]):
+    """GET ``/api/<path>`` from the first node's management API that answers; its JSON."""
+    token = base64.b64encode(f"{config.get('RABBITMQ_USER', 'guest')}:{config.get('RABBITMQ_PASSWORD', 'guest')}"
+                             .encode()).decode()
+    error: Exception | None = None
+    for port in ports:
+        request = urllib.request.Request(f"http://{HOST}:{port}/api/{path}",
+                                         headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                return json.load(response)
+        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+            error = exc
+    raise ConnectionError(f"no RabbitMQ management API answered on ports {ports}: {error}")
+
+
+def queue_topology(queue: dict) -> tuple[str, list[str], list[str]]:
+    """(leader, members, online members) of a queue from the management API, as services.
+    A classic queue has one member, the node it lives on."""
+    leader = queue.get("leader") or queue.get("node") or ""
+    members = queue.get("members") or ([leader] if leader else [])
+    online = queue.get("online") or ([leader] if leader and queue.get("state") == "running" else [])
+    return node_name(leader), [node_name(m) for m in members], [node_name(m) for m in online]
+
+
+def queue_counts(config, queues: set[str], ports: list[int] | None = None) -> dict[str, tuple[int, int]]:
     """(messages ready, consumers) of each queue that exists."""
-    connection = connect(config)
+    connection = connect(config, ports)
     counts = {}
     try:
         for queue in sorted(queues):
@@ -48,6 +89,52 @@ class RabbitMQ(Broker):
     tool_service = "perftest"
     tool_image_key = "PERFTEST_IMAGE"
 
+    def ports(self, config) -> list[int]:
+        return [port for _service, port in self.node_ports(config)]
+
+    def ui_ports(self, config) -> list[int]:
+        return [config.integer(key, default, 1, 65535) for key, default in UI_PORTS[:len(self.bound.nodes)]]
+
+    def _state(self, config, mode: str) -> tuple[dict[str, bool], str, tuple[str, list[str], list[str]] | None]:
+        """(running state of each node, the mode's queue, its (leader, members, online) or None)."""
+        ports = self.ui_ports(config)
+        nodes = {node_name(n["name"]): bool(n.get("running"))
+                 for n in management_get(config, "nodes?columns=name,running", ports)}
+        queue = names(self.name, mode).queue
+        try:
+            found = management_get(config, f"queues/%2F/{urllib.parse.quote(queue, safe='')}", ports)
+        except ConnectionError:
+            found = None
+        return nodes, queue, (queue_topology(found) if found else None)
+
+    def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
+        """The cluster's nodes, the mode's queue (leader, members, online), and the node of each
+        client's connection, from the management API."""
+        nodes, queue, members = self._state(config, mode)
+        result = Topology(rows=[("nodes", ", ".join(f"{n} ({'running' if up else 'DOWN'})"
+                                                    for n, up in sorted(nodes.items())))])
+        if members:
+            leader, all_members, online = members
+            result.leader = leader
+            result.rows.append((f"queue {queue}", f"leader {leader or '?'}; members {', '.join(all_members)}; "
+                                f"online {', '.join(online) or 'none'}"))
+        else:
+            result.rows.append((f"queue {queue}", "not declared yet"))
+        for connection in management_get(config, "connections?columns=node,client_properties", self.ui_ports(config)):
+            label = (connection.get("client_properties") or {}).get("connection_name", "")
+            if label.startswith("mqlab "):
+                result.clients[label[len("mqlab "):]] = node_name(connection.get("node", ""))
+        return result
+
+    def in_sync(self, config, mode: str) -> tuple[bool, str]:
+        """Every node running and every member of the mode's queue online."""
+        nodes, queue, members = self._state(config, mode)
+        down = sorted(n for n, up in nodes.items() if not up)
+        missing = sorted(set(members[1]) - set(members[2])) if members else []
+        ok = not down and not missing and len(nodes) == len(self.bound.nodes)
+        return ok, (f"{len(nodes) - len(down)} of {len(self.bound.nodes)} nodes running"
+                    + (f"; {queue} members offline: {', '.join(missing)}" if missing else ""))
+
     def check_expose(self, config) -> None:
         if "guest" in (config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")):
             raise UsageError("--expose is refused while RabbitMQ uses the default guest credentials: "
@@ -59,15 +146,15 @@ class RabbitMQ(Broker):
         settings = names(self.name, mode)
         if settings.info.kind != "competing":
             return None
-        return queue_counts(config, {settings.queue}).get(settings.queue, (0, 0))[1]
+        return queue_counts(config, {settings.queue}, self.ports(config)).get(settings.queue, (0, 0))[1]
 
     def backlog(self, config, mode: str, consumers: list[ConsumerView]) -> Backlog:
         queues = {c.assignment for c in consumers if c.assignment} or {names(self.name, mode).queue}
-        waiting = {queue: ready for queue, (ready, _) in queue_counts(config, queues).items()}
+        waiting = {queue: ready for queue, (ready, _) in queue_counts(config, queues, self.ports(config)).items()}
         return Backlog(waiting).by_assignment(consumers, "{count:,} ready in {name}")
 
     def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
-        connection = connect(config)
+        connection = connect(config, self.ports(config))
         try:
             channel = connection.channel()
             try:
@@ -88,7 +175,7 @@ class RabbitMQ(Broker):
             connection.close()
 
     def delete(self, config, made: dict[str, str]) -> None:
-        connection = connect(config)
+        connection = connect(config, self.ports(config))
         try:
             channel = connection.channel()
             for key in ("MQLAB_QUEUE", "MQLAB_DLQ"):

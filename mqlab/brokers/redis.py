@@ -16,7 +16,7 @@ import redis as redis_py
 from ..errors import UsageError
 from ..native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, gist, mb_per_s, positive,
                       records_for, to_ns)
-from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, envelope_id, names, text
+from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names, text
 
 #: Linux refuses a single command-line argument of 128 KiB or more (MAX_ARG_STRLEN, with its NUL).
 MAX_ARG_BYTES = 32 * 4096 - 1
@@ -25,16 +25,91 @@ REDIS_HOST = "redis"
 REDIS_PORT = 6379
 
 
-def connect(config, **options) -> redis_py.Redis:
-    """A client of the stack's published port, with REDIS_PASSWORD when one is set."""
-    return redis_py.Redis(host=HOST, port=config.integer("REDIS_PORT", 6379, 1, 65535), socket_timeout=TIMEOUT_S,
-                          password=config.get("REDIS_PASSWORD") or None, **options)
+#: The name Sentinel watches the primary under (compose/config/redis-sentinel/sentinel.conf).
+PRIMARY_NAME = "mymaster"
+
+
+def connect(config, port: int | None = None, **options) -> redis_py.Redis:
+    """A client of a published port (default REDIS_PORT), with REDIS_PASSWORD when one is set."""
+    return redis_py.Redis(host=HOST, port=port or config.integer("REDIS_PORT", 6379, 1, 65535),
+                          socket_timeout=TIMEOUT_S, password=config.get("REDIS_PASSWORD") or None, **options)
+
+
+def sentinel_views(config, sentinels: list[tuple[str, int]]) -> dict[str, str]:
+    """Each sentinel's answer to "which is the primary?" (host name), or why it gave none."""
+    views = {}
+    for service, port in sentinels:
+        client = redis_py.Redis(host=HOST, port=port, socket_timeout=TIMEOUT_S, decode_responses=True)
+        try:
+            address = client.execute_command("SENTINEL", "get-master-addr-by-name", PRIMARY_NAME)
+            views[service] = address[0] if address else "no primary known"
+        except redis_py.RedisError as exc:
+            views[service] = f"unreachable ({type(exc).__name__})"
+        finally:
+            client.close()
+    return views
 
 
 class Redis(Broker):
     name = "redis"
     tool_label = "redis-benchmark"
     tool_service = "redis-benchmark"
+
+    def sentinels(self, config) -> list[tuple[str, int]]:
+        return [(n.service, config.integer(n.port_key, n.port, 1, 65535)) for n in self.bound.sentinels]
+
+    def primary(self, config) -> str:
+        """The node that takes writes now: what most sentinels say, or the only node."""
+        nodes = dict(self.node_ports(config))
+        if not self.bound.sentinels:
+            return next(iter(nodes))
+        views = [v for v in sentinel_views(config, self.sentinels(config)).values() if v in nodes]
+        if not views:
+            raise ConnectionError("no sentinel names a primary")
+        return max(set(views), key=views.count)
+
+    def client(self, config, **options) -> redis_py.Redis:
+        """A client of the primary's published port."""
+        return connect(config, dict(self.node_ports(config))[self.primary(config)], **options)
+
+    def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
+        """Each node's role and replication link, and each sentinel's view of the primary."""
+        result = Topology(leader=self.primary(config))
+        for service, port in self.node_ports(config):
+            client = connect(config, port, decode_responses=True)
+            try:
+                info = client.info("replication")
+            except redis_py.RedisError as exc:
+                result.rows.append((service, f"unreachable ({type(exc).__name__})"))
+                continue
+            finally:
+                client.close()
+            if info.get("role") == "master":
+                state = f"primary; {info.get('connected_slaves', 0)} replica(s) connected; offset {info.get('master_repl_offset', 0):,}"
+            else:
+                state = (f"replica of {info.get('master_host', '?')}; link {info.get('master_link_status', '?')}; "
+                         f"offset {info.get('slave_repl_offset', 0):,}")
+            result.rows.append((service, state))
+        for sentinel, view in sentinel_views(config, self.sentinels(config)).items():
+            result.rows.append((sentinel, f"primary: {view}"))
+        return result
+
+    def in_sync(self, config, mode: str) -> tuple[bool, str]:
+        """Every sentinel names the same primary, and it has every replica connected, link up."""
+        if not self.bound.sentinels:
+            return True, "one node"
+        views = set(sentinel_views(config, self.sentinels(config)).values())
+        primary = self.primary(config)
+        client = connect(config, dict(self.node_ports(config))[primary], decode_responses=True)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        online = sum(1 for r in replicas if r.get("state") == "online")
+        wanted = len(self.bound.nodes) - 1
+        return (views == {primary} and info.get("role") == "master" and online == wanted,
+                f"primary {primary}, {online} of {wanted} replicas online, sentinels agree: {views == {primary}}")
 
     def check_expose(self, config) -> None:
         if not config.get("REDIS_PASSWORD"):
@@ -45,14 +120,14 @@ class Redis(Broker):
         if mode != "pubsub":
             return None
         settings = names(self.name, mode)
-        client = connect(config)
+        client = self.client(config)
         try:
             return int(dict(client.pubsub_numsub(settings.channel)).get(settings.channel.encode(), 0))
         finally:
             client.close()
 
     def backlog(self, config, mode: str, consumers: list[ConsumerView]) -> Backlog:
-        client = connect(config, decode_responses=True)
+        client = self.client(config, decode_responses=True)
         try:
             groups = client.xinfo_groups(names(self.name, mode).stream)
         except redis_py.ResponseError:
@@ -64,7 +139,7 @@ class Redis(Broker):
         return Backlog(waiting).by_assignment(consumers, "{count:,} in group {name}")
 
     def read_dlq(self, config, name: str, limit: int) -> tuple[int, list[Dead]]:
-        client = connect(config)
+        client = self.client(config)
         try:
             total = client.xlen(name)
             entries = client.xrevrange(name, count=limit)
@@ -76,7 +151,7 @@ class Redis(Broker):
 
     def delete(self, config, made: dict[str, str]) -> None:
         keys = [made[k] for k in ("MQLAB_STREAM", "MQLAB_DLQ") if made.get(k)]
-        client = connect(config)
+        client = self.client(config)
         try:
             if keys:
                 client.delete(*keys)

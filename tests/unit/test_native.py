@@ -339,7 +339,7 @@ def test_records_for():
 
 
 def test_every_broker_has_a_tool_and_its_compose_service():
-    for stack in STACKS.values():
+    for stack in (s for s in STACKS.values() if not s.cluster):  # bench refuses clusters
         broker = brokers.get(stack.broker)
         assert broker.tool_label
         text = (ROOT / "compose" / f"{stack.name}.yml").read_text()
