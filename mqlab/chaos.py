@@ -214,15 +214,18 @@ def _network_of(client, c):
 
 
 def _cut(client, c, duration: float, echo: Echo, label: str) -> None:
-    """Disconnect ``c`` from its network for ``duration``, then connect it again by its name."""
+    """Disconnect ``c`` from its network for ``duration``, then connect it again by its name
+    (and at its fixed address, where the compose file gives it one)."""
     net = _network_of(client, c)
+    fixed = ((c.attrs["NetworkSettings"]["Networks"][net.name].get("IPAMConfig") or {}).get("IPv4Address")
+             or None)
     _stamp(echo, f"disconnect {c.name} from {net.name} for {duration:g} s")
     net.disconnect(c)
     try:
         time.sleep(duration)
     finally:
         _stamp(echo, f"reconnect {c.name} to {net.name}")
-        net.connect(c, aliases=[label])
+        net.connect(c, aliases=[label], ipv4_address=fixed)
 
 
 def kill_node(target, ctx) -> None:
@@ -271,7 +274,8 @@ class NodeFault:
 
 
 NODE_FAULTS: dict[str, tuple[Callable, float, str]] = {
-    "kill-node": (kill_node, 5, "SIGKILL one node (--node), wait, start it, wait until in sync"),
+    # 10 s: past Sentinel's 5 s down-after, so a killed Redis primary is failed over.
+    "kill-node": (kill_node, 10, "SIGKILL one node (--node), wait, start it, wait until in sync"),
     "pause-node": (pause_node, 15, "freeze one node (--node) past its peers' timeouts, then unfreeze it"),
     "partition-node": (partition_node, 15, "cut one node (--node) off from its peers and clients, then reconnect it"),
     "rolling-restart": (rolling_restart, 2, "stop and start every node in turn (followers first), "

@@ -39,10 +39,10 @@ class PartitionState:
 def partition_states(described: list[dict], topic: str) -> list[PartitionState]:
     """The partitions of ``topic`` from KafkaAdminClient.describe_topics, in order."""
     for entry in described:
-        if entry.get("topic", entry.get("name")) == topic:
-            return sorted((PartitionState(p["partition"], p.get("leader", -1), tuple(p.get("replicas") or ()),
-                                          tuple(p.get("isr") or ())) for p in entry.get("partitions") or []),
-                          key=lambda p: p.partition)
+        if entry.get("name") == topic:
+            return sorted((PartitionState(p["partition_index"], p.get("leader_id", -1),
+                                          tuple(p.get("replica_nodes") or ()), tuple(p.get("isr_nodes") or ()))
+                           for p in entry.get("partitions") or []), key=lambda p: p.partition)
     return []
 
 

@@ -183,6 +183,22 @@ def test_redis_stream_wait_acks_only_what_a_replica_has(mode, replicas, acked):
     assert (("WAIT", 1, 1500) in pipe.commands) is (mode == "stream-wait")
 
 
+@pytest.mark.parametrize("reply, retried", [
+    ("NOREPLICAS Not enough good replicas to write.", True),
+    ("READONLY You can't write against a read only replica.", True),
+    ("WRONGTYPE Operation against a key holding the wrong kind of value", False)])
+def test_redis_a_failover_reply_means_reconnect(reply, retried):
+    adapter = redis_adapter.RedisAdapter(settings("redis"))
+    pipe = _FakePipeline(0)
+    pipe.execute = lambda raise_on_error=True: [redis_adapter.redis.exceptions.ResponseError(reply)]
+    adapter._client = type("Client", (), {"pipeline": lambda self, transaction=False: pipe})()
+    if retried:
+        with pytest.raises(adapter.errors):
+            adapter.publish([(b"a", "")])
+    else:
+        assert adapter.publish([(b"a", "")]) == [None]
+
+
 class _FakeRedis:
     """Just enough of redis.Redis for the stream consumer: a pending entries list with counts.
 

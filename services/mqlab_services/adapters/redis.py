@@ -35,6 +35,10 @@ consumer was delivered that often already, the entry is XADDed to ``MQLAB_DLQ``
 ``attempts`` and ``data``, then XACKed. New entries are read meanwhile. In ``pubsub`` a
 failed message is gone already: it is only recorded as dead.
 
+Failover: replies that mean "not here, not now" (``NOREPLICAS`` while no replica is connected,
+``READONLY`` from a primary demoted meanwhile, ``LOADING``, ``MASTERDOWN``) are treated like a
+lost connection: the service reconnects, asks Sentinel again, and sends the unacked again.
+
 Failure detection: socket timeouts of 5 s and a health check on connections idle for 5 s,
 so a paused or unreachable server is noticed within seconds, and the services reconnect.
 
@@ -84,6 +88,22 @@ def client_options(settings) -> dict:
 
 
 SENTINEL_SCHEME = "redis+sentinel"
+#: Error replies that mean the server cannot take this now (failover, no replica, loading).
+UNAVAILABLE_REPLIES = ("NOREPLICAS", "READONLY", "LOADING", "MASTERDOWN")
+
+
+class Unavailable(redis.exceptions.ConnectionError):
+    """The server answered, but cannot serve now (see UNAVAILABLE_REPLIES): reconnect."""
+
+
+def unavailable(error) -> bool:
+    return isinstance(error, redis.exceptions.ResponseError) and str(error).startswith(UNAVAILABLE_REPLIES)
+
+
+def check_available(error) -> None:
+    """Raise ``error`` as Unavailable when it is one of UNAVAILABLE_REPLIES."""
+    if unavailable(error):
+        raise Unavailable(str(error)) from error
 
 
 def sentinel_address(url: str) -> tuple[list[tuple[str, int]], str, str | None] | None:
@@ -158,6 +178,13 @@ class RedisAdapter(Adapter):
         return f"channel {s.channel}: LOSSY pub/sub, nothing is kept for absent subscribers"
 
     def connect(self) -> None:
+        try:
+            self._connect()
+        except redis.exceptions.ResponseError as exc:
+            check_available(exc)
+            raise
+
+    def _connect(self) -> None:
         self.close()
         self._client = client_for(self.settings)
         self._client.ping()
@@ -198,6 +225,7 @@ class RedisAdapter(Adapter):
         for reply in replies:
             if isinstance(reply, self.errors):
                 raise reply
+            check_available(reply)
         if waits:
             replicas = replies.pop()
             if not isinstance(replicas, int) or replicas < 1:
@@ -207,6 +235,13 @@ class RedisAdapter(Adapter):
         return [None if isinstance(reply, Exception) else now for reply in replies]
 
     def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
+        try:
+            self._consume(handler, running, dead)
+        except redis.exceptions.ResponseError as exc:
+            check_available(exc)
+            raise
+
+    def _consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None) -> None:
         if self.streams:
             self._consume_stream(handler, running, dead or _no_dead)
         else:
