@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mqlab import config as lab_config
 from mqlab import bench as lab_bench
 from mqlab import benchreport, containers, lab, lifecycle, preflight, runs
+from mqlab import proof as lab_proof
 from mqlab import images as lab_images
 from mqlab.compose import InvokeRunner
 from mqlab.errors import LabError
@@ -34,7 +35,7 @@ OFFLINE_HELP = "use the images built from packages (`invoke images`), building w
 NUMERIC_FLAGS = {
     "consumers": "INT", "count": "INT", "size": "INT", "poison_every": "INT", "limit": "INT", "tail": "INT",
     "producers": "INT", "repeat": "INT", "rate": "NUMBER", "settle": "NUMBER", "timeout": "NUMBER",
-    "duration": "NUMBER", "watch": "NUMBER", "warmup": "NUMBER", "latency_rate": "NUMBER",
+    "duration": "NUMBER", "watch": "NUMBER", "warmup": "NUMBER", "latency_rate": "NUMBER", "rounds": "INT",
 }
 
 
@@ -210,6 +211,33 @@ def chaos(c, stack, fault, duration=None, service=None, node=None):
     """Break a running stack on purpose for a bounded time, then restore it; prints each step."""
     seconds = None if duration is None else preflight.parse_float(duration, "duration")
     lab.chaos(_config(), stack, fault, seconds, _echo, service, node)
+
+
+@task(help={
+    "stack": "the running cluster (kafka-cluster, rabbitmq-cluster, redis-sentinel)",
+    "faults": f"comma-separated node faults to run (default: all of {', '.join(lab_proof.FAULTS)})",
+    "nodes": "comma-separated targets of kill-node, pause-node and partition-node: leader, follower "
+             "(default: both); rolling-restart restarts every node",
+    "rounds": "rounds per fault and target (default 5, at most 50)",
+    "rate": "messages per second produced during each round (default 200)",
+    "size": "the size of each message in bytes (default 256)",
+})
+@lab_task
+def proof(c, stack, faults=",".join(lab_proof.FAULTS), nodes="leader,follower", rounds=5, rate=200, size=256):
+    """Run R rounds of each node fault under a steady produce, verify each round, print one table per fault."""
+    cfg = _config()
+    text, saved, why = lab_proof.prove(cfg, stack, _words(faults), _words(nodes),
+                                       preflight.parse_int(rounds, "rounds"), preflight.parse_float(rate, "rate"),
+                                       preflight.parse_int(size, "size"), _runner(c), _echo)
+    print(text)
+    _echo(f"every round is in {saved.with_suffix('.json')}; the tables in {saved}")
+    if why:
+        _echo(f"FAIL: {why}")
+        raise Exit(code=1)
+
+
+def _words(text: str) -> list[str]:
+    return [word.strip() for word in str(text).split(",") if word.strip()]
 
 
 @task(help={

@@ -53,7 +53,7 @@ def check_rate(rate: float | None) -> float | None:
     return rate
 
 
-def _start_run(config: LabConfig, stack: Stack, count: int, size: int, run_id: str, rate: float | None,
+def start_run(config: LabConfig, stack: Stack, count: int, size: int, run_id: str, rate: float | None,
                poison_every: int, client) -> tuple[Path, dict[str, str]]:
     """Record a run's settings in its ledger directory; the settings the producer gets."""
     settings = running_settings(client, stack)
@@ -81,7 +81,7 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     run_id = check_run_id(run_id) if run_id else new_run_id()
     client = preflight.docker_client()
     running_stack(stack.name, client)
-    directory, settings = _start_run(config, stack, count, size, run_id, rate, poison_every, client)
+    directory, settings = start_run(config, stack, count, size, run_id, rate, poison_every, client)
     output = directory / "producer-output.log"
     acked = LineCounter(directory, "sent-*.tsv")
     job = run.start(compose.produce_argv(config, stack, count, size, run_id, rate, poison_every),

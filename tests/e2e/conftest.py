@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import docker
 import pytest
 
-from mqlab import chaos, config, lifecycle
+from mqlab import chaos, config, lifecycle, timeline
 from mqlab.modes import names_of
 from mqlab.stacks import STACKS, get_stack
 from tests.conftest import ROOT, engine_or_skip
@@ -174,21 +174,8 @@ def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = 250) ->
 LEDGER = ROOT / ".mqlab" / "ledger"
 
 
-def _column(run_id: str, pattern: str, index: int) -> dict[str, list[int]]:
-    """One numeric column of every receipt file matching ``pattern``, per file (sorted)."""
-    found = {}
-    for path in sorted((LEDGER / run_id).glob(pattern)):
-        values = []
-        for line in path.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) > index and parts[index].isdigit():
-                values.append(int(parts[index]))
-        found[path.stem] = sorted(values)
-    return found
-
-
 def acked_count(run_id: str) -> int:
-    return sum(len(v) for v in _column(run_id, "sent-*.tsv", 3).values())
+    return sum(len(v) for v in timeline.column(LEDGER / run_id, *timeline.ACK_NS).values())
 
 
 def wait_for_acked(run_id: str, count: int, timeout: float = 60) -> int:
@@ -199,22 +186,14 @@ def wait_for_acked(run_id: str, count: int, timeout: float = 60) -> int:
     return acked_count(run_id)
 
 
-def _longest_gap(times: list[int]) -> float:
-    return max((b - a for a, b in zip(times, times[1:])), default=0) / 1e9
-
-
 def ack_gap_s(run_id: str) -> float:
     """The longest time without a producer ack, in seconds."""
-    times = sorted(t for values in _column(run_id, "sent-*.tsv", 3).values() for t in values)
-    return _longest_gap(times)
+    return timeline.ack_gap_s(LEDGER / run_id)
 
 
 def consumer_silence_s(run_id: str) -> float:
-    """The longest time one consumer received nothing while the run went on, in seconds:
-    a gap between two of its receipts, or from its last receipt to the run's last one."""
-    per_consumer = _column(run_id, "recv-*.tsv", 4)
-    last = max((v[-1] for v in per_consumer.values() if v), default=0)
-    return max((max(_longest_gap(v), (last - v[-1]) / 1e9) for v in per_consumer.values() if v), default=0.0)
+    """The longest time one consumer received nothing while the run went on, in seconds."""
+    return timeline.consumer_silence_s(LEDGER / run_id)
 
 
 def running(stack: str, service: str) -> list:
