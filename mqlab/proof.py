@@ -92,7 +92,7 @@ def summarize(rounds: list[Round]) -> list[Row]:
             for (fault, target), rs in groups.items()]
 
 
-HEADERS = ("node", "rounds", "acked", "lost", "duplicated", "unavailable s, max (median)",
+HEADERS = ("target", "rounds", "acked", "lost", "duplicated", "unavailable s, max (median)",
            "consumers resumed after s, max", "acked = received + lost")
 
 
@@ -177,7 +177,8 @@ def prove(config: LabConfig, stack_name: str, faults: list[str], targets: list[s
     done: list[Round] = []
     for fault, target in plan:
         for number in range(1, rounds + 1):
-            echo(f"[{len(done) + 1}/{len(plan) * rounds}] {fault} on the {target} node(s), round {number}")
+            on = "every node" if target == "all" else f"the {target}"
+            echo(f"[{len(done) + 1}/{len(plan) * rounds}] {fault} on {on}, round {number} of {rounds}")
             r = one_round(config, stack, mode, fault, target, number, rate, size, run, client, echo)
             done.append(r)
             echo(f"    acked {r.acked:,}, lost {r.lost:,}, duplicated {r.duplicated:,}, "

@@ -29,12 +29,13 @@ STACK_PARAMS = [
 ]
 
 
-STACK_ORDER = ["rabbitmq", "redis", "kafka", "kafka-zookeeper"]
+STACK_ORDER = ["rabbitmq", "redis", "kafka", "kafka-zookeeper", "kafka-cluster", "rabbitmq-cluster", "redis-sentinel"]
 
 
 def _stack_of(item) -> int:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    stack = params.get("stack_name") or getattr(params.get("case"), "stack", None)
+    stack = (params.get("stack_name") or params.get("cluster")
+             or getattr(params.get("case"), "stack", None))
     if stack is None:  # a test of one stack, marked rather than parametrized
         marks = {m.name for m in item.iter_markers()}
         stack = next((s for s in STACK_ORDER if s.replace("-", "_") in marks), None)

@@ -1,0 +1,141 @@
+"""Clusters without Docker: the stack table, leader lookups from the brokers' own answers,
+node choice, and the proof's round table."""
+
+import pytest
+
+from mqlab import bench, brokers, chaos, config, lifecycle, proof
+from mqlab.brokers.kafka import PartitionState, partition_states
+from mqlab.brokers.rabbitmq import node_name, queue_topology
+from mqlab.errors import UsageError
+from mqlab.stacks import STACKS, get_stack
+from tests.conftest import ROOT
+
+CLUSTERS = ("kafka-cluster", "rabbitmq-cluster", "redis-sentinel")
+
+
+@pytest.mark.parametrize("name", CLUSTERS)
+def test_every_node_is_a_service_of_its_compose_file_with_its_own_host_port(name):
+    stack = get_stack(name)
+    text = (ROOT / stack.compose_file).read_text()
+    assert stack.cluster and len(stack.nodes) == 3
+    for node in (*stack.nodes, *stack.sentinels):
+        assert f"\n  {node.service}:\n" in text
+        assert f"${{{node.port_key}:-{node.port}}}:" in text
+    assert len({n.port for n in (*stack.nodes, *stack.sentinels)}) == len(stack.nodes) + len(stack.sentinels)
+
+
+def test_the_clusters_default_to_their_replicated_modes():
+    assert lifecycle.check_mode(get_stack("rabbitmq-cluster"), None) == "quorum"
+    assert lifecycle.check_mode(get_stack("redis-sentinel"), None) == "stream-wait"
+    assert lifecycle.check_mode(get_stack("kafka-cluster"), None) == "group"
+    assert lifecycle.check_mode(get_stack("rabbitmq"), None) == "work"
+
+
+def test_a_mode_that_waits_for_replicas_is_refused_on_a_single_node():
+    with pytest.raises(UsageError, match="stream-wait waits for replicas.*use redis-sentinel"):
+        lifecycle.check_mode(get_stack("redis"), "stream-wait")
+
+
+def test_kafka_partition_states_from_describe_topics():
+    described = [{"name": "other", "partitions": []},
+                 {"name": "datascience", "error_code": 0, "partitions": [
+                     {"partition_index": 1, "leader_id": 3, "replica_nodes": [3, 1, 2], "isr_nodes": [3, 1]},
+                     {"partition_index": 0, "leader_id": -1, "replica_nodes": [1, 2, 3], "isr_nodes": []}]}]
+    assert partition_states(described, "datascience") == [
+        PartitionState(0, -1, (1, 2, 3), ()), PartitionState(1, 3, (3, 1, 2), (3, 1))]
+    assert partition_states(described, "missing") == []
+
+
+def test_kafka_node_ids_name_the_services_of_the_cluster():
+    assert brokers.of(get_stack("kafka-cluster")).service_of(2) == "kafka-2"
+    assert brokers.of(get_stack("kafka")).service_of(1) == "kafka"
+    assert brokers.of(get_stack("kafka-zookeeper")).service_of(1001) == "kafka"
+
+
+def test_rabbitmq_quorum_queue_leader_and_members_from_the_management_api():
+    quorum = {"type": "quorum", "leader": "rabbit@rabbitmq-2", "members": ["rabbit@rabbitmq-1", "rabbit@rabbitmq-2",
+              "rabbit@rabbitmq-3"], "online": ["rabbit@rabbitmq-2", "rabbit@rabbitmq-3"]}
+    assert queue_topology(quorum) == ("rabbitmq-2", ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"],
+                                      ["rabbitmq-2", "rabbitmq-3"])
+    classic = {"type": "classic", "node": "rabbit@rabbitmq", "state": "running"}
+    assert queue_topology(classic) == ("rabbitmq", ["rabbitmq"], ["rabbitmq"])
+    assert node_name("rabbit@rabbitmq-3") == "rabbitmq-3"
+
+
+def test_cluster_ports_come_from_the_env(tmp_path):
+    (tmp_path / ".env").write_text("RABBITMQ_2_PORT=6673\n")
+    cfg = config.load(tmp_path, False, {})
+    assert brokers.of(get_stack("rabbitmq-cluster")).node_ports(cfg) == [
+        ("rabbitmq-1", 5672), ("rabbitmq-2", 6673), ("rabbitmq-3", 5674)]
+    assert brokers.of(get_stack("rabbitmq")).node_ports(cfg) == [("rabbitmq", 5672)]
+
+
+@pytest.mark.parametrize("number, service", [(1, "redis-1"), (3, "redis-3")])
+def test_node_numbers_pick_services(number, service):
+    assert brokers.of(get_stack("redis-sentinel")).node_service(number) == service
+
+
+def test_a_node_number_out_of_range_is_refused():
+    with pytest.raises(UsageError, match="--node must be from 1 to 3 or leader"):
+        brokers.of(get_stack("kafka-cluster")).node_service(4)
+
+
+def test_node_only_goes_with_node_faults():
+    with pytest.raises(UsageError, match="--node goes with the node faults"):
+        chaos.check_node("kill-broker", "leader")
+    with pytest.raises(UsageError, match="rolling-restart restarts every node"):
+        chaos.check_node("rolling-restart", "2")
+    chaos.check_node("kill-node", "leader")
+
+
+def _round(fault, target, acked, lost=0, dup=0, gap=1.0, stall=2.0, received=None):
+    return proof.Round(fault, target, 1, "r", acked, acked - lost if received is None else received, lost, dup,
+                       gap, stall, 10.0)
+
+
+def test_the_round_table_sums_counts_and_keeps_the_worst_times():
+    rounds = [_round("kill-node", "leader", 1000, gap=2.0, stall=3.0), _round("kill-node", "leader", 900, dup=2, gap=4.0),
+              _round("kill-node", "leader", 1100, gap=9.0, stall=1.0), _round("kill-node", "follower", 1000, lost=3),
+              _round("rolling-restart", "all", 500)]
+    rows = proof.summarize(rounds)
+    assert [(r.fault, r.target, r.rounds) for r in rows] == [
+        ("kill-node", "leader", 3), ("kill-node", "follower", 1), ("rolling-restart", "all", 1)]
+    leader = rows[0]
+    assert (leader.acked, leader.lost, leader.duplicated) == (3000, 0, 2)
+    assert (leader.unavailable_max_s, leader.unavailable_median_s, leader.stalled_max_s) == (9.0, 4.0, 3.0)
+    text = proof.render("kafka-cluster", "group", rows)
+    assert text.count("kafka-cluster (mode group): ") == 2  # one table per fault
+    assert "9.0 (4.0)" in text
+    markdown = proof.render("kafka-cluster", "group", rows, markdown=True)
+    assert "| leader | 3 | 3,000 | 0 | 2 | 9.0 (4.0) | 3.0 | yes |" in markdown
+    assert markdown.startswith("**kafka-cluster (mode group): kill-node**\n\n| target | rounds |")
+
+
+def test_the_proof_fails_on_a_loss_in_a_safe_mode_only():
+    lossy = [_round("kill-node", "leader", 1000, lost=5)]
+    assert "5 acked messages lost" in proof.failed(get_stack("kafka-cluster"), "group", lossy)
+    assert proof.failed(get_stack("redis-sentinel"), "stream-wait", lossy) == ""
+    unaccounted = [_round("kill-node", "leader", 1000, received=990)]
+    assert "neither received nor counted lost" in proof.failed(get_stack("redis-sentinel"), "stream-wait", unaccounted)
+
+
+@pytest.mark.parametrize("stack, faults, targets, rounds, rate, message", [
+    ("kafka", ["kill-node"], ["leader"], 5, 200, "kafka has one node"),
+    ("kafka-cluster", ["kill-broker"], ["leader"], 5, 200, "unknown fault kill-broker"),
+    ("kafka-cluster", ["kill-node"], ["boss"], 5, 200, "unknown node boss"),
+    ("kafka-cluster", ["kill-node"], ["leader"], 0, 200, "--rounds must be from 1 to 50"),
+    ("kafka-cluster", ["kill-node"], ["leader"], 5, 1, "--rate must be from 10"),
+])
+def test_bad_proof_plans_are_refused_in_one_line(stack, faults, targets, rounds, rate, message):
+    with pytest.raises(UsageError, match=message):
+        proof.check_plan(get_stack(stack), faults, targets, rounds, rate)
+
+
+def test_bench_refuses_clusters():
+    with pytest.raises(UsageError, match="bench measures single-node stacks: use kafka or kafka-zookeeper"):
+        bench.bench(config.load(ROOT, True, {}), "kafka-cluster", None, print, None, None)
+
+
+def test_every_stack_knows_its_images_and_nodes():
+    for stack in STACKS.values():
+        assert stack.nodes and all(n.service in stack.brokers for n in stack.nodes)
