@@ -276,7 +276,7 @@ class NodeFault:
 NODE_FAULTS: dict[str, tuple[Callable, float, str]] = {
     # 10 s: past Sentinel's 5 s down-after, so a killed Redis primary is failed over.
     "kill-node": (kill_node, 10, "SIGKILL one node (--node), wait, start it, wait until in sync"),
-    "pause-node": (pause_node, 10, "freeze one node (--node) past its peers' timeouts, then unfreeze it"),
+    "pause-node": (pause_node, 10, "freeze one node (--node) with docker pause, then unfreeze it"),
     "partition-node": (partition_node, 10, "cut one node (--node) off from its peers and clients, then reconnect it"),
     "rolling-restart": (rolling_restart, 2, "stop and start every node in turn (followers first), "
                                             "each back in sync before the next"),

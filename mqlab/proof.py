@@ -6,8 +6,9 @@ Jepsen tests of Kafka and RabbitMQ): for each fault and target node, R rounds of
 1. a one-shot producer at a fixed rate (its own run id, so each round is judged alone);
 2. once it has acks on record, the fault (``mqlab.chaos``), which ends only when the
    cluster is whole again;
-3. a few more seconds of produce, then the producer is stopped (SIGTERM: what it had
-   acked is on record), and the run is verified once consumers are done.
+3. produce until the producer has 100 more acks (it recovered; at most 120 s), then 5 s
+   more, then the producer is stopped (SIGTERM: what it had acked is on record), and the
+   run is verified once consumers are done.
 
 Each round gives: acked, lost (acked, never received), duplicated, the longest time
 without a producer ack (writers saw the cluster unavailable) and without a delivery
@@ -32,6 +33,7 @@ from .lifecycle import current_mode
 from .modes import mode_info
 from .runs import LineCounter, start_run
 from .stacks import Stack, get_stack
+from .wait import poll_until
 
 Echo = Callable[[str], None]
 
@@ -39,7 +41,9 @@ FAULTS = tuple(chaos.NODE_FAULTS)
 TARGETS = ("leader", "follower")
 PROOF_DIR = Path(".mqlab") / "proof"
 LEAD_ACKS = 200  # acks on record before the fault starts
-TAIL_S = 5.0  # produce this long after the cluster is whole again
+RECOVERY_ACKS = 100  # new acks after the fault: the producer has recovered
+RECOVERY_S = 120.0  # at most this long to recover; the wait counts as unavailable
+TAIL_S = 5.0  # produce this long after it recovered
 MAX_ROUND_S = 600.0  # a round that takes longer is stopped and reported as failed
 MAX_ROUNDS = 50
 
@@ -153,14 +157,18 @@ def one_round(config: LabConfig, stack: Stack, mode: str, fault: str, target: st
         node = None if fault == "rolling-restart" else target
         seconds = chaos.inject(config, stack, fault, None, lambda line: echo(f"    {line}"), client=client,
                                node=node, mode=mode)
+        after = acked()
+        if not poll_until(lambda: acked() >= after + RECOVERY_ACKS or not job.running(), RECOVERY_S, interval=0.2):
+            echo(f"    the producer got fewer than {RECOVERY_ACKS} acks in {RECOVERY_S:.0f} s after the fault")
         time.sleep(TAIL_S)
     finally:
+        stopped_ns = time.time_ns()
         _stop_producer(client, stack, run_id)
         job.wait()
     report = ledger.wait_for_run(config.ledger_dir, run_id, settle=5.0, timeout=120.0)
     return Round(fault, target if node else "all", number, run_id, report.sent,
                  report.unique_received - report.unacked_received, report.lost, report.duplicated,
-                 timeline.ack_gap_s(directory), timeline.delivery_gap_s(directory), seconds)
+                 timeline.ack_gap_s(directory, stopped_ns), timeline.delivery_gap_s(directory, stopped_ns), seconds)
 
 
 def prove(config: LabConfig, stack_name: str, faults: list[str], targets: list[str], rounds: int, rate: float,

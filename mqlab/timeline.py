@@ -31,14 +31,20 @@ def longest_gap(times: list[int]) -> float:
     return max((b - a for a, b in zip(times, times[1:])), default=0) / 1e9
 
 
-def ack_gap_s(directory: Path) -> float:
-    """The longest time no producer got an ack, in seconds."""
-    return longest_gap(sorted(t for values in column(directory, *ACK_NS).values() for t in values))
+def _merged(directory: Path, pattern: str, index: int, until_ns: int | None) -> list[int]:
+    times = sorted(t for values in column(directory, pattern, index).values() for t in values)
+    return times + [until_ns] if until_ns and times and until_ns > times[-1] else times
 
 
-def delivery_gap_s(directory: Path) -> float:
-    """The longest time no consumer received anything, in seconds."""
-    return longest_gap(sorted(t for values in column(directory, *RECV_NS).values() for t in values))
+def ack_gap_s(directory: Path, until_ns: int | None = None) -> float:
+    """The longest time no producer got an ack, in seconds; with ``until_ns`` (when the
+    producer was stopped), the time from the last ack to then counts too."""
+    return longest_gap(_merged(directory, *ACK_NS, until_ns))
+
+
+def delivery_gap_s(directory: Path, until_ns: int | None = None) -> float:
+    """The longest time no consumer received anything, in seconds (``until_ns``: as above)."""
+    return longest_gap(_merged(directory, *RECV_NS, until_ns))
 
 
 def consumer_silence_s(directory: Path) -> float:

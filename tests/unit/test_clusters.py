@@ -139,3 +139,15 @@ def test_bench_refuses_clusters():
 def test_every_stack_knows_its_images_and_nodes():
     for stack in STACKS.values():
         assert stack.nodes and all(n.service in stack.brokers for n in stack.nodes)
+
+
+def test_timelines_find_the_longest_silence_up_to_the_producers_stop(tmp_path):
+    from mqlab import timeline
+    s = 1_000_000_000
+    (tmp_path / "sent-p1.tsv").write_text("".join(f"id{i}\t{i}\t0\t{t}\n" for i, t in enumerate((1 * s, 2 * s, 9 * s))))
+    (tmp_path / "sent-p2.tsv").write_text(f"x\t0\t0\t{4 * s}\n" + "torn\t1\t0\t")  # a torn last line is skipped
+    (tmp_path / "recv-c1.tsv").write_text("".join(f"id{i}\tp1\t{i}\t0\t{t}\n" for i, t in enumerate((2 * s, 3 * s))))
+    assert timeline.ack_gap_s(tmp_path) == 5.0  # 4 s -> 9 s, across both producers
+    assert timeline.ack_gap_s(tmp_path, until_ns=20 * s) == 11.0  # no ack from 9 s until the stop at 20 s
+    assert timeline.delivery_gap_s(tmp_path) == 1.0
+    assert timeline.delivery_gap_s(tmp_path, until_ns=3 * s) == 1.0
