@@ -47,9 +47,11 @@ def delivery_gap_s(directory: Path, until_ns: int | None = None) -> float:
     return longest_gap(_merged(directory, *RECV_NS, until_ns))
 
 
-def consumer_silence_s(directory: Path) -> float:
+def consumer_silence_s(directory: Path, until_ns: int | None = None) -> float:
     """The longest time one consumer received nothing while the run went on, in seconds:
-    a gap between two of its receipts, or from its last receipt to the run's last one."""
+    a gap between two of its receipts, or from its last receipt to the run's last one (or
+    to ``until_ns``, when that is later: the end of a fault that outlasted the run)."""
     per_consumer = column(directory, *RECV_NS)
     last = max((v[-1] for v in per_consumer.values() if v), default=0)
+    last = max(last, until_ns or 0)
     return max((max(longest_gap(v), (last - v[-1]) / 1e9) for v in per_consumer.values() if v), default=0.0)

@@ -192,9 +192,10 @@ def ack_gap_s(run_id: str) -> float:
     return timeline.ack_gap_s(LEDGER / run_id)
 
 
-def consumer_silence_s(run_id: str) -> float:
-    """The longest time one consumer received nothing while the run went on, in seconds."""
-    return timeline.consumer_silence_s(LEDGER / run_id)
+def consumer_silence_s(run_id: str, until_ns: int | None = None) -> float:
+    """The longest time one consumer received nothing while the run (or, until ``until_ns``,
+    the fault) went on, in seconds."""
+    return timeline.consumer_silence_s(LEDGER / run_id, until_ns)
 
 
 def running(stack: str, service: str) -> list:

@@ -46,7 +46,9 @@ def _evidence(case: Case, fault: str, run_id: str, before: dict, chaos_out: str)
     if fault in ("kill-broker", "pause-broker"):
         assert ack_gap_s(run_id) >= 0.8 * seconds, f"no gap in producer acks: {ack_gap_s(run_id):.1f} s"
     if fault in ("partition", "kill-consumer"):
-        silence = consumer_silence_s(run_id)
+        # A partition can outlast the run: the cut-off consumer is silent until it is back.
+        until = _stamps_ns(chaos_out, "reconnect ")[0] if fault == "partition" else None
+        silence = consumer_silence_s(run_id, until)
         assert silence >= 0.8 * seconds, f"no consumer went silent: {silence:.1f} s"
     if fault == "kill-consumer":
         assert started_at(case.stack, "consumer") != before["consumer"], "no consumer was restarted"
@@ -55,14 +57,19 @@ def _evidence(case: Case, fault: str, run_id: str, before: dict, chaos_out: str)
         assert during_ms >= 2 * before_ms + 50, f"latency did not rise: {before_ms:.1f} -> {during_ms:.1f} ms"
 
 
+def _stamps_ns(chaos_out: str, *markers: str) -> list[int]:
+    """The wall-clock times (ns) of the chaos steps whose line has one of ``markers``."""
+    day = datetime.now().strftime("%Y-%m-%d")
+    return [int(datetime.strptime(f"{day} {line.split()[1]}", "%Y-%m-%d %H:%M:%S.%f").timestamp() * 1e9)
+            for line in chaos_out.splitlines() if line.startswith("mqlab: ") and any(m in line for m in markers)]
+
+
 def _latency_around(run_id: str, chaos_out: str) -> tuple[float, float]:
     """Median end-to-end latency (ms) of messages sent before the slowdown, and while it lasted
     (its start and end are the chaos steps' wall-clock stamps)."""
-    stamps = [line.split()[1] for line in chaos_out.splitlines() if line.startswith("mqlab: ") and
-              ("latency to" in line or "limited" in line or "remove the slowdown" in line)]
+    stamps = _stamps_ns(chaos_out, "latency to", "limited", "remove the slowdown")
     assert len(stamps) == 2, chaos_out
-    day = datetime.now().strftime("%Y-%m-%d")
-    start, end = (datetime.strptime(f"{day} {s}", "%Y-%m-%d %H:%M:%S.%f").timestamp() * 1e9 for s in stamps)
+    start, end = stamps
     samples = latency_ms_by_send_time(run_id)
     before = [ms for sent, ms in samples if sent < start]
     during = [ms for sent, ms in samples if start <= sent <= end]

@@ -151,3 +151,12 @@ def test_timelines_find_the_longest_silence_up_to_the_producers_stop(tmp_path):
     assert timeline.ack_gap_s(tmp_path, until_ns=20 * s) == 11.0  # no ack from 9 s until the stop at 20 s
     assert timeline.delivery_gap_s(tmp_path) == 1.0
     assert timeline.delivery_gap_s(tmp_path, until_ns=3 * s) == 1.0
+
+
+def test_a_consumer_is_silent_until_a_fault_that_outlasted_the_run_ends(tmp_path):
+    from mqlab import timeline
+    s = 1_000_000_000
+    (tmp_path / "recv-a.tsv").write_text("".join(f"a{i}\tp\t{i}\t0\t{t * s}\n" for i, t in enumerate((1, 2, 8))))
+    (tmp_path / "recv-b.tsv").write_text("".join(f"b{i}\tp\t{i}\t0\t{t * s}\n" for i, t in enumerate((1, 3))))
+    assert timeline.consumer_silence_s(tmp_path) == 6.0  # b: from 3 s to the run's last receipt at 8 s
+    assert timeline.consumer_silence_s(tmp_path, until_ns=15 * s) == 12.0  # b: until the fault ended at 15 s
