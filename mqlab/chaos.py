@@ -12,6 +12,7 @@ in turn, and end only once the broker says every replica is back in step.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
@@ -121,10 +122,15 @@ def kill_consumer(client, stack, duration, echo, service):
     _kill_and_start(one_of(client, stack, "consumer"), duration, echo)
 
 
+def oneshot_producers(client, stack: Stack) -> list:
+    """The running producers of `invoke produce` (compose `run` containers), not the steady one."""
+    return [c for c in containers(client, stack, "producer") if c.labels.get("com.docker.compose.oneoff") == "True"]
+
+
 def kill_producer(client, stack, duration, echo, service):
     """Kill a one-shot `invoke produce` producer if one runs, else the steady one."""
     producers = containers(client, stack, "producer")
-    oneshot = [c for c in producers if c.labels.get("com.docker.compose.oneoff") == "True"]
+    oneshot = oneshot_producers(client, stack)
     target = (oneshot or producers or [None])[0]
     if target is None:
         raise UsageError(f"{stack.name} has no running producer: nothing to break")
@@ -265,12 +271,16 @@ def rolling_restart(_target, ctx) -> None:
         wait_in_sync(ctx.config, ctx.stack, ctx.mode, ctx.echo)
 
 
+@dataclass(frozen=True)
 class NodeFault:
     """What a node fault gets: the stack, the config, the mode, and how long the fault lasts."""
 
-    def __init__(self, config, stack, mode, client, duration, echo):
-        self.config, self.stack, self.mode, self.client = config, stack, mode, client
-        self.duration, self.echo = duration, echo
+    config: LabConfig
+    stack: Stack
+    mode: str
+    client: object
+    duration: float
+    echo: Echo
 
 
 NODE_FAULTS: dict[str, tuple[Callable, float, str]] = {

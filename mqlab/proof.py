@@ -134,8 +134,8 @@ def check_plan(stack: Stack, faults: list[str], targets: list[str], rounds: int,
 
 def _stop_producer(client, stack: Stack, run_id: str) -> None:
     """SIGTERM the one-shot producer of ``run_id``: it stops sending and keeps what was acked."""
-    for c in chaos.containers(client, stack, "producer"):
-        if c.labels.get("com.docker.compose.oneoff") == "True" and run_id in " ".join(c.attrs["Config"]["Cmd"] or []):
+    for c in chaos.oneshot_producers(client, stack):
+        if run_id in " ".join(c.attrs["Config"]["Cmd"] or []):
             c.kill(signal="SIGTERM")
 
 

@@ -58,15 +58,20 @@ class Redis(Broker):
     def sentinels(self, config) -> list[tuple[str, int]]:
         return [(n.service, config.integer(n.port_key, n.port, 1, 65535)) for n in self.bound.sentinels]
 
-    def primary(self, config) -> str:
-        """The node that takes writes now: what most sentinels say, or the only node."""
+    def primary(self, config, views: dict[str, str] | None = None) -> str:
+        """The node that takes writes now: what most sentinels say (``views``, when asked
+        already), or the only node."""
         nodes = dict(self.node_ports(config))
         if not self.bound.sentinels:
             return next(iter(nodes))
-        views = [v for v in sentinel_views(config, self.sentinels(config)).values() if v in nodes]
-        if not views:
+        named = [v for v in (views if views is not None else self.views(config)).values() if v in nodes]
+        if not named:
             raise ConnectionError("no sentinel names a primary")
-        return max(set(views), key=views.count)
+        return max(set(named), key=named.count)
+
+    def views(self, config) -> dict[str, str]:
+        """Each sentinel's primary (none without sentinels)."""
+        return sentinel_views(config, self.sentinels(config)) if self.bound.sentinels else {}
 
     def client(self, config, **options) -> redis_py.Redis:
         """A client of the primary's published port."""
@@ -74,7 +79,8 @@ class Redis(Broker):
 
     def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
         """Each node's role and replication link, and each sentinel's view of the primary."""
-        result = Topology(leader=self.primary(config))
+        views = self.views(config)
+        result = Topology(leader=self.primary(config, views))
         for service, port in self.node_ports(config):
             client = connect(config, port, decode_responses=True)
             try:
@@ -90,7 +96,7 @@ class Redis(Broker):
                 state = (f"replica of {info.get('master_host', '?')}; link {info.get('master_link_status', '?')}; "
                          f"offset {info.get('slave_repl_offset', 0):,}")
             result.rows.append((service, state))
-        for sentinel, view in sentinel_views(config, self.sentinels(config)).items():
+        for sentinel, view in views.items():
             result.rows.append((sentinel, f"primary: {view}"))
         return result
 
@@ -98,8 +104,9 @@ class Redis(Broker):
         """Every sentinel names the same primary, and it has every replica connected, link up."""
         if not self.bound.sentinels:
             return True, "one node"
-        views = set(sentinel_views(config, self.sentinels(config)).values())
-        primary = self.primary(config)
+        views = self.views(config)
+        primary = self.primary(config, views)
+        agree = set(views.values()) == {primary}
         client = connect(config, dict(self.node_ports(config))[primary], decode_responses=True)
         try:
             info = client.info("replication")
@@ -108,8 +115,8 @@ class Redis(Broker):
         replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
         online = sum(1 for r in replicas if r.get("state") == "online")
         wanted = len(self.bound.nodes) - 1
-        return (views == {primary} and info.get("role") == "master" and online == wanted,
-                f"primary {primary}, {online} of {wanted} replicas online, sentinels agree: {views == {primary}}")
+        return (agree and info.get("role") == "master" and online == wanted,
+                f"primary {primary}, {online} of {wanted} replicas online, sentinels agree: {agree}")
 
     def check_expose(self, config) -> None:
         if not config.get("REDIS_PASSWORD"):
