@@ -9,6 +9,10 @@ safe           mqlab's producer(s) and consumer(s) in bench mode, in ``--mode``
                (default: the broker's safe mode), at ``--rate`` (default: max)
 lossy          the same at the same rate in the broker's lossy mode (RabbitMQ
                autoack, Redis pubsub, Kafka autocommit): the price of safety
+bare           at max rate, in the safe and the lossy mode: the bare client, the plain loop
+               of the same library with the same settings, batch and pinning, without the
+               lab's envelope, ledger or per-message bookkeeping (mqlab_services.bare):
+               O = mqlab ÷ bare is what the lab's own code costs
 native         the broker's own tool with the same message size and safety
                (PerfTest, redis-benchmark, kafka-producer/consumer-perf-test)
 safe, native   again at ``--latency-rate`` (1,000 msg/s): latency at a fixed rate
@@ -40,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from mqlab_services.bare import MODES as BARE_MODES
 from mqlab_services.settings import CLIENTS
 
 from . import benchrecord, benchreport, brokers, compose, preflight
@@ -86,11 +91,12 @@ class BenchParams:
     repeat: int = 3
     latency_rate: float | None = 1000.0  # None: no fixed-rate latency trials
     native: bool = True
+    bare: bool = True  # the bare client at max rate (O = mqlab ÷ bare)
     clients: tuple[str, ...] | None = None  # None: every client the services have for the broker
 
     @classmethod
     def from_flags(cls, *, size, rate, duration, warmup, producers, consumers, mode, repeat, latency_rate,
-                   client, native: bool) -> "BenchParams":
+                   client, native: bool, bare: bool = True) -> "BenchParams":
         """The parameters from the task's flags, as text or numbers: ``rate`` may be 'max',
         ``latency_rate`` 0 (no fixed-rate trials), ``client`` 'all' or a comma-separated list."""
         latency = preflight.parse_float(latency_rate, "latency-rate")
@@ -100,7 +106,7 @@ class BenchParams:
                    producers=preflight.parse_int(producers, "producers"),
                    consumers=preflight.parse_int(consumers, "consumers"), mode=mode,
                    repeat=preflight.parse_int(repeat, "repeat"),
-                   latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native,
+                   latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native, bare=bare,
                    clients=None if client in ("", "all", None) else tuple(client.split(",")))
 
 
@@ -131,7 +137,7 @@ def check_params(stack: Stack, params: BenchParams) -> BenchParams:
 @dataclass(frozen=True)
 class Trial:
     label: str  # "mqlab work", "PerfTest", ...
-    role: str  # safe | unsafe | native
+    role: str  # safe | unsafe | bare | bare-unsafe | native
     phase: str  # throughput | latency
     rate: float | None
     mode: str | None  # mqlab trials: the services' mode
@@ -150,6 +156,8 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
     def label(mode: str, client: str) -> str:
         return f"mqlab {mode}" + (f" ({client})" if len(clients) > 1 else "")
 
+    bare = [(role, mode) for role, mode in (("bare", params.mode), ("bare-unsafe", unsafe))
+            if params.bare and params.rate is None and mode in BARE_MODES.get(stack.broker, ())]
     trials = []
     for repeat in range(params.repeat):
         for phase, rate in phases:
@@ -157,6 +165,9 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
                 trials.append(Trial(label(params.mode, client), "safe", phase, rate, params.mode, repeat, client))
                 if phase == "throughput" and unsafe:
                     trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
+                if phase == "throughput":
+                    trials += [Trial("bare" + label(mode, client)[len("mqlab"):], role, phase, None, mode, repeat,
+                                     client) for role, mode in bare]
             if params.native:
                 trials.append(Trial(brokers.of(stack).tool_label, "native", phase, rate, None, repeat))
     return trials
@@ -214,7 +225,8 @@ class Bench:
                "MQLAB_KAFKA_CLIENT": trial.client or ""}
         start = time.time() + START_LEAD_S
         common = ["--out", f"/ledger/_bench/{self.id}/{trial_id}", "--trial", trial_id, "--start", f"{start:.3f}",
-                  "--warmup", f"{p.warmup:g}", "--duration", f"{p.duration:g}"]
+                  "--warmup", f"{p.warmup:g}", "--duration", f"{p.duration:g}",
+                  *(["--bare"] if trial.role.startswith("bare") else [])]
         prefix = f"{self.stack.project}-bench-{trial_id}"
         consumers = [f"{prefix}-c{i}" for i in range(p.consumers)]
         producers = [f"{prefix}-p{i}" for i in range(p.producers)]

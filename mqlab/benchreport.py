@@ -8,8 +8,9 @@ Pure functions over plain data, so that every number in a report can be tested:
   the backlog (acked so far minus received so far, per second);
 - :func:`native_trial` does the same for a native tool's parsed output;
 - :func:`summarise` takes the median over repeats and works out the ratios the
-  benchmark is about (R = mqlab's rate / the native rate, the p99 ratio at a fixed rate,
-  the safe mode's rate / the lossy mode's rate);
+  benchmark is about (R = mqlab's rate / the native rate, O = mqlab's rate / the bare
+  client's rate in the safe and the lossy mode, the p99 ratio at a fixed rate, the safe
+  mode's rate / the lossy mode's rate);
 - :func:`markdown` and :func:`compare_markdown` render tables; :func:`plot_run` and
   :func:`plot_compare` draw PNGs (matplotlib, no display needed).
 
@@ -34,7 +35,7 @@ CURVE = (0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0)
 HDR_RANGE = (1_000, 3_600_000_000_000, 3)  # 1 µs .. 1 h, 3 significant digits (as the services)
 
 #: What the targets of the benchmark are (shown next to the measured ratios).
-TARGETS = {"r": 0.10, "r_aim": 0.25, "p99_ratio": 2.0, "safe_vs_unsafe": 0.5}
+TARGETS = {"r": 0.10, "r_aim": 0.25, "o": 0.8, "p99_ratio": 2.0, "safe_vs_unsafe": 0.5}
 
 
 def _histogram():
@@ -120,7 +121,7 @@ def merge_mqlab(producers: list[dict], consumers: list[dict]) -> dict:
     received_window = sum(c["window_count"] for c in consumers)
     errors = [f"{part['role']} {part['name']}: {part['error']}" for part in producers + consumers if part.get("error")]
     return {
-        "kind": "mqlab",
+        "kind": "bare" if first.get("bare") else "mqlab",
         "client": first.get("client", ""),
         "mode": first.get("mode", ""),
         "producers": len(producers),
@@ -206,12 +207,15 @@ def pick(groups: Iterable[dict], role: str, phase: str, client: str | None = Non
 
 
 def ratios_of(groups: list[dict], client: str | None = None) -> dict:
-    """R, the safe/lossy ratio and the p99 ratio of one mqlab client against the native tool."""
-    safe, unsafe, native = (pick(groups, role, "throughput", client) for role in ("safe", "unsafe", "native"))
+    """R, O, the safe/lossy ratio and the p99 ratio of one mqlab client."""
+    safe, unsafe, native, bare, bare_unsafe = (pick(groups, role, "throughput", client) for role in
+                                               ("safe", "unsafe", "native", "bare", "bare-unsafe"))
     safe_lat, native_lat = pick(groups, "safe", "latency", client), pick(groups, "native", "latency")
     ratios = {
         "r_send": _ratio(safe and safe["send_rate"], native and native["send_rate"]),
         "r_recv": _ratio(safe and safe["recv_rate"], native and native["recv_rate"]),
+        "o_send": _ratio(safe and bare and safe["send_rate"], bare and bare["send_rate"]),
+        "o_unsafe": _ratio(unsafe and bare_unsafe and unsafe["send_rate"], bare_unsafe and bare_unsafe["send_rate"]),
         "safe_vs_unsafe": _ratio(safe and safe["send_rate"], unsafe and unsafe["send_rate"]),
         "p99_ratio": None,
         "p99_kind": None,
@@ -325,6 +329,10 @@ def markdown(run: dict) -> str:
             f"| R = mqlab{of} sent ÷ native sent (at {fmt_target_rate(p['rate'])}) | {fmt_ratio(r['r_send'], t['r'])} | "
             f"≥ {t['r']} (aim {t['r_aim']}) |",
             f"| mqlab{of} received ÷ native received | {fmt_ratio(r['r_recv'])} | - |",
+            f"| O = mqlab{of} sent ÷ bare client sent, safe mode (at max) | "
+            f"{fmt_ratio(r.get('o_send'), t.get('o'))} | ≥ {t.get('o')} |",
+            f"| O = mqlab{of} sent ÷ bare client sent, lossy mode (at max) | "
+            f"{fmt_ratio(r.get('o_unsafe'), t.get('o'))} | ≥ {t.get('o')} |",
             f"| safe mode ÷ lossy mode (mqlab{of} sent) | {fmt_ratio(r['safe_vs_unsafe'], t['safe_vs_unsafe'])} | "
             f"≥ {t['safe_vs_unsafe']} |",
             f"| p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency) | "
@@ -343,9 +351,9 @@ def markdown(run: dict) -> str:
 def compare_markdown(runs: list[dict]) -> str:
     """One table over the latest run of each stack."""
     lines = [
-        "| stack | size | mqlab mode | mqlab sent msg/s | native | native sent msg/s | R | safe ÷ lossy "
-        "| p99 mqlab | p99 native | p99 ratio | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stack | size | mqlab mode | mqlab sent msg/s | native | native sent msg/s | R | bare client sent msg/s "
+        "| O | O lossy | safe ÷ lossy | p99 mqlab | p99 native | p99 ratio | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         groups = list(run["summary"]["groups"].values())
@@ -354,11 +362,14 @@ def compare_markdown(runs: list[dict]) -> str:
         kind = native_lat.get("latency_kind", "e2e")
         for client, r in by_client.items():
             safe = pick(groups, "safe", "throughput", client) or {}
+            bare = pick(groups, "bare", "throughput", client) or {}
             safe_lat = pick(groups, "safe", "latency", client) or {}
             mode = run["mode"] + (f" ({client})" if client and len(by_client) > 1 else "")
             lines.append(
                 f"| {run['stack']} | {run['params']['size']} B | {mode} | {fmt_rate(safe.get('send_rate'))} | "
                 f"{native.get('label', '-')} | {fmt_rate(native.get('send_rate'))} | {fmt_ratio(r['r_send'], TARGETS['r'])} | "
+                f"{fmt_rate(bare.get('send_rate'))} | {fmt_ratio(r.get('o_send'), TARGETS['o'])} | "
+                f"{fmt_ratio(r.get('o_unsafe'), TARGETS['o'])} | "
                 f"{fmt_ratio(r['safe_vs_unsafe'], TARGETS['safe_vs_unsafe'])} | "
                 f"{fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None)} | "
                 f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind}) | "
@@ -462,8 +473,9 @@ def plot_compare(runs: list[dict], path: Path) -> Path:
     plt = _pyplot()
     fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
     stacks = []  # one entry per stack and mqlab client, as in compare_markdown
-    width = 0.27
-    bars = {"safe": ("mqlab safe", []), "unsafe": ("mqlab lossy", []), "native": ("native tool", [])}
+    width = 0.2
+    bars = {"safe": ("mqlab safe", []), "unsafe": ("mqlab lossy", []), "bare": ("bare client, safe", []),
+            "native": ("native tool", [])}
     lat = {"safe": ("mqlab", []), "native": ("native tool", [])}
     for run in runs:
         groups = list(run["summary"]["groups"].values())
@@ -478,7 +490,7 @@ def plot_compare(runs: list[dict], path: Path) -> Path:
             lat["safe"][1].append((comparable_p99(safe_lat, kind) if safe_lat else 0) or 0)
             lat["native"][1].append(((native_lat or {}).get("latency") or {}).get("p99") or 0)
     for i, (name, values) in enumerate(bars.values()):
-        ax_rate.bar([x + (i - 1) * width for x in range(len(stacks))], values, width, label=name)
+        ax_rate.bar([x + (i - 1.5) * width for x in range(len(stacks))], values, width, label=name)
     ax_rate.set_xticks(range(len(stacks)))
     ax_rate.set_xticklabels(stacks)
     ax_rate.set_yscale("log")

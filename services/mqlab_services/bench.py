@@ -52,11 +52,12 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from hdrh.histogram import HdrHistogram
 
-from . import adapters, envelope
+from . import adapters, bare, envelope
 from .producer import _rate, _run_id, _size
 from .runtime import GaveUp, Stopper, connect, one_line, redact, start
 from .settings import CLIENTS, Settings
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds after --start that are not measured")
     common.add_argument("--duration", type=_seconds(0.0, True), required=True, metavar="S",
                         help="seconds measured after the warm-up")
+    common.add_argument("--bare", action="store_true",
+                        help="run the bare client instead of the lab's (see bare.py): the same library "
+                             "and safety settings without envelope, ledger or per-message bookkeeping; "
+                             "max rate only")
     producer = roles.add_parser("producer", parents=[common], help="send from --start until the end",
                                 description="Send envelopes from --start until start+warmup+duration.")
     producer.add_argument("--size", type=_size, required=True, metavar="BYTES",
@@ -140,23 +145,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Latency:
-    """An HdrHistogram of latencies in ns, clamped to 1 us .. 1 h, with the exact min, max and mean."""
+    """Latencies in ns, clamped to 1 us .. 1 h: the exact count, min, max and mean, and an HdrHistogram.
+
+    Values are binned by 512 ns, the histogram's finest unit at this range and precision (so
+    each lands in the bucket it would have), counted in a Counter and handed to the histogram
+    when it is read: recording a value one by one costs ten times more."""
+
+    BIN = 9  # log2(512)
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.hist = HdrHistogram(LOWEST_NS, HIGHEST_NS, DIGITS)
+        self._hist = HdrHistogram(LOWEST_NS, HIGHEST_NS, DIGITS)
+        self._bins: Counter[int] = Counter()
         self.count = 0
         self.total = 0
         self.min = 0
         self.max = 0
 
     def record(self, ns: int) -> None:
-        value = min(max(ns, LOWEST_NS), HIGHEST_NS)
-        self.hist.record_value(value)
-        self.min = value if not self.count else min(self.min, value)
-        self.max = max(self.max, value)
-        self.count += 1
-        self.total += value
+        self.record_many([ns])
+
+    def record_many(self, values: list[int]) -> None:
+        if not values:
+            return
+        low, high = min(values), max(values)
+        if low < LOWEST_NS or high > HIGHEST_NS:
+            values = [min(max(v, LOWEST_NS), HIGHEST_NS) for v in values]
+            low, high = min(values), max(values)
+        self._bins.update([v >> self.BIN for v in values])
+        self.min = low if not self.count else min(self.min, low)
+        self.max = max(self.max, high)
+        self.count += len(values)
+        self.total += sum(values)
+
+    @property
+    def hist(self) -> HdrHistogram:
+        for binned, n in self._bins.items():
+            self._hist.record_value(binned << self.BIN, n)
+        self._bins.clear()
+        return self._hist
 
     def percentile(self, p: float) -> int:
         # The histogram answers with its bucket's upper end: never above the exact maximum.
@@ -200,16 +227,46 @@ class Trial:
 
     def count(self, at_ns: int, ts_ns: int, nbytes: int, latency_ns: int) -> None:
         """One message: in second ``at_ns`` of the series; in the window if ``ts_ns`` is."""
+        self.count_batch([at_ns], [ts_ns], [nbytes], [latency_ns])
+
+    def _second(self, at_ns: int) -> int:
         k = max(0, (at_ns - self.start_ns) // NS)
         if k >= len(self.series):
             self.series.extend([0] * (k + 1 - len(self.series)))
-        self.series[k] += 1
-        self.total += 1
-        self.bytes_per_message = self.bytes_per_message or nbytes
+        return k
+
+    def count_batch(self, ats: list[int], tss: list[int], sizes: list[int], latencies: list[int]) -> None:
+        """Messages i = 0..n-1: each in second ``ats[i]`` of the series, and in the window with its
+        size and latency if ``tss[i]`` is. Whole batches at once: the per-message cost of this
+        bookkeeping is what the bare client does not pay."""
+        if not tss:
+            return
+        first, last = min(ats), max(ats)
+        if self._second(first) == self._second(last):
+            self.series[self._second(first)] += len(tss)
+        else:
+            for at_ns in ats:
+                self.series[self._second(at_ns)] += 1
+        self.total += len(tss)
+        self.bytes_per_message = self.bytes_per_message or sizes[0]
+        low, high = min(tss), max(tss)
+        if low >= self.window_ns and high < self.end_ns:
+            self.window_count += len(tss)
+            self.window_bytes += sum(sizes)
+            self.latency.record_many(latencies)
+        elif high >= self.window_ns and low < self.end_ns:
+            inside = [i for i, ts_ns in enumerate(tss) if self.window_ns <= ts_ns < self.end_ns]
+            self.window_count += len(inside)
+            self.window_bytes += sum(sizes[i] for i in inside)
+            self.latency.record_many([latencies[i] for i in inside])
+
+    def count_many(self, ts_ns: int, n: int, nbytes: int) -> None:
+        """``n`` messages of ``nbytes`` in all, sent (or received) at ``ts_ns``; no latency."""
+        self.series[self._second(ts_ns)] += n
+        self.total += n
         if self.in_window(ts_ns):
-            self.window_count += 1
+            self.window_count += n
             self.window_bytes += nbytes
-            self.latency.record(latency_ns)
 
     def result(self) -> dict:
         return {"schema": SCHEMA, "role": self.role, "name": self.settings.name,
@@ -306,11 +363,15 @@ class BenchProducer(Trial):
 
     def _publish(self, batch: list[tuple[int, bytes, str]]) -> None:
         acks = self.adapter.publish([(data, key) for _ts, data, key in batch])
+        stamps, sizes, latencies = [], [], []
         for (ts_ns, data, _key), ack_ns in zip(batch, acks):
             if ack_ns is None or isinstance(ack_ns, adapters.Rejected):
                 self.failed += 1
             else:
-                self.count(ts_ns, ts_ns, len(data), ack_ns - ts_ns)
+                stamps.append(ts_ns)
+                sizes.append(len(data))
+                latencies.append(ack_ns - ts_ns)
+        self.count_batch(stamps, stamps, sizes, latencies)
 
     def result(self) -> dict:
         return {**super().result(), "rate": self.rate, "size": self.size, "failed": self.failed}
@@ -324,21 +385,18 @@ class BenchProducer(Trial):
 # --------------------------------------------------------------------------- consumer
 
 
-class BenchConsumer(Trial):
+class ConsumerTrial(Trial):
+    """A consumer's end: the trial's end has passed and nothing came for a second, or the drain is over."""
+
     role = "consumer"
     kind = "e2e"
 
-    def __init__(self, settings: Settings, adapter: adapters.Adapter, stopper: Stopper, trial: str,
-                 start: float, warmup: float, duration: float, drain: float,
-                 clock: Callable[[], int] = time.time_ns, status: StatusFile | None = None):
+    def __init__(self, settings: Settings, stopper: Stopper, trial: str, start: float, warmup: float,
+                 duration: float, drain: float, clock: Callable[[], int] = time.time_ns):
         super().__init__(settings, trial, start, warmup, duration, clock)
-        self.adapter = adapter
         self.stopper = stopper
         self.drain_ns = round(drain * NS)
-        self.status = status
-        self.other = 0
         self.last_ns = 0  # receipt time of the trial's latest message (or when consuming began)
-        self._subscribed = False
 
     def running(self) -> bool:
         if self.stopper.stopping:
@@ -348,14 +406,33 @@ class BenchConsumer(Trial):
             return False
         return not (now >= self.end_ns and now - self.last_ns >= IDLE_END_NS)
 
+    def stopped_early(self) -> None:
+        if self.stopper.stopping and self.clock() < self.end_ns:
+            self.error = f"stopped by {self.stopper.signal_name} before the end"
+
+
+class BenchConsumer(ConsumerTrial):
+    def __init__(self, settings: Settings, adapter: adapters.Adapter, stopper: Stopper, trial: str,
+                 start: float, warmup: float, duration: float, drain: float,
+                 clock: Callable[[], int] = time.time_ns, status: StatusFile | None = None):
+        super().__init__(settings, stopper, trial, start, warmup, duration, drain, clock)
+        self.adapter = adapter
+        self.status = status
+        self.other = 0
+        self._subscribed = False
+
     def handle(self, batch: list[adapters.Received]) -> None:
         now = self.clock()
+        stamps, sizes = [], []
         for body, _key in batch:
             env = envelope.decode(body)
             if env is None or env.run != self.trial:
                 self.other += 1
                 continue
-            self.count(now, env.ts_ns, len(body), now - env.ts_ns)
+            stamps.append(env.ts_ns)
+            sizes.append(len(body))
+        if stamps:
+            self.count_batch([now] * len(stamps), stamps, sizes, [now - ts_ns for ts_ns in stamps])
             self.last_ns = now
         self.report()
         return None  # all processed: the adapter acks them
@@ -368,8 +445,7 @@ class BenchConsumer(Trial):
             self.adapter.consume(self.handle, self.running)
         finally:
             self.report(force=True, stopped=True)
-        if self.stopper.stopping and self.clock() < self.end_ns:
-            self.error = f"stopped by {self.stopper.signal_name} before the end"
+        self.stopped_early()
 
     def report(self, force: bool = False, stopped: bool = False) -> None:
         """Refresh the status file: at once when ``subscribed`` changes, else about once a second."""
@@ -392,6 +468,90 @@ class BenchConsumer(Trial):
                 f"e2e p50 {_ms(self.latency.percentile(50))} p99 {_ms(self.latency.percentile(99))}")
 
 
+# --------------------------------------------------------------------------- the bare client
+
+
+class BareProducer(Trial):
+    """The bare client's producer loop (see bare.py), counted per acknowledged batch."""
+
+    role = "producer"
+    kind = "ack"
+
+    def __init__(self, settings: Settings, stopper: Stopper, trial: str, start: float, warmup: float,
+                 duration: float, size: int, clock: Callable[[], int] = time.time_ns,
+                 sleep: Callable[[float], None] | None = None):
+        super().__init__(settings, trial, start, warmup, duration, clock)
+        self.stopper = stopper
+        self.size = size
+        self.sleep = sleep or stopper.sleep
+        self.batch_ns = 0  # when the batch being sent was started
+        self._started = False
+
+    def more(self) -> bool:
+        if not self._started:  # the first call comes once the client is connected
+            self._started = True
+            wait = self.start_ns - self.clock()
+            if wait > 0:
+                self.sleep(wait / NS)
+        self.batch_ns = self.clock()
+        return self.stopper.running() and self.batch_ns < self.end_ns
+
+    def acked(self, n: int) -> None:
+        self.bytes_per_message = self.size
+        self.count_many(self.batch_ns, n, n * self.size)
+
+    def run(self) -> None:
+        produce, _consume = bare.loops(self.settings)
+        produce(self.settings, b"x" * self.size, self.more, self.acked)
+        if self.stopper.stopping:
+            self.error = f"stopped by {self.stopper.signal_name} before the end"
+
+    def result(self) -> dict:
+        return {**super().result(), "rate": None, "size": self.size, "failed": 0, "bare": True}
+
+    def done_line(self) -> str:
+        return f"done: {self.total} acked, {self.window_rate():.1f} msg/s in window (bare client)"
+
+
+class BareConsumer(ConsumerTrial):
+    """The bare client's consumer loop (see bare.py), counted per batch by receipt time. Its
+    status file is written when it has subscribed and when it stops, never per message."""
+
+    def __init__(self, settings: Settings, stopper: Stopper, trial: str, start: float, warmup: float,
+                 duration: float, drain: float, clock: Callable[[], int] = time.time_ns,
+                 status: StatusFile | None = None):
+        super().__init__(settings, stopper, trial, start, warmup, duration, drain, clock)
+        self.status = status
+        self._ready = False
+
+    def ready(self) -> None:
+        if not self._ready:
+            self._ready = True
+            if self.status is not None:
+                self.status.update(force=True, subscribed=True)
+
+    def received(self, n: int) -> None:
+        if n:
+            now = self.last_ns = self.clock()
+            self.count_many(now, n, 0)
+
+    def run(self) -> None:
+        _produce, consume = bare.loops(self.settings)
+        self.last_ns = self.clock()
+        try:
+            consume(self.settings, self.running, self.received, self.ready)
+        finally:
+            if self.status is not None:
+                self.status.update(force=True, subscribed=False, received=self.total)
+        self.stopped_early()
+
+    def result(self) -> dict:
+        return {**super().result(), "other": 0, "bare": True}
+
+    def done_line(self) -> str:
+        return f"done: {self.total} received, {self.window_rate():.1f} msg/s in window (bare client)"
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -402,22 +562,37 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         return started
     stopper, settings, adapter = started
     timing = (args.trial, args.start, args.warmup, args.duration)
-    if args.role == "producer":
-        bench: BenchProducer | BenchConsumer = BenchProducer(
+    if args.bare and settings.mode not in bare.MODES.get(settings.broker, ()):
+        print(f"bench: the bare client runs only in {' or '.join(bare.MODES.get(settings.broker, ()))} "
+              f"mode on {settings.broker}, not {settings.mode}", file=sys.stderr)
+        return 2
+    if args.bare and getattr(args, "rate", None):
+        print("bench: the bare client runs at max rate only: drop --rate", file=sys.stderr)
+        return 2
+    status = StatusFile(settings.ledger_dir, settings.name, {
+        "role": "bench-consumer", "broker": settings.broker, "mode": settings.mode,
+        "trial": args.trial, "subscribed": False, "received": 0, "other": 0, "assignment": []},
+        counter="received")
+    if args.bare and args.role == "producer":
+        bench: Trial = BareProducer(settings, stopper, *timing, size=args.size)
+        what = f"{args.size} bytes, max rate, bare client"
+    elif args.bare:
+        bench = BareConsumer(settings, stopper, *timing, drain=args.drain, status=status)
+        what = f"drain {args.drain:g}s, bare client"
+    elif args.role == "producer":
+        bench = BenchProducer(
             settings, adapter, stopper, *timing, size=args.size, rate=args.rate)
         what = f"{args.size} bytes, {f'{args.rate:g} msg/s' if args.rate else 'max rate'}"
     else:
-        status = StatusFile(settings.ledger_dir, settings.name, {
-            "role": "bench-consumer", "broker": settings.broker, "mode": settings.mode,
-            "trial": args.trial, "subscribed": False, "received": 0, "other": 0, "assignment": []},
-            counter="received")
         bench = BenchConsumer(settings, adapter, stopper, *timing, drain=args.drain, status=status)
         what = f"drain {args.drain:g}s"
     log.info("starting: %s, trial %s, %s at %s, mode %s, batch %d, %s; warm-up %gs, window %gs, "
              "starts in %.1fs", args.role, args.trial, settings.broker, redact(settings.url),
              settings.mode, settings.batch, what, args.warmup, args.duration, args.start - time.time())
     try:
-        if connect(adapter, settings, stopper, bounded=True):
+        if args.bare:  # the bare client connects by itself
+            bench.run()
+        elif connect(adapter, settings, stopper, bounded=True):
             bench.run()
         else:
             bench.error = f"stopped by {stopper.signal_name} before connecting"

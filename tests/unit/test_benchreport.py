@@ -172,12 +172,15 @@ def test_fmt_ns():
 def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
     params = bench.check_params(STACKS["rabbitmq"], bench.BenchParams(repeat=2))
     trials = bench.plan(STACKS["rabbitmq"], params)
-    assert [(t.role, t.phase, t.repeat) for t in trials[:5]] == [
-        ("safe", "throughput", 0), ("unsafe", "throughput", 0), ("native", "throughput", 0),
-        ("safe", "latency", 0), ("native", "latency", 0)]
-    assert len(trials) == 10 and trials[1].mode == "autoack" and trials[3].rate == 1000
+    assert [(t.role, t.phase, t.repeat) for t in trials[:7]] == [
+        ("safe", "throughput", 0), ("unsafe", "throughput", 0), ("bare", "throughput", 0),
+        ("bare-unsafe", "throughput", 0), ("native", "throughput", 0), ("safe", "latency", 0), ("native", "latency", 0)]
+    assert len(trials) == 14 and trials[1].mode == "autoack" and trials[5].rate == 1000
+    assert [(t.label, t.mode, t.rate) for t in trials[2:4]] == [("bare work", "work", None),
+                                                                ("bare autoack", "autoack", None)]
     lossy = bench.plan(STACKS["redis"], bench.check_params(STACKS["redis"], bench.BenchParams(mode="pubsub", repeat=1)))
-    assert [t.role for t in lossy] == ["safe", "native", "safe", "native"]
+    assert [(t.role, t.mode) for t in lossy] == [("safe", "pubsub"), ("bare", "pubsub"), ("native", None),
+                                                 ("safe", "pubsub"), ("native", None)]
     same_rate = bench.plan(STACKS["kafka"], bench.check_params(
         STACKS["kafka"], bench.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False,
                                            clients=("kafka-python",))))
@@ -185,12 +188,26 @@ def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
                                                               ("unsafe", "throughput", "mqlab autocommit")]
 
 
+def test_the_bare_client_runs_at_max_rate_in_the_modes_it_knows_unless_skipped():
+    def roles(stack, **kw):
+        params = bench.check_params(STACKS[stack], bench.BenchParams(repeat=1, latency_rate=None, native=False, **kw))
+        return [(t.role, t.mode) for t in bench.plan(STACKS[stack], params)]
+
+    assert roles("rabbitmq", bare=False) == [("safe", "work"), ("unsafe", "autoack")]
+    assert roles("rabbitmq", rate=500) == [("safe", "work"), ("unsafe", "autoack")]
+    # The bare client imitates the safe and the lossy mode of each broker, not the others.
+    assert roles("rabbitmq", mode="fanout") == [("safe", "fanout"), ("unsafe", "autoack"), ("bare-unsafe", "autoack")]
+    assert roles("redis") == [("safe", "stream"), ("unsafe", "pubsub"), ("bare", "stream"), ("bare-unsafe", "pubsub")]
+
+
 def test_kafka_measures_both_clients_side_by_side_by_default():
     params = bench.check_params(STACKS["kafka"], bench.BenchParams(repeat=1))
     trials = bench.plan(STACKS["kafka"], params)
     assert [(t.label, t.phase) for t in trials] == [
         ("mqlab group (kafka-python)", "throughput"), ("mqlab autocommit (kafka-python)", "throughput"),
+        ("bare group (kafka-python)", "throughput"), ("bare autocommit (kafka-python)", "throughput"),
         ("mqlab group (confluent-kafka)", "throughput"), ("mqlab autocommit (confluent-kafka)", "throughput"),
+        ("bare group (confluent-kafka)", "throughput"), ("bare autocommit (confluent-kafka)", "throughput"),
         ("kafka-perf-test", "throughput"),
         ("mqlab group (kafka-python)", "latency"), ("mqlab group (confluent-kafka)", "latency"),
         ("kafka-perf-test", "latency")]
