@@ -104,3 +104,57 @@ def test_a_fail_that_is_not_a_boolean_makes_the_message_foreign(value):
 @pytest.mark.parametrize("every, poisoned", [(0, []), (1, list(range(10))), (5, [4, 9]), (3, [2, 5, 8])])
 def test_poison_marks_every_kth_message(every, poisoned):
     assert [seq for seq in range(10) if envelope.poison(seq, every)] == poisoned
+
+
+def reference_encoding(env: Envelope, size: int) -> bytes:
+    """What json.dumps gives for the envelope, padded the way the format says."""
+    def dump(body: str) -> bytes:
+        obj = {"mqlab": 1, "id": env.id, "run": env.run, "src": env.src, "seq": env.seq, "ts_ns": env.ts_ns,
+               "body": body}
+        if env.fail:
+            obj["fail"] = True
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+    data = dump(env.body)
+    return dump(env.body + "." * (size - len(data))) if size > len(data) else data
+
+
+@pytest.mark.parametrize("body", ["", "hello", 'quote " and backslash \\', "tab\tnew\nline", "ünïcødé ☃", "\x00\x1f"])
+@pytest.mark.parametrize("size", [0, 60, 150, 151, 1024])
+@pytest.mark.parametrize("fail", [False, True])
+def test_encoding_is_byte_for_byte_what_json_dumps_gives(body, size, fail):
+    env = Envelope(id="0f" * 16, run="run-1.a_b", src="producer-2", seq=123456, ts_ns=1_764_625_000_123_456_789,
+                   body=body, fail=fail)
+    assert env.encode(size) == reference_encoding(env, size)
+    assert envelope.decode(env.encode(size)).body.startswith(body)
+
+
+def test_new_ids_are_random_version_4_uuids():
+    import uuid
+
+    ids = {envelope.new_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    for text in list(ids)[:200]:
+        parsed = uuid.UUID(hex=text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and parsed.hex == text
+
+
+def _variants() -> list[bytes]:
+    """Canonical envelopes and near misses: each must decode as json.loads would read it."""
+    base = Envelope(id="0a" * 16, run="run-1", src="p.1", seq=42, ts_ns=1_764_625_000_123_456_789)
+    out = [base.encode(size) for size in (0, 150, 1024, 70_000)]
+    out += [base._replace(fail=True).encode(300), base._replace(seq=0, ts_ns=0).encode(200),
+            base._replace(body="not padding").encode(300), base._replace(body="..x..").encode(),
+            base._replace(body='.."').encode()]
+    canonical = base.encode(300)
+    for old, new in ((b'"seq":42', b'"seq":042'), (b'"seq":42', b'"seq":-42'), (b'"mqlab":1', b'"mqlab":2'),
+                     (b'"mqlab":1', b'"mqlab":true'), (b'"id":"0a', b'"id":"0A'), (b'"run":"run-1"', b'"run":".run"'),
+                     (b'"}', b'","fail":false}'), (b'"}', b'","fail":1}'), (b'"}', b'","x":1}'), (b'"}', b'" }'),
+                     (b'"}', b'"}\n'), (b'"}', b'"'), (b'....', b'..\\u002e..'), (b'....', b'..\x01..'),
+                     (b'"ts_ns":1764', b'"ts_ns":1.764'), (b'{"mqlab"', b' {"mqlab"')):
+        out.append(canonical.replace(old, new, 1))
+    return out
+
+
+@pytest.mark.parametrize("data", _variants())
+def test_the_fast_reading_of_canonical_envelopes_agrees_with_json(data):
+    assert envelope.decode(data) == envelope._decode_json(data)

@@ -223,9 +223,10 @@ class RedisAdapter(Adapter):
         replies = pipe.execute(raise_on_error=False)
         now = time.time_ns()
         for reply in replies:
-            if isinstance(reply, self.errors):
-                raise reply
-            check_available(reply)
+            if isinstance(reply, Exception):  # a reply is an entry id; only errors need a look
+                if isinstance(reply, self.errors):
+                    raise reply
+                check_available(reply)
         if waits:
             replicas = replies.pop()
             if not isinstance(replicas, int) or replicas < 1:
@@ -320,12 +321,16 @@ class RedisAdapter(Adapter):
             handler([])
             return
         # An entry delivered too often already (its consumer died on it, say) is not tried again.
+        # Fresh entries (no attempts known) are on their first delivery: nothing to look up.
         spent = {i for i, (entry_id, _f) in enumerate(entries)
-                 if attempts.get(_text(entry_id), 1) > s.max_deliveries}
-        todo = [i for i in range(len(entries)) if i not in spent]
+                 if attempts.get(_text(entry_id), 1) > s.max_deliveries} if attempts else set()
+        todo = [i for i in range(len(entries)) if i not in spent] if spent else range(len(entries))
         # Entries taken up from the pending list come after later ones: no order is promised.
         lane = REDELIVERED if attempts else ""
         results = outcomes(handler([Received(entry_body(entries[i][1]), "", lane) for i in todo]), len(todo))
+        if not spent and all(reason is None for reason in results):  # the usual case: all processed
+            self._client.xack(s.stream, s.subscriber_group, *[entry_id for entry_id, _f in entries])
+            return
         done = [entries[i][0] for i, reason in zip(todo, results) if reason is None]
         dying = [(entries[i], attempts.get(_text(entries[i][0]), 1), reason)
                  for i, reason in zip(todo, results)
