@@ -307,13 +307,15 @@ class StackOrCompare(LabTask):
     "no_native": "skip the broker's own tool (PerfTest, redis-benchmark, kafka-*-perf-test)",
     "no_bare": "skip the bare client (the same library and safety settings without the lab's code; "
                "gives O = mqlab ÷ bare client, at max rate only)",
+    "profile": "run mqlab's and the bare client's containers under py-spy and write the top entries of each "
+               "profile to .mqlab/bench/<run>-profile.md",
     "compare": "do not run anything: put the latest run of every benchmarked stack into one table and plot",
     "offline": OFFLINE_HELP,
 })
 @lab_task
 def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
-          repeat=3, latency_rate=1000, client="all", no_native=False, no_bare=False, compare=False,
-          offline=False):
+          repeat=3, latency_rate=1000, client="all", no_native=False, no_bare=False, profile=False,
+          compare=False, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
     cfg = _config(offline)
     if compare:
@@ -328,7 +330,7 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
     params = lab_bench.BenchParams.from_flags(
         size=size, rate=rate, duration=duration, warmup=warmup, producers=producers, consumers=consumers, mode=mode,
         repeat=repeat, latency_rate=latency_rate, client=client, native=not no_native,
-        bare=not no_bare)
+        bare=not no_bare, profile=profile)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn()) as bar:
         job = bar.add_task("starting", total=1.0)

@@ -92,11 +92,12 @@ class BenchParams:
     latency_rate: float | None = 1000.0  # None: no fixed-rate latency trials
     native: bool = True
     bare: bool = True  # the bare client at max rate (O = mqlab ÷ bare)
+    profile: bool = False  # run mqlab's and the bare client's containers under py-spy
     clients: tuple[str, ...] | None = None  # None: every client the services have for the broker
 
     @classmethod
     def from_flags(cls, *, size, rate, duration, warmup, producers, consumers, mode, repeat, latency_rate,
-                   client, native: bool, bare: bool = True) -> "BenchParams":
+                   client, native: bool, bare: bool = True, profile: bool = False) -> "BenchParams":
         """The parameters from the task's flags, as text or numbers: ``rate`` may be 'max',
         ``latency_rate`` 0 (no fixed-rate trials), ``client`` 'all' or a comma-separated list."""
         latency = preflight.parse_float(latency_rate, "latency-rate")
@@ -107,6 +108,7 @@ class BenchParams:
                    consumers=preflight.parse_int(consumers, "consumers"), mode=mode,
                    repeat=preflight.parse_int(repeat, "repeat"),
                    latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native, bare=bare,
+                   profile=profile,
                    clients=None if client in ("", "all", None) else tuple(client.split(",")))
 
 
@@ -230,13 +232,19 @@ class Bench:
         prefix = f"{self.stack.project}-bench-{trial_id}"
         consumers = [f"{prefix}-c{i}" for i in range(p.consumers)]
         producers = [f"{prefix}-p{i}" for i in range(p.producers)]
+        out = f"/ledger/_bench/{self.id}/{trial_id}"
+
+        def profile(name: str) -> str | None:
+            return f"{out}/{name}.pyspy" if p.profile else None
+
         jobs = [self.on.launch("consumer", name, {**env, "MQLAB_NAME": name}, ["consumer", *common],
-                               parts / f"{name}.log") for name in consumers]
+                               parts / f"{name}.log", profile(name)) for name in consumers]
         try:
             self.on.wait_subscribed(consumers, jobs, trial.label, self.parts_dir)
             rate = [] if trial.rate is None else ["--rate", f"{trial.rate / p.producers:g}"]
             jobs += [self.on.launch("producer", name, {**env, "MQLAB_NAME": name},
-                                    ["producer", *common, "--size", str(p.size), *rate], parts / f"{name}.log")
+                                    ["producer", *common, "--size", str(p.size), *rate], parts / f"{name}.log",
+                                    profile(name))
                      for name in producers]
             self.on.wait(jobs, start + p.warmup + p.duration + DRAIN_S + RESULT_GRACE_S, trial.label,
                          consumers + producers, self._tick(trial.label))
@@ -254,7 +262,13 @@ class Bench:
             logs = sorted(parts.glob("*.log"))
             tail = logs[-1].read_text(errors="replace").strip().splitlines()[-2:] if logs else []
             raise LabError(f"{trial.label}: no results (exit codes {[e for e in exits if e]}): {' | '.join(tail)}")
-        return benchreport.merge_mqlab(producers_out, consumers_out)
+        record = benchreport.merge_mqlab(producers_out, consumers_out)
+        roles = {"p": "producer", "c": "consumer"}
+        profiles = {f"{roles[end[0]]} {end}": benchreport.profile_summary(path.read_text(errors="replace"))
+                    for path in sorted(parts.glob("*.pyspy")) for end in [path.stem.rsplit("-", 1)[-1]]}
+        if profiles:
+            record["profile"] = profiles
+        return record
 
     def native_trial(self, trial: Trial, trial_id: str) -> dict:
         """The broker's own tool with the lab's message size and safety settings."""

@@ -61,4 +61,6 @@ def save(run: dict, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / f"{run['id']}.json", run)
     (directory / f"{run['id']}.md").write_text(benchreport.markdown(run))
+    if any(t.get("profile") for t in run["trials"]):
+        (directory / f"{run['id']}-profile.md").write_text(benchreport.profile_markdown(run))
     benchreport.plot_run(run, directory)

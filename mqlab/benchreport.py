@@ -20,6 +20,7 @@ Latencies are nanoseconds everywhere; rates are messages per second.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Iterable
@@ -241,6 +242,59 @@ def summarise(trials: list[dict]) -> dict:
     clients = list(dict.fromkeys(g["client"] for g in listed if g["role"] != "native" and g["client"]))
     return {"groups": medians, "ratios": ratios_of(listed, clients[0] if clients else None),
             "by_client": {c: ratios_of(listed, c) for c in clients}, "targets": TARGETS}
+
+
+# --- profiles (`invoke bench --profile`) -----------------------------------------------
+
+PROFILE_TOP = 12
+_LINE_NUMBER = re.compile(r":\d+\)$")
+
+
+def profile_summary(collapsed: str, top: int = PROFILE_TOP) -> dict:
+    """The top entries of a py-spy ``--format raw`` profile (one ``frame;frame;... count`` per line):
+    by own samples (``self``), and by samples with the function anywhere on the stack for the lab's
+    own code (``lab``, functions of mqlab_services). Percentages of all samples."""
+    own: dict[str, int] = {}
+    anywhere: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_LINE_NUMBER.sub(")", f) for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            if "mqlab_services" in frame:
+                anywhere[frame] = anywhere.get(frame, 0) + n
+
+    def ranked(counts: dict[str, int]) -> list[list]:
+        best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        return [[name, round(100 * n / total, 1)] for name, n in best] if total else []
+
+    return {"samples": total, "self": ranked(own), "lab": ranked(anywhere)}
+
+
+def profile_markdown(run: dict) -> str:
+    """The profiles of a run's mqlab and bare-client trials (first repeat of each), as tables."""
+    lines = [f"# Profiles of `{run['id']}`", "",
+             "py-spy, sampling each bench process 250 times a second while it holds the GIL (Python at work, "
+             "not waiting). \"self\": samples in the function itself; \"lab code\": samples with the lab's "
+             "function anywhere on the stack.", ""]
+    for t in run["trials"]:
+        if not t.get("profile") or t["repeat"] != 0:
+            continue
+        for name, prof in sorted(t["profile"].items()):
+            lines += [f"## {t['label']} @ {fmt_target_rate(t['rate'])}, {t['phase']}: {name} "
+                      f"({prof['samples']:,} samples)", "", "| self | % | lab code | % |", "|---|---|---|---|"]
+            rows = max(len(prof["self"]), len(prof["lab"]))
+            for i in range(rows):
+                a = prof["self"][i] if i < len(prof["self"]) else ["", ""]
+                b = prof["lab"][i] if i < len(prof["lab"]) else ["", ""]
+                lines.append(f"| `{a[0]}` | {a[1]} | `{b[0]}` | {b[1]} |".replace("``", ""))
+            lines.append("")
+    return "\n".join(lines) + "\n"
 
 
 # --- rendering -------------------------------------------------------------------------

@@ -37,6 +37,10 @@ def client_cpus(cpus: int) -> tuple[str, str] | None:
     return broker, clients
 
 
+#: py-spy samples per second (`invoke bench --profile`).
+PROFILE_RATE = 250
+
+
 class BenchStack:
     def __init__(self, config: LabConfig, stack: Stack, run: compose.Runner, echo: Echo):
         self.config, self.stack, self.run, self.echo = config, stack, run, echo
@@ -95,11 +99,15 @@ class BenchStack:
                 container.update(cpuset_cpus=cpus)
 
     # -- trial containers -----------------------------------------------------------
-    def launch(self, service: str, name: str, env: dict[str, str], args: list[str], log: Path) -> compose.Job:
-        """`bench ARGS` in a one-off container of ``service``, named ``name``, in the background."""
+    def launch(self, service: str, name: str, env: dict[str, str], args: list[str], log: Path,
+               profile: str | None = None) -> compose.Job:
+        """`bench ARGS` in a one-off container of ``service``, named ``name``, in the background;
+        under py-spy when ``profile`` names the file (in the container) for its samples."""
+        profiler = ["py-spy", "record", "--gil", "--rate", str(PROFILE_RATE), "--format", "raw", "--output", profile,
+                    "--"] if profile else []
         argv = compose.compose_argv(self.config, self.stack, "run", "--rm", "--no-deps", "-T", "--name", name,
                                     *[a for key, value in env.items() for a in ("-e", f"{key}={value}")],
-                                    service, "bench", *args)
+                                    service, *profiler, "bench", *args)
         return self.run.start(argv, env=self.env(), log=log)
 
     def remove(self, names: list[str]) -> None:

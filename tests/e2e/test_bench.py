@@ -38,11 +38,18 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
         if client is None:
             client = next(t["client_name"] for t in run["trials"] if t["kind"] == "mqlab")
         assert [r for r in roles if r[2] in (client, None)] == [
+            ("bare", "throughput", client), ("bare-unsafe", "throughput", client),
             ("native", "latency", None), ("native", "throughput", None), ("safe", "latency", client),
             ("safe", "throughput", client), ("unsafe", "throughput", client)]
-    assert len(roles) == 2 + 3 * len(clients or [None])
+    assert len(roles) == 2 + 5 * len(clients or [None])
     for t in run["trials"]:
         assert t["send_rate"] > 0, t
+        if t["kind"] == "bare":
+            # The bare client: the same library without the lab's bookkeeping, so no latencies.
+            assert t["latency"]["count"] == 0 and t["failed"] == 0 and t["bytes_per_message"] == 512, t
+            assert t["error"] is None or (t["role"] == "bare-unsafe" and "lost the broker" in t["error"]), t
+            assert t["recv_rate"] > 0 or t["role"] == "bare-unsafe", t
+            continue
         assert t["latency"]["p99"] is not None and t["latency"]["p99"] > 0, t
         assert t["latency"]["p50"] <= t["latency"]["p99"], t
         if t["kind"] == "mqlab":
@@ -60,10 +67,12 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
     assert fixed["received_total"] >= fixed["sent_total"] - fixed["failed"]
     r = run["summary"]["ratios"]
     assert r["r_send"] > 0 and r["safe_vs_unsafe"] > 0 and r["p99_ratio"] > 0
+    for client, ratios in run["summary"]["by_client"].items():
+        assert ratios["o_send"] > 0 and ratios["o_unsafe"] > 0, (client, ratios)
     for suffix in ("-throughput.png", "-latency.png"):
         assert (BENCH_DIR / f"{run['id']}{suffix}").read_bytes()[:4] == b"\x89PNG"
     table = (BENCH_DIR / f"{run['id']}.md").read_text()
-    assert f"## {stack_name}: 512-byte messages" in table and "| R = mqlab" in table
+    assert f"## {stack_name}: 512-byte messages" in table and "| R = mqlab" in table and "| O = mqlab" in table
     # Nothing of the benchmark is left running.
     assert "bench-" not in invoke("ps").out
 

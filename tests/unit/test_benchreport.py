@@ -300,3 +300,26 @@ def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     assert written == [".md", ".png"]
     table = next(out.glob("compare-*.md")).read_text()
     assert "`rabbitmq-new`" in table and "rabbitmq-old" not in table
+
+
+def test_a_profile_is_summed_by_function_and_by_the_labs_own_code_on_the_stack():
+    collapsed = "\n".join([
+        "<module> (bench.py:1);run (mqlab_services/bench.py:10);publish (mqlab_services/adapters/redis.py:5);"
+        "send (redis/connection.py:7) 6",
+        "<module> (bench.py:1);run (mqlab_services/bench.py:12);encode (mqlab_services/envelope.py:3) 3",
+        "<module> (bench.py:1);run (mqlab_services/bench.py:10);publish (mqlab_services/adapters/redis.py:9) 1",
+        "garbage line without a count",
+    ])
+    summary = benchreport.profile_summary(collapsed, top=3)
+    assert summary["samples"] == 10
+    assert summary["self"] == [["send (redis/connection.py)", 60.0], ["encode (mqlab_services/envelope.py)", 30.0],
+                               ["publish (mqlab_services/adapters/redis.py)", 10.0]]
+    assert summary["lab"] == [["run (mqlab_services/bench.py)", 100.0],
+                              ["publish (mqlab_services/adapters/redis.py)", 70.0],
+                              ["encode (mqlab_services/envelope.py)", 30.0]]
+    run = {"id": "redis-1", "trials": [{"label": "mqlab stream", "rate": None, "phase": "throughput", "repeat": 0,
+                                         "profile": {"producer p0": summary}}]}
+    text = benchreport.profile_markdown(run)
+    assert "## mqlab stream @ max, throughput: producer p0 (10 samples)" in text
+    assert "| `send (redis/connection.py)` | 60.0 | `run (mqlab_services/bench.py)` | 100.0 |" in text
+    assert benchreport.profile_summary("") == {"samples": 0, "self": [], "lab": []}
