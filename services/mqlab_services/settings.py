@@ -67,6 +67,7 @@ MQLAB_LOG_EVERY            progress log interval, s                    5
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import socket
@@ -148,22 +149,22 @@ class Settings:
     backoff_max: float = 10.0
     log_every: float = 5.0
 
-    @property
+    @functools.cached_property  # read per message: worked out once
     def info(self) -> Mode:
         """This mode's row of the mode table."""
         return mode_info(self.broker, self.mode)
 
-    @property
+    @functools.cached_property
     def safe(self) -> bool:
         """False for the lossy modes; in the others nothing the broker confirmed is lost."""
         return self.info.safe
 
-    @property
+    @functools.cached_property
     def fanout(self) -> bool:
         """True when every subscriber gets every message (its own queue, group or subscription)."""
         return self.info.fanout
 
-    @property
+    @functools.cached_property
     def subscriber_group(self) -> str:
         """The consumer group of this service: shared, or its own in the fan-out modes."""
         return f"{self.group}.{self.name}" if self.fanout else self.group
