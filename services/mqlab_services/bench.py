@@ -316,6 +316,7 @@ class BenchProducer(Trial):
         self.sleep = sleep or stopper.sleep
         self.failed = 0
         self.seq = 0
+        self.stamper = envelope.Stamper(trial, settings.name, size)
 
     def scheduled(self, seq: int) -> int:
         return self.start_ns + int(seq * NS / self.rate)
@@ -335,10 +336,10 @@ class BenchProducer(Trial):
         self.error = f"stopped by {self.stopper.signal_name} before the end"
 
     def _make(self, ts_ns: int) -> tuple[int, bytes, str]:
-        env = envelope.make(self.trial, self.settings.name, self.seq, ts_ns=ts_ns)
+        _id, data = self.stamper.stamp(self.seq, ts_ns)
         key = self.adapter.key_for(self.seq)
         self.seq += 1
-        return ts_ns, env.encode(self.size), key
+        return ts_ns, data, key
 
     def _due(self) -> list | None:
         """Every message due now (up to MQLAB_BATCH); [] after a nap until the next; None at the end."""

@@ -70,16 +70,39 @@ class Envelope(NamedTuple):
         When ``size`` is smaller than the envelope without padding, the envelope is
         sent as it is (no padding) and is larger than asked.
         """
-        # The bytes of json.dumps(..., separators=(",", ":"), ensure_ascii=True) for the keys in
-        # this order, written directly: it is the producer's hottest path.
-        head = (f'{{"mqlab":{VERSION},"id":{_quote(self.id)},"run":{_quote(self.run)},"src":{_quote(self.src)},'
-                f'"seq":{int(self.seq)},"ts_ns":{int(self.ts_ns)},"body":{_quote(self.body)}')
-        tail = ',"fail":true}' if self.fail else "}"
-        missing = size - len(head) - len(tail)
-        if missing > 0:
-            # The padding is ASCII, so one character is one byte inside the JSON string.
-            head = head[:-1] + _PAD * missing + '"'
-        return (head + tail).encode("ascii")
+        return _encoded(_quote(self.id), _names(self.run, self.src), self.seq, self.ts_ns, _quote(self.body),
+                        self.fail, size)
+
+
+def _names(run: str, src: str) -> str:
+    return f',"run":{_quote(run)},"src":{_quote(src)}'
+
+
+def _encoded(quoted_id: str, names: str, seq: int, ts_ns: int, quoted_body: str, fail: bool, size: int) -> bytes:
+    # The bytes of json.dumps(..., separators=(",", ":"), ensure_ascii=True) for the keys in
+    # this order, written directly: it is the producer's hottest path.
+    head = f'{{"mqlab":{VERSION},"id":{quoted_id}{names},"seq":{int(seq)},"ts_ns":{int(ts_ns)},"body":{quoted_body}'
+    tail = ',"fail":true}' if fail else "}"
+    missing = size - len(head) - len(tail)
+    if missing > 0:
+        # The padding is ASCII, so one character is one byte inside the JSON string.
+        head = head[:-1] + _PAD * missing + '"'
+    return (head + tail).encode("ascii")
+
+
+class Stamper:
+    """The messages of one producer in one run, padded to one size: ``stamp(seq, ts_ns)`` gives a
+    new id and the encoded envelope (the bytes of ``make(...).encode(size)``) without making an
+    Envelope or checking the names again."""
+
+    def __init__(self, run: str, src: str, size: int):
+        make(run, src, 0)  # checks the names
+        self.run, self.src, self.size = run, src, size
+        self._names = _names(run, src)
+
+    def stamp(self, seq: int, ts_ns: int, fail: bool = False) -> tuple[str, bytes]:
+        msg_id = new_id()
+        return msg_id, _encoded(f'"{msg_id}"', self._names, seq, ts_ns, '""', fail, self.size)
 
 
 def make(run: str, src: str, seq: int, ts_ns: int | None = None, msg_id: str | None = None,

@@ -118,6 +118,7 @@ class Producer:
         self.run_id = run_id
         self.count = count
         self.size = size
+        self.stamper = envelope.Stamper(run_id, settings.name, size)
         self.rate = rate
         self.status = status
         self.next_seq = ledger.next_seq(run_id)  # a restarted producer continues its sequence
@@ -238,10 +239,11 @@ class Producer:
             n = min(n, due)
         out = []
         for _ in range(max(0, n)):
-            env = envelope.make(self.run_id, self.settings.name, self.next_seq,
-                                fail=envelope.poison(self.next_seq, self.poison_every))
+            seq, ts_ns, fail = self.next_seq, time.time_ns(), envelope.poison(self.next_seq, self.poison_every)
+            msg_id, data = self.stamper.stamp(seq, ts_ns, fail)
             self.next_seq += 1
-            out.append((env, env.encode(self.size), self.adapter.key_for(env.seq)))
+            out.append((envelope.Envelope(msg_id, self.run_id, self.settings.name, seq, ts_ns, "", fail), data,
+                        self.adapter.key_for(seq)))
         self.created += len(out)
         return out
 

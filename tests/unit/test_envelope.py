@@ -158,3 +158,15 @@ def _variants() -> list[bytes]:
 @pytest.mark.parametrize("data", _variants())
 def test_the_fast_reading_of_canonical_envelopes_agrees_with_json(data):
     assert envelope.decode(data) == envelope._decode_json(data)
+
+
+@pytest.mark.parametrize("size", [0, 100, 1024])
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_stamper_writes_what_make_and_encode_write(size, fail):
+    stamper = envelope.Stamper("run-7", "producer-1", size)
+    msg_id, data = stamper.stamp(5, 1_764_625_000_000_000_001, fail)
+    env = envelope.make("run-7", "producer-1", 5, ts_ns=1_764_625_000_000_000_001, msg_id=msg_id, fail=fail)
+    assert data == env.encode(size) and envelope.decode(data) == env._replace(body=envelope.decode(data).body)
+    assert stamper.stamp(5, 1)[0] != stamper.stamp(5, 1)[0]
+    with pytest.raises(ValueError, match="producer name"):
+        envelope.Stamper("run-7", "../x", size)

@@ -210,12 +210,13 @@ class ConfluentKafkaAdapter(Adapter):
         return producer
 
     def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery, headers=None) -> None:
-        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        deadline = None  # set on the first full queue only: this runs once per message
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:  # the local queue is full (MQLAB_BATCH above 100,000): make room
+                deadline = deadline or time.monotonic() + CONFIRM_TIMEOUT
                 if time.monotonic() > deadline:
                     raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, "local produce queue full")) from None
                 self._producer.poll(0.1)
