@@ -48,7 +48,7 @@ _CONTROL = {code: "?" for code in (*range(32), 127)}
 
 def clean_key(key: str | bytes | None) -> str:
     """A key as one TSV field: text (undecodable bytes escaped), control characters as ``?``."""
-    if key is None:
+    if not key:  # the usual case: no key, no lane
         return ""
     if isinstance(key, (bytes, bytearray)):
         key = bytes(key).decode("utf-8", "backslashreplace")
