@@ -374,3 +374,88 @@ def test_every_flag_has_help():
     roles = next(a for a in parser._actions if a.dest == "role")
     for sub in roles.choices.values():
         assert all(action.help for action in sub._actions)
+
+
+# --------------------------------------------------------------------------- the bare client
+
+
+def test_every_client_has_a_bare_loop_in_the_brokers_safe_mode_and_its_lossy_twin():
+    from mqlab_services import bare, modes
+    from mqlab_services.settings import CLIENTS
+
+    for broker, clients in CLIENTS.items():
+        safe, lossy = bare.MODES[broker]
+        assert modes.default_mode(broker).name == safe and modes.mode_info(broker, safe).lossy == lossy
+        for client, _dist in clients:
+            s = Settings.from_env({"MQLAB_BROKER": broker, "MQLAB_KAFKA_CLIENT": client} if broker == "kafka"
+                                  else {"MQLAB_BROKER": broker})
+            produce, consume = bare.loops(s)
+            assert produce is bare.LOOPS[(broker, client)][0] and consume is bare.LOOPS[(broker, client)][1]
+
+
+def test_the_bare_producer_waits_for_the_start_and_counts_each_acked_batch_by_its_start(monkeypatch):
+    clock = FakeClock()
+    calls = []
+
+    def loop(s, body, more, acked):
+        assert len(body) == 300
+        while more():
+            calls.append(clock())
+            clock.now_ns += NS // 10  # a batch takes 100 ms
+            acked(s.batch - 1)  # one of each batch was not confirmed
+
+    monkeypatch.setattr(bench.bare, "loops", lambda s: (loop, None))
+    p = bench.BareProducer(settings(batch=20), Stopper(), "t1", START, 1.0, 2.0, 300, clock=clock, sleep=clock.sleep)
+    p.run()
+    assert calls[0] == START_NS and len(calls) == 30  # 3 s of 100 ms batches, from the start on
+    result = p.result()
+    assert result["series"] == [190, 190, 190] and result["window_count"] == 380 and result["total"] == 570
+    assert result["window_bytes"] == 380 * 300 and result["bare"] is True and result["latency"]["count"] == 0
+    assert p.error is None
+
+
+def test_the_bare_consumer_says_once_that_it_subscribed_and_stops_when_idle_after_the_end(monkeypatch, tmp_path):
+    from mqlab_services.status import StatusFile, status_path
+
+    def read_status(directory, name):
+        with open(status_path(directory, name)) as f:
+            return json.load(f)
+
+    clock = FakeClock(START_NS)
+
+    def loop(s, more, received, ready):
+        ready()
+        ready()  # a second assignment: still one subscription
+        assert read_status(str(tmp_path), "c1")["subscribed"] is True
+        while more():
+            clock.now_ns += NS // 2
+            received(10 if clock() < START_NS + 3 * NS else 0)
+
+    monkeypatch.setattr(bench.bare, "loops", lambda s: (None, loop))
+    status = StatusFile(str(tmp_path), "c1", {"role": "bench-consumer", "subscribed": False, "received": 0},
+                        counter="received")
+    c = bench.BareConsumer(settings(), Stopper(), "t1", START, 1.0, 2.0, drain=10.0, clock=clock, status=status)
+    c.run()
+    result = c.result()
+    assert result["total"] == 50 and result["window_count"] == 40 and result["series"][:3] == [10, 20, 20]
+    # Nothing came after the end: it stopped a second later, well before the drain ran out.
+    assert clock() <= START_NS + 4 * NS + NS // 2
+    assert read_status(str(tmp_path), "c1")["subscribed"] is False
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["producer", *["--out", "/tmp/x", "--trial", "t1", "--start", "1700000000", "--warmup", "1", "--duration", "2"],
+      "--size", "100", "--bare", "--rate", "50"], "max rate only"),
+])
+def test_the_bare_client_refuses_a_rate(fake, capsys, argv, message):
+    env, _tmp = fake
+    assert bench.main(argv, {**env, "MQLAB_MODE": "work"}) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_bare_client_refuses_a_mode_it_does_not_imitate(fake, capsys):
+    env, _tmp = fake
+    argv = ["consumer", "--out", "/tmp/x", "--trial", "t1", "--start", "1700000000", "--warmup", "1",
+            "--duration", "2", "--bare"]
+    assert bench.main(argv, {**env, "MQLAB_MODE": "fanout"}) == 2
+    assert "runs only in work or autoack mode on rabbitmq, not fanout" in capsys.readouterr().err
