@@ -11,6 +11,9 @@ acked, received (and by which consumer), lost (acked, never received),
 duplicated (received more than once), received without an ack on record,
 out of order where the mode promises order (a violation), and reordered where it
 promises none (information).
+
+Two engines read the files, to the same Report: DuckDB (:mod:`mqlab.ledgersql`, the default:
+millions of messages in bounded memory) and plain Python (below, the reference).
 """
 
 from __future__ import annotations
@@ -137,13 +140,12 @@ def _read_received(directory: Path, report: Report, latencies: list[int]) -> dic
     return consumers
 
 
-def _judge_order(report: Report, consumers: dict[str, _Consumer], scope: str) -> None:
-    """Split order breaks into violations of what the mode promises, and other reordering."""
-    in_lanes = sum(c.disorder_in_lanes for c in consumers.values())
-    elsewhere = sum(c.disorder for c in consumers.values())
+def judge_order(report: Report, in_lanes: int, elsewhere: int, consumers: int, scope: str) -> None:
+    """Split order breaks (within Kafka partitions, and elsewhere) into violations of what the
+    mode promises, and other reordering."""
     if scope == "partition":
         report.out_of_order, report.reordered = in_lanes, elsewhere
-    elif scope == "subscriber" or (scope == "single consumer" and len(consumers) == 1):
+    elif scope == "subscriber" or (scope == "single consumer" and consumers == 1):
         report.out_of_order, report.reordered = in_lanes + elsewhere, 0
     else:  # several consumers share a queue or stream: no order is promised between them
         report.out_of_order, report.reordered = 0, in_lanes + elsewhere
@@ -186,7 +188,7 @@ def _fanout_lost(report: Report, acked: dict[str, _Sent], consumers: dict[str, _
 
 
 def _shared_lost(report: Report, acked: dict[str, _Sent], everyone: Counter[str], dead: set[str],
-                 kind: str, binding: str) -> list[str]:
+                 kind: str, binding: str | None) -> list[str]:
     """Competing and routed modes: each message due once to the group (or to its bindings)."""
     due = acked
     if kind == "routed":
@@ -197,13 +199,24 @@ def _shared_lost(report: Report, acked: dict[str, _Sent], everyone: Counter[str]
     return [i for i in due if i not in everyone and i not in dead]
 
 
+def latency_indices(n: int) -> tuple[int, int]:
+    """Where p50 and p99 are among ``n`` sorted latencies."""
+    return n // 2, min(n - 1, int(n * 0.99))
+
+
+ENGINES = ("duckdb", "python")
+
+
 def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None = None,
-             binding: str | None = None) -> Report:
+             binding: str | None = None, engine: str = "duckdb") -> Report:
     """Merge the receipt files of ``run_id`` into a Report.
 
     ``kind`` (competing, fanout or routed) says how to judge the run; by default it is
     taken from the run's ``run.json``, written by `invoke produce`. ``binding`` is the
-    consumers' topic binding in routed mode (default ``#``)."""
+    consumers' topic binding in routed mode (default ``#``). ``engine`` reads the files:
+    ``duckdb`` (:mod:`mqlab.ledgersql`, bounded memory) or ``python`` (the reference)."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown ledger engine {engine!r}: one of {', '.join(ENGINES)}")
     directory = run_dir(ledger, run_id)
     if not directory.is_dir():
         raise UsageError(f"no ledger for run {run_id!r} in {ledger}")
@@ -211,15 +224,35 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     stack = STACKS.get(info.get("stack", ""))
     known = mode_info(stack.broker, info.get("mode", "")) if stack else None
     report = Report(run_id, kind=kind or (known.kind if known else "competing"), mode=info.get("mode", ""))
+    scope = known.order_scope if known else "subscriber"
+    # Modes without a dead-letter destination drop a message that failed: it is lost.
+    drop_dead = known is not None and not known.dead_letter
+    pattern = None
+    if report.kind == "routed":
+        pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
+    if engine == "duckdb":
+        from . import ledgersql
+
+        ledgersql.read_report(directory, report, order_scope=scope, drop_dead=drop_dead, binding=pattern,
+                              sample_lost=sample_lost)
+    else:
+        _read_report(directory, report, order_scope=scope, drop_dead=drop_dead, binding=pattern,
+                     sample_lost=sample_lost)
+    return report
+
+
+def _read_report(directory: Path, report: Report, *, order_scope: str, drop_dead: bool,
+                 binding: str | None, sample_lost: int) -> None:
+    """The Python engine: every id in dicts. Simple, and the reference for the DuckDB engine."""
     acked = _read_sent(directory, report)
     report.sent = len(acked)
     latencies: list[int] = []
     consumers = _read_received(directory, report, latencies)
     dead = _read_dead(directory, report)
-    if known is not None and not known.dead_letter:
-        # Modes without a dead-letter destination drop a message that failed: it is lost.
+    if drop_dead:
         report.dropped, dead = report.dead_lettered, {}
-    _judge_order(report, consumers, known.order_scope if known else "subscriber")
+    judge_order(report, sum(c.disorder_in_lanes for c in consumers.values()),
+                sum(c.disorder for c in consumers.values()), len(consumers), order_scope)
     everyone: Counter[str] = Counter()
     for seen in consumers.values():
         everyone.update(seen.counts)
@@ -229,16 +262,14 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     if report.kind == "fanout":
         lost = _fanout_lost(report, acked, consumers, dead)
     else:
-        pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
         lost = _shared_lost(report, acked, everyone, set().union(*dead.values()) if dead else set(),
-                            report.kind, pattern)
+                            report.kind, binding)
     report.lost = len(lost)
     report.lost_ids = sorted(set(lost))[:sample_lost]
     if latencies:
         latencies.sort()
-        report.latency_p50_ms = latencies[len(latencies) // 2] / 1e6
-        report.latency_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6
-    return report
+        p50, p99 = latency_indices(len(latencies))
+        report.latency_p50_ms, report.latency_p99_ms = latencies[p50] / 1e6, latencies[p99] / 1e6
 
 
 def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: float = 120.0,
