@@ -41,7 +41,8 @@ class Received(tuple):
 
     def __new__(cls, body: bytes, key: str = "", lane: str = "") -> "Received":
         item = super().__new__(cls, (body, key))
-        item.lane = lane
+        if lane:  # "" is the class's default: no instance dict to make, per message
+            item.lane = lane
         return item
 
 

@@ -327,7 +327,9 @@ class RedisAdapter(Adapter):
         todo = [i for i in range(len(entries)) if i not in spent] if spent else range(len(entries))
         # Entries taken up from the pending list come after later ones: no order is promised.
         lane = REDELIVERED if attempts else ""
-        results = outcomes(handler([Received(entry_body(entries[i][1]), "", lane) for i in todo]), len(todo))
+        # Fresh entries have no lane: plain (body, key) pairs, the cheapest to make.
+        results = outcomes(handler([Received(entry_body(entries[i][1]), "", lane) if lane else
+                                    (entry_body(entries[i][1]), "") for i in todo]), len(todo))
         if not spent and all(reason is None for reason in results):  # the usual case: all processed
             self._client.xack(s.stream, s.subscriber_group, *[entry_id for entry_id, _f in entries])
             return
