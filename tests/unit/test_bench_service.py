@@ -459,3 +459,21 @@ def test_the_bare_client_refuses_a_mode_it_does_not_imitate(fake, capsys):
             "--duration", "2", "--bare"]
     assert bench.main(argv, {**env, "MQLAB_MODE": "fanout"}) == 2
     assert "runs only in work or autoack mode on rabbitmq, not fanout" in capsys.readouterr().err
+
+
+def test_binned_latencies_fill_the_same_histogram_buckets_as_recording_each_value():
+    import random
+
+    rng = random.Random(7)
+    values = [int(10 ** rng.uniform(3, 10)) for _ in range(20_000)] + [1_000, 1_511, 2_047_999, 2_048_000]
+    lat = bench.Latency("e2e")
+    for start in range(0, len(values), 100):
+        lat.record_many(values[start:start + 100])
+    direct = HdrHistogram(bench.LOWEST_NS, bench.HIGHEST_NS, bench.DIGITS)
+    for v in values:
+        direct.record_value(v)
+    binned = lat.hist
+    for p in (0.1, 1, 10, 25, 50, 75, 90, 99, 99.9, 99.99, 100):
+        assert binned.get_value_at_percentile(p) == direct.get_value_at_percentile(p), p
+    assert binned.get_total_count() == direct.get_total_count() == lat.count
+    assert (lat.min, lat.max, lat.total) == (min(values), max(values), sum(values))

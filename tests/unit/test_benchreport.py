@@ -323,3 +323,28 @@ def test_a_profile_is_summed_by_function_and_by_the_labs_own_code_on_the_stack()
     assert "## mqlab stream @ max, throughput: producer p0 (10 samples)" in text
     assert "| `send (redis/connection.py)` | 60.0 | `run (mqlab_services/bench.py)` | 100.0 |" in text
     assert benchreport.profile_summary("") == {"samples": 0, "self": [], "lab": []}
+
+
+def test_o_is_mqlab_over_the_bare_client_in_each_mode_per_client_and_shows_in_the_tables():
+    trials = []
+    for client, lab, bare in (("kafka-python", 900, 1000), ("confluent-kafka", 2000, 8000)):
+        for role, label, send in (("safe", "mqlab group", lab), ("unsafe", "mqlab autocommit", lab * 1.5),
+                                  ("bare", "bare group", bare), ("bare-unsafe", "bare autocommit", bare * 2)):
+            record = {**mqlab_record(send, 1, 1), "kind": "bare" if role.startswith("bare") else "mqlab"}
+            trials.append({**trial(record, f"{label} ({client})", role, "throughput", None, 0), "client_name": client})
+    trials.append(trial(benchreport.native_trial(native_result(10000, 10000, 1_000_000, "ack")), "kafka-perf-test",
+                        "native", "throughput", None, 0))
+    summary = benchreport.summarise(trials)
+    assert summary["by_client"]["kafka-python"]["o_send"] == pytest.approx(0.9)
+    assert summary["by_client"]["kafka-python"]["o_unsafe"] == pytest.approx(0.675)
+    assert summary["by_client"]["confluent-kafka"]["o_send"] == pytest.approx(0.25)
+    assert summary["by_client"]["confluent-kafka"]["r_send"] == pytest.approx(0.2)
+    run = {"id": "kafka-1", "stack": "kafka", "mode": "group", "unsafe_mode": "autocommit", "trials": trials,
+           "summary": summary, "environment": {}, "params": {"size": 1024, "producers": 1, "consumers": 1,
+                                                          "warmup": 3, "duration": 10, "repeat": 1, "rate": None,
+                                                          "latency_rate": None}}
+    text = benchreport.markdown(run)
+    assert "| O = mqlab (kafka-python) sent ÷ bare client sent, safe mode (at max) | 0.900 ✓ | ≥ 0.8 |" in text
+    assert "| O = mqlab (confluent-kafka) sent ÷ bare client sent, lossy mode (at max) | 0.188 ✗ | ≥ 0.8 |" in text
+    row = [line for line in benchreport.compare_markdown([run]).splitlines() if "confluent-kafka" in line][0]
+    assert "| 8,000 | 0.250 ✗ | 0.188 ✗ |" in row
