@@ -155,8 +155,8 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
     unsafe = mode_info(stack.broker, params.mode).lossy  # "" when the mode is lossy itself
     clients = params.clients or clients_of(stack.broker)
 
-    def label(mode: str, client: str) -> str:
-        return f"mqlab {mode}" + (f" ({client})" if len(clients) > 1 else "")
+    def label(mode: str, client: str, who: str = "mqlab") -> str:
+        return f"{who} {mode}" + (f" ({client})" if len(clients) > 1 else "")
 
     bare = [(role, mode) for role, mode in (("bare", params.mode), ("bare-unsafe", unsafe))
             if params.bare and params.rate is None and mode in BARE_MODES.get(stack.broker, ())]
@@ -168,8 +168,8 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
                 if phase == "throughput" and unsafe:
                     trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
                 if phase == "throughput":
-                    trials += [Trial("bare" + label(mode, client)[len("mqlab"):], role, phase, None, mode, repeat,
-                                     client) for role, mode in bare]
+                    trials += [Trial(label(mode, client, "bare"), role, phase, None, mode, repeat, client)
+                               for role, mode in bare]
             if params.native:
                 trials.append(Trial(brokers.of(stack).tool_label, "native", phase, rate, None, repeat))
     return trials
@@ -263,9 +263,11 @@ class Bench:
             tail = logs[-1].read_text(errors="replace").strip().splitlines()[-2:] if logs else []
             raise LabError(f"{trial.label}: no results (exit codes {[e for e in exits if e]}): {' | '.join(tail)}")
         record = benchreport.merge_mqlab(producers_out, consumers_out)
-        roles = {"p": "producer", "c": "consumer"}
-        profiles = {f"{roles[end[0]]} {end}": benchreport.profile_summary(path.read_text(errors="replace"))
-                    for path in sorted(parts.glob("*.pyspy")) for end in [path.stem.rsplit("-", 1)[-1]]}
+        profiles = {}
+        for path in sorted(parts.glob("*.pyspy")):  # <project>-bench-<trial>-p0.pyspy, ...-c0.pyspy
+            name = path.stem.rsplit("-", 1)[-1]
+            role = "producer" if name.startswith("p") else "consumer"
+            profiles[f"{role} {name}"] = benchreport.profile_summary(path.read_text(errors="replace"))
         if profiles:
             record["profile"] = profiles
         return record
