@@ -348,3 +348,15 @@ def test_o_is_mqlab_over_the_bare_client_in_each_mode_per_client_and_shows_in_th
     assert "| O = mqlab (confluent-kafka) sent ÷ bare client sent, lossy mode (at max) | 0.188 ✗ | ≥ 0.8 |" in text
     row = [line for line in benchreport.compare_markdown([run]).splitlines() if "confluent-kafka" in line][0]
     assert "| 8,000 | 0.250 ✗ | 0.188 ✗ |" in row
+
+
+def test_a_trials_profiles_are_summed_per_container_next_to_its_numbers(tmp_path):
+    for p in (part("producer", "lab-bench-t1-p0", [5], 5, [1000]), part("consumer", "lab-bench-t1-c0", [5], 5, [2000])):
+        (tmp_path / f"{p['role']}-{p['name']}.json").write_text(json.dumps(p))
+    (tmp_path / "lab-bench-t1-p0.pyspy").write_text("run (mqlab_services/bench.py:1);encode (mqlab_services/envelope.py:2) 4\n")
+    (tmp_path / "lab-bench-t1-c0.pyspy").write_text("run (mqlab_services/bench.py:1) 2\n")
+    trial = bench.Trial("mqlab work", "safe", "throughput", None, "work", 0)
+    record = bench.Bench._mqlab_results(trial, tmp_path, [0, 0])
+    assert record["send_rate"] == 2.5
+    assert sorted(record["profile"]) == ["consumer c0", "producer p0"]
+    assert record["profile"]["producer p0"]["self"] == [["encode (mqlab_services/envelope.py)", 100.0]]
