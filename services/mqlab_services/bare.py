@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .settings import Settings
+from .modes import default_mode, mode_info
+from .settings import CLIENTS, Settings
 
 More = Callable[[], bool]
 Count = Callable[[int], None]
@@ -47,12 +48,12 @@ def rabbitmq_produce(s: Settings, body: bytes, more: More, acked: Count) -> None
     connection = pika.BlockingConnection(pika.URLParameters(s.url))
     channel = connection.channel()
     channel.queue_declare(s.queue, durable=True)
-    persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent if s.safe else
+    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent if s.safe else
                                       pika.DeliveryMode.Transient)
     if not s.safe:
         while more():
             for _ in range(s.batch):
-                channel.basic_publish("", s.queue, body, persistent)
+                channel.basic_publish("", s.queue, body, properties)
             acked(s.batch)  # no confirms: handed to the socket
         connection.close()
         return
@@ -78,7 +79,7 @@ def rabbitmq_produce(s: Settings, body: bytes, more: More, acked: Count) -> None
         for _ in range(s.batch):
             tag += 1
             pending.add(tag)
-            channel.basic_publish("", s.queue, body, persistent)
+            channel.basic_publish("", s.queue, body, properties)
         while pending:
             connection.process_data_events(time_limit=1.0)
         acked(s.batch - nacked[0])
@@ -260,11 +261,12 @@ LOOPS = {
     ("kafka", "confluent-kafka"): (confluent_produce, confluent_consume),
 }
 
-#: The modes the bare client imitates: each broker's safe mode and its lossy counterpart.
-MODES = {"rabbitmq": ("work", "autoack"), "redis": ("stream", "pubsub"), "kafka": ("group", "autocommit")}
+#: The modes the bare client imitates: each broker's safe default mode and its lossy twin.
+MODES = {broker: (default_mode(broker).name, mode_info(broker, default_mode(broker).name).lossy)
+         for broker in CLIENTS}
 
 
 def loops(s: Settings) -> tuple[Callable, Callable]:
     """The producer and consumer loops for the settings' broker and client."""
-    client = s.kafka_client if s.broker == "kafka" else {"rabbitmq": "pika", "redis": "redis-py"}[s.broker]
+    client = s.kafka_client if s.broker == "kafka" else CLIENTS[s.broker][0][0]
     return LOOPS[(s.broker, client)]

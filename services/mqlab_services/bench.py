@@ -222,23 +222,16 @@ class Trial:
         self.latency = Latency(self.kind)
         self.error: str | None = None
 
-    def in_window(self, ts_ns: int) -> bool:
-        return self.window_ns <= ts_ns < self.end_ns
-
-    def count(self, at_ns: int, ts_ns: int, nbytes: int, latency_ns: int) -> None:
-        """One message: in second ``at_ns`` of the series; in the window if ``ts_ns`` is."""
-        self.count_batch([at_ns], [ts_ns], [nbytes], [latency_ns])
-
     def _second(self, at_ns: int) -> int:
         k = max(0, (at_ns - self.start_ns) // NS)
         if k >= len(self.series):
             self.series.extend([0] * (k + 1 - len(self.series)))
         return k
 
-    def count_batch(self, ats: list[int], tss: list[int], sizes: list[int], latencies: list[int]) -> None:
+    def count_batch(self, ats: list[int], tss: list[int], sizes: list[int], latencies: list[int] | None) -> None:
         """Messages i = 0..n-1: each in second ``ats[i]`` of the series, and in the window with its
-        size and latency if ``tss[i]`` is. Whole batches at once: the per-message cost of this
-        bookkeeping is what the bare client does not pay."""
+        size and latency (none for the bare client) if ``tss[i]`` is. Whole batches at once: the
+        per-message cost of this bookkeeping is what the bare client does not pay."""
         if not tss:
             return
         first, last = min(ats), max(ats)
@@ -253,20 +246,14 @@ class Trial:
         if low >= self.window_ns and high < self.end_ns:
             self.window_count += len(tss)
             self.window_bytes += sum(sizes)
-            self.latency.record_many(latencies)
+            if latencies is not None:
+                self.latency.record_many(latencies)
         elif high >= self.window_ns and low < self.end_ns:
             inside = [i for i, ts_ns in enumerate(tss) if self.window_ns <= ts_ns < self.end_ns]
             self.window_count += len(inside)
             self.window_bytes += sum(sizes[i] for i in inside)
-            self.latency.record_many([latencies[i] for i in inside])
-
-    def count_many(self, ts_ns: int, n: int, nbytes: int) -> None:
-        """``n`` messages of ``nbytes`` in all, sent (or received) at ``ts_ns``; no latency."""
-        self.series[self._second(ts_ns)] += n
-        self.total += n
-        if self.in_window(ts_ns):
-            self.window_count += n
-            self.window_bytes += nbytes
+            if latencies is not None:
+                self.latency.record_many([latencies[i] for i in inside])
 
     def result(self) -> dict:
         return {"schema": SCHEMA, "role": self.role, "name": self.settings.name,
@@ -301,19 +288,36 @@ def write_result(out: str, result: dict) -> str:
 # --------------------------------------------------------------------------- producer
 
 
-class BenchProducer(Trial):
+class ProducerTrial(Trial):
+    """What both producers share: the message size, and waiting for the trial's start."""
+
     role = "producer"
     kind = "ack"
 
+    def __init__(self, settings: Settings, stopper: Stopper, trial: str, start: float, warmup: float,
+                 duration: float, size: int, clock: Callable[[], int] = time.time_ns,
+                 sleep: Callable[[float], None] | None = None):
+        super().__init__(settings, trial, start, warmup, duration, clock)
+        self.stopper = stopper
+        self.size = size
+        self.sleep = sleep or stopper.sleep
+
+    def wait_for_start(self) -> None:
+        wait = self.start_ns - self.clock()
+        if wait > 0:
+            self.sleep(wait / NS)
+
+    def stopped(self) -> None:
+        self.error = f"stopped by {self.stopper.signal_name} before the end"
+
+
+class BenchProducer(ProducerTrial):
     def __init__(self, settings: Settings, adapter: adapters.Adapter, stopper: Stopper, trial: str,
                  start: float, warmup: float, duration: float, size: int, rate: float | None,
                  clock: Callable[[], int] = time.time_ns, sleep: Callable[[float], None] | None = None):
-        super().__init__(settings, trial, start, warmup, duration, clock)
+        super().__init__(settings, stopper, trial, start, warmup, duration, size, clock, sleep)
         self.adapter = adapter
-        self.stopper = stopper
-        self.size = size
         self.rate = rate
-        self.sleep = sleep or stopper.sleep
         self.failed = 0
         self.seq = 0
         self.stamper = envelope.Stamper(trial, settings.name, size)
@@ -324,16 +328,14 @@ class BenchProducer(Trial):
     def run(self) -> None:
         """Send from start to end; broker errors propagate (the caller records them)."""
         self.adapter.publish([])  # a client that connects lazily (Kafka) does it now, not at start
-        wait = self.start_ns - self.clock()
-        if wait > 0:
-            self.sleep(wait / NS)
+        self.wait_for_start()
         while self.stopper.running():
             batch = self._due() if self.rate else self._next_batch()
             if batch is None:
                 return
             if batch:
                 self._publish(batch)
-        self.error = f"stopped by {self.stopper.signal_name} before the end"
+        self.stopped()
 
     def _make(self, ts_ns: int) -> tuple[int, bytes, str]:
         _id, data = self.stamper.stamp(self.seq, ts_ns)
@@ -472,40 +474,32 @@ class BenchConsumer(ConsumerTrial):
 # --------------------------------------------------------------------------- the bare client
 
 
-class BareProducer(Trial):
+class BareProducer(ProducerTrial):
     """The bare client's producer loop (see bare.py), counted per acknowledged batch."""
-
-    role = "producer"
-    kind = "ack"
 
     def __init__(self, settings: Settings, stopper: Stopper, trial: str, start: float, warmup: float,
                  duration: float, size: int, clock: Callable[[], int] = time.time_ns,
                  sleep: Callable[[float], None] | None = None):
-        super().__init__(settings, trial, start, warmup, duration, clock)
-        self.stopper = stopper
-        self.size = size
-        self.sleep = sleep or stopper.sleep
+        super().__init__(settings, stopper, trial, start, warmup, duration, size, clock, sleep)
         self.batch_ns = 0  # when the batch being sent was started
         self._started = False
 
     def more(self) -> bool:
         if not self._started:  # the first call comes once the client is connected
             self._started = True
-            wait = self.start_ns - self.clock()
-            if wait > 0:
-                self.sleep(wait / NS)
+            self.wait_for_start()
         self.batch_ns = self.clock()
         return self.stopper.running() and self.batch_ns < self.end_ns
 
     def acked(self, n: int) -> None:
-        self.bytes_per_message = self.size
-        self.count_many(self.batch_ns, n, n * self.size)
+        stamps = [self.batch_ns] * n
+        self.count_batch(stamps, stamps, [self.size] * n, None)
 
     def run(self) -> None:
         produce, _consume = bare.loops(self.settings)
         produce(self.settings, b"x" * self.size, self.more, self.acked)
         if self.stopper.stopping:
-            self.error = f"stopped by {self.stopper.signal_name} before the end"
+            self.stopped()
 
     def result(self) -> dict:
         return {**super().result(), "rate": None, "size": self.size, "failed": 0, "bare": True}
@@ -534,7 +528,7 @@ class BareConsumer(ConsumerTrial):
     def received(self, n: int) -> None:
         if n:
             now = self.last_ns = self.clock()
-            self.count_many(now, n, 0)
+            self.count_batch([now] * n, [now] * n, [0] * n, None)  # the sizes are not read
 
     def run(self) -> None:
         _produce, consume = bare.loops(self.settings)
@@ -570,7 +564,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     if args.bare and getattr(args, "rate", None):
         print("bench: the bare client runs at max rate only: drop --rate", file=sys.stderr)
         return 2
-    status = StatusFile(settings.ledger_dir, settings.name, {
+    status = None if args.role == "producer" else StatusFile(settings.ledger_dir, settings.name, {
         "role": "bench-consumer", "broker": settings.broker, "mode": settings.mode,
         "trial": args.trial, "subscribed": False, "received": 0, "other": 0, "assignment": []},
         counter="received")

@@ -96,7 +96,7 @@ class Stamper:
     Envelope or checking the names again."""
 
     def __init__(self, run: str, src: str, size: int):
-        make(run, src, 0)  # checks the names
+        _check_names(run, src)
         self.run, self.src, self.size = run, src, size
         self._names = _names(run, src)
 
@@ -108,10 +108,7 @@ class Stamper:
 def make(run: str, src: str, seq: int, ts_ns: int | None = None, msg_id: str | None = None,
          fail: bool = False) -> Envelope:
     """A new envelope with a fresh uuid4 id, stamped now unless ``ts_ns`` is given."""
-    if not _valid_name(run):
-        raise ValueError(f"run id must be letters, digits, '.', '_' or '-', got {run!r}")
-    if not _valid_name(src):
-        raise ValueError(f"producer name must be letters, digits, '.', '_' or '-', got {src!r}")
+    _check_names(run, src)
     return Envelope(
         id=msg_id or new_id(),
         run=run,
@@ -120,6 +117,13 @@ def make(run: str, src: str, seq: int, ts_ns: int | None = None, msg_id: str | N
         ts_ns=time.time_ns() if ts_ns is None else ts_ns,
         fail=bool(fail),
     )
+
+
+def _check_names(run: str, src: str) -> None:
+    if not _valid_name(run):
+        raise ValueError(f"run id must be letters, digits, '.', '_' or '-', got {run!r}")
+    if not _valid_name(src):
+        raise ValueError(f"producer name must be letters, digits, '.', '_' or '-', got {src!r}")
 
 
 def valid_run_id(run: str) -> bool:
