@@ -14,10 +14,10 @@ if ! command -v dockerd >/dev/null; then
   log "installing Docker Engine (docker.io)"
   apt_install docker.io
 fi
-for tool in mmdebstrap mvn; do
+for tool in mmdebstrap mvn cc; do
   if ! command -v "$tool" >/dev/null; then
     log "installing $tool"
-    case "$tool" in mvn) apt_install maven ;; *) apt_install "$tool" ;; esac
+    case "$tool" in mvn) apt_install maven ;; cc) apt_install gcc libc6-dev ;; *) apt_install "$tool" ;; esac
   fi
 done
 

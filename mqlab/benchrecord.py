@@ -27,8 +27,8 @@ def environment(config: LabConfig, stack: Stack, on, batch: int, prefetch: int) 
     """The host, Docker, the images (with their ids), the knobs and the CPU pinning of a run;
     ``on`` is the run's ``benchstack.BenchStack``."""
     images = {}
-    for key in (*stack.images, "MQLAB_SERVICES_IMAGE", brokers.of(stack).tool_image_key):
-        name = config.get(key) if key else ""
+    for key in brokers.image_keys(stack):
+        name = config.get(key)
         if name:
             try:
                 images[name] = on.client.images.get(name).short_id

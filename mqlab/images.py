@@ -59,12 +59,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from . import brokers
 from .config import parse_env_file
 from .errors import LabError
+from .stacks import STACKS
 
 __all__ = [
     "IMAGES",
-    "STACK_IMAGES",
+    "stack_images",
     "BuildResult",
     "ImageBuildError",
     "build_all",
@@ -109,18 +111,6 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("services", "MQLAB_SERVICES_IMAGE"),
     )
 }
-
-# What each stack needs (the base is implied).
-STACK_IMAGES: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("rabbitmq", "perf-test", "services"),
-    "redis": ("redis", "services"),
-    "kafka": ("kafka", "services"),
-    "kafka-zookeeper": ("bitnami-zookeeper", "bitnami-kafka", "services"),
-    "kafka-cluster": ("kafka", "services"),
-    "rabbitmq-cluster": ("rabbitmq", "services"),
-    "redis-sentinel": ("redis", "services"),
-}
-
 
 class ImageBuildError(LabError):
     """An image could not be built; ``str(err)`` is one line saying why and where to look."""
@@ -420,7 +410,24 @@ def _prepare_context(root: Path, name: str, clock: _Clock, work: Path) -> Path:
         _write_tool_scripts(name, recipe, context)
     if name == "services":
         _make_wheelhouse(root, context / "wheelhouse", clock, work)
+    _compile_modules(name, context, clock, work)
     return context
+
+
+def _compile_modules(name: str, context: Path, clock: _Clock, work: Path) -> None:
+    """Compile a recipe's ``modules/*.c`` into ``modules/*.so`` (Redis's stand-in module).
+
+    Built on the host with no C library (``-nostdlib``: the module calls only the server's
+    own API), so the file does not depend on the host's glibc and runs in the image.
+    """
+    sources = sorted((context / "modules").glob("*.c"))
+    if not sources:
+        return
+    cc = _require("cc", "install a C compiler (`apt-get install gcc`)")
+    for source in sources:
+        clock.step(f"{name}: compiling {source.name}")
+        _run([cc, "-shared", "-fPIC", "-O2", "-nostdlib", "-Wall", "-Werror", "-o", str(source.with_suffix(".so")),
+              str(source)], work / "logs" / f"{name}-{source.stem}-cc.log")
 
 
 def _make_wheelhouse(root: Path, wheelhouse: Path, clock: _Clock, work: Path) -> None:
@@ -506,12 +513,18 @@ def _finish(results: list[BuildResult], clock: _Clock) -> list[BuildResult]:
     return results
 
 
+def stack_images(stack: str) -> tuple[str, ...]:
+    """The images (names of :data:`IMAGES`) one stack runs, from the stack registry (the base is implied)."""
+    if stack not in STACKS:
+        raise ImageBuildError(f"unknown stack {stack!r}: choose from {', '.join(STACKS)}")
+    keys = brokers.image_keys(STACKS[stack])
+    return tuple(spec.name for spec in IMAGES.values() if spec.env_key in keys)
+
+
 def build_for_stack(root: Path | str, stack: str, rebuild: bool = False,
                     progress: Progress | None = None) -> list[BuildResult]:
     """Build (or reuse) the images one stack needs, the services image included."""
-    if stack not in STACK_IMAGES:
-        raise ImageBuildError(f"unknown stack {stack!r}: choose from {', '.join(STACK_IMAGES)}")
-    return build_all(root, rebuild=rebuild, only=STACK_IMAGES[stack], progress=progress)
+    return build_all(root, rebuild=rebuild, only=stack_images(stack), progress=progress)
 
 
 def build_services_image(root: Path | str, rebuild: bool = False,

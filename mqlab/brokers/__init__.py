@@ -29,7 +29,7 @@ REGISTRY = {
 _loaded: dict[str, Broker] = {}
 _of_stack: dict[str, Broker] = {}
 
-__all__ = ["REGISTRY", "Backlog", "Broker", "ConsumerView", "Dead", "NativeRun", "get", "names", "of"]
+__all__ = ["REGISTRY", "Backlog", "Broker", "ConsumerView", "Dead", "NativeRun", "get", "image_keys", "names", "of"]
 
 
 def get(name: str) -> Broker:
@@ -50,3 +50,11 @@ def of(stack) -> Broker:
         broker.stack = stack
         _of_stack[stack.name] = broker
     return _of_stack[stack.name]
+
+
+def image_keys(stack) -> tuple[str, ...]:
+    """The .env keys of every image ``stack`` runs: its broker's, the services', and on a
+    single-node stack (the only kind `invoke bench` measures) the broker's benchmark tool's
+    where that has an image of its own."""
+    tool = get(stack.broker).tool_image_key if not stack.cluster else ""
+    return (*stack.images, "MQLAB_SERVICES_IMAGE", *((tool,) if tool else ()))

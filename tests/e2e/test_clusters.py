@@ -14,9 +14,11 @@ import re
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
-from mqlab import ledger
+from mqlab import chaos, ledger
+from mqlab.stacks import get_stack
 from tests.conftest import ROOT
 from tests.e2e.conftest import invoke, running, start_stream, started_at, verify, wait_for_acked
 
@@ -123,3 +125,44 @@ def test_cluster_survives_a_follower_fault_and_a_rolling_restart(stacks):
         report = ledger.read_run(ROOT / ".mqlab" / "ledger", r["run_id"])
         assert report.sent == r["acked"] > 0 and report.lost == 0 == r["lost"], r
     assert re.search(r"rabbitmq-cluster \(mode quorum\): rolling-restart\n.*\n\s+all\s+1\s+[\d,]+\s+0\s", done.out), done.out
+
+
+def _redis_roles() -> dict[str, tuple[str, str]]:
+    """Each Redis node's own answer (role, the primary it follows), and Sentinel's primary."""
+    client = docker.from_env()
+    roles = {}
+    for node in ("redis-1", "redis-2", "redis-3"):
+        (container,) = chaos.containers(client, get_stack("redis-sentinel"), node)
+        out = container.exec_run(["redis-cli", "info", "replication"]).output.decode()
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        roles[node] = (fields.get("role", "?").strip(), fields.get("master_host", "").strip())
+    (sentinel,) = chaos.containers(client, get_stack("redis-sentinel"), "sentinel-1")
+    primary = sentinel.exec_run(["redis-cli", "-p", "26379", "sentinel", "get-master-addr-by-name", "mymaster"])
+    roles["sentinel"] = ("primary", primary.output.decode().split()[0])
+    return roles
+
+
+@pytest.mark.redis_sentinel
+def test_redis_nodes_come_back_in_their_role_after_failovers_and_a_rolling_restart(stacks):
+    """Sentinel rewrites a node's config file at each failover (CONFIG REWRITE), and the
+    official image's entry point adds `--loadmodule` for its bundled modules at every start:
+    the rewritten file names them too, and a node that loads a module twice does not start.
+    Two failovers in a row, then a rolling restart: every node must come back, each in the
+    role Sentinel gave it."""
+    stacks.up("redis-sentinel", consumers=1)
+    primaries = []
+    for _ in range(2):
+        broke = invoke("chaos", "redis-sentinel", "kill-node", "--node", "leader")
+        assert broke.ok, broke.out
+        primaries.append(leader(broke.out))
+        assert " in sync: " in broke.out, broke.out
+    assert leader_in_stats("redis-sentinel") not in primaries  # two failovers: a third node leads
+    before = {n: started_at("redis-sentinel", n) for n in ("redis-1", "redis-2", "redis-3")}
+    rolled = invoke("chaos", "redis-sentinel", "rolling-restart", timeout=900)
+    assert rolled.ok, rolled.out
+    assert all(started_at("redis-sentinel", n) != before[n] for n in before), "not every node restarted"
+    roles = _redis_roles()
+    primary = roles.pop("sentinel")[1]
+    assert roles[primary] == ("master", ""), roles
+    assert sorted(roles) == ["redis-1", "redis-2", "redis-3"]
+    assert all(roles[n] == ("slave", primary) for n in roles if n != primary), roles

@@ -223,6 +223,27 @@ def test_redis_answers_ping_from_the_host(lab, tags):
     client.close()
 
 
+def test_redis_server_loads_the_bundled_modules_as_the_official_entry_point_does(lab, tags):
+    """The official redis 8.x entry point adds `--loadmodule` for each module it bundles when
+    it starts a server (a sentinel loads none). The offline image has one stand-in module and
+    the same rule, so a config file that names the module already (as CONFIG REWRITE saves
+    it) fails here as it does there: the module is loaded twice and the server aborts."""
+    import redis
+
+    server = lab.run(tags["redis"], "redis-mod", ports={"6379/tcp": ("127.0.0.1", None)})
+    client = redis.Redis(port=_host_port(server, "6379/tcp"), socket_timeout=5)
+    _until(client.ping, server, "Redis (PING)")
+    modules = [m[b"name"] if b"name" in m else m["name"] for m in client.module_list()]
+    assert [m for m in modules if m in (b"mqlabstub", "mqlabstub")], modules
+    client.close()
+    assert b"Module 'mqlabstub' loaded" in server.logs()
+    twice = lab.run(tags["redis"], "redis-twice", command=[
+        "sh", "-c", "echo 'loadmodule /usr/local/lib/redis/modules/mqlabstub.so' > /data/r.conf && "
+                    "exec docker-entrypoint.sh redis-server /data/r.conf"])
+    assert twice.wait(timeout=60)["StatusCode"] != 0
+    assert b"Can't load module" in twice.logs(), twice.logs()[-2000:]
+
+
 def test_kafka_kraft_serves_metadata_with_official_env(lab, tags):
     from kafka import KafkaAdminClient
 
