@@ -342,12 +342,6 @@ TOOL_NOTES = {
                        "mqlab's ack latency.",
 }
 
-LATENCY_KINDS = {
-    "e2e": "end to end: scheduled send → consumer",
-    "ack": "send → broker ack",
-    "request": "request → reply",
-}
-
 
 def markdown(run: dict) -> str:
     """The Markdown report of one run."""

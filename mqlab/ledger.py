@@ -13,12 +13,15 @@ out of order where the mode promises order (a violation), and reordered where it
 promises none (information).
 
 Two engines read the files, to the same Report: DuckDB (:mod:`mqlab.ledgersql`, the default:
-millions of messages in bounded memory) and plain Python (below, the reference).
+millions of messages in bounded memory) and plain Python (below, the reference, and the engine
+where there are no named pipes for DuckDB to read through).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +41,22 @@ LATEST = "latest-{stack}"
 
 def run_dir(ledger: Path, run_id: str) -> Path:
     return ledger / run_id
+
+
+def scratch_dir(ledger: Path) -> Path:
+    """Where the DuckDB engine keeps its scratch database and spill: beside the ledger, in
+    ``.mqlab/scratch/``, on the project's disk rather than in TMPDIR (often a tmpfs: memory)."""
+    return ledger.parent / "scratch"
+
+
+def receipt_number(text: str, signed: bool = True) -> int | None:
+    """A number of a receipt line, as the DuckDB engine reads it too: ASCII digits, a '-' first
+    if ``signed``, within 64 bits. Anything else (``x``, ``1.5``, `` 7``, ``+3``, ``1_000``) is None."""
+    if text.isascii() and (text.isdigit() or signed and text[:1] == "-" and text[1:].isdigit()):
+        value = int(text)
+        if -1 << 63 <= value < 1 << 63:
+            return value
+    return None
 
 
 def _lines(path: Path) -> Iterator[list[str]]:
@@ -92,8 +111,8 @@ def _read_sent(directory: Path, report: Report) -> dict[str, _Sent]:
         producer = path.stem[len("sent-"):]
         n = 0
         for parts in _lines(path):
-            seq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
-            acked[parts[0]] = _Sent(producer, seq, parts[4] if len(parts) > 4 else "")
+            seq = receipt_number(parts[1], signed=False) if len(parts) > 1 else None
+            acked[parts[0]] = _Sent(producer, -1 if seq is None else seq, parts[4] if len(parts) > 4 else "")
             n += 1
         report.per_producer[producer] = n
     return acked
@@ -110,18 +129,23 @@ class _Consumer:
 
 def _read_consumer(path: Path, latencies: list[int]) -> _Consumer:
     """One consumer's receipts. Order is judged on first deliveries only, per (producer, key,
-    lane); a repeated delivery, or one marked ``redelivered``, has no promised place."""
+    lane); a repeated delivery, or one marked ``redelivered``, has no promised place. A line too
+    short, or whose seq or timestamps are not numbers, is a delivery neither timed nor judged."""
     result = _Consumer()
     last_seq: dict[tuple[str, str, str], int] = {}
     for parts in _lines(path):
         result.counts[parts[0]] += 1
         if len(parts) < 5:
             continue
-        latencies.append(int(parts[4]) - int(parts[3]))
+        seq, sent_ns, received_ns = (receipt_number(parts[2]), receipt_number(parts[3], signed=False),
+                                     receipt_number(parts[4], signed=False))
+        if seq is None or sent_ns is None or received_ns is None:
+            continue
+        latencies.append(received_ns - sent_ns)
         lane = parts[6] if len(parts) > 6 else ""
         if result.counts[parts[0]] > 1 or lane == REDELIVERED:
             continue
-        stream, seq = (parts[1], parts[5] if len(parts) > 5 else "", lane), int(parts[2])
+        stream = (parts[1], parts[5] if len(parts) > 5 else "", lane)
         if seq < last_seq.get(stream, -1):
             if lane.startswith("p"):
                 result.disorder_in_lanes += 1
@@ -205,6 +229,14 @@ def latency_indices(n: int) -> tuple[int, int]:
 
 
 ENGINES = ("duckdb", "python")
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """One line on stderr, once a process: `verify` reads a run again and again while it waits."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"mqlab: {message}", file=sys.stderr, flush=True)
 
 
 def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None = None,
@@ -230,11 +262,15 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
     pattern = None
     if report.kind == "routed":
         pattern = binding or (info.get("settings") or {}).get("MQLAB_BINDING") or "#"
+    if engine == "duckdb" and not hasattr(os, "mkfifo"):
+        _say_once("this platform has no named pipes (os.mkfifo), which the DuckDB ledger engine reads "
+                  "through: the Python engine reads the ledger instead, with every id in memory")
+        engine = "python"
     if engine == "duckdb":
         from . import ledgersql
 
-        ledgersql.read_report(directory, report, order_scope=scope, drop_dead=drop_dead, binding=pattern,
-                              sample_lost=sample_lost)
+        ledgersql.read_report(directory, report, scratch=scratch_dir(ledger), order_scope=scope,
+                              drop_dead=drop_dead, binding=pattern, sample_lost=sample_lost)
     else:
         _read_report(directory, report, order_scope=scope, drop_dead=drop_dead, binding=pattern,
                      sample_lost=sample_lost)

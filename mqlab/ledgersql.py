@@ -5,8 +5,10 @@ is the reference, and both give the same Report, field by field (tests/unit/test
 Ten million messages are close to two GB of receipts: the Python engine holds every id in
 dicts (several GB of memory), while this one loads each file once into a compressed table of a
 scratch database and lets DuckDB aggregate, join and sort within a memory limit, spilling to
-disk beyond it. The scratch database, its spill files and the pipes below live in a temporary
-directory (``TMPDIR``), removed when the Report is done.
+disk beyond it, up to a bound. The scratch database, its spill files and the pipes below live in
+a temporary directory under ``.mqlab/scratch/``, beside the ledger, removed when the Report is
+done: on the project's disk, not in ``TMPDIR``, which is often a tmpfs (memory). A scratch
+directory that is full, too small or not writable ends in one line (:class:`ScratchError`).
 
 A file is read up to its last complete line as found when its reading starts: a writer may
 still be appending (``wait_for_run`` reads runs in progress), and a torn last line is still
@@ -16,6 +18,11 @@ sees a torn line or anything written later, and no file is copied to disk.
 Each file becomes its own table, filled in file order (DuckDB keeps the order of a scan when it
 inserts it, ``preserve_insertion_order``), so that ``rowid`` numbers its lines: the order checks
 rely on that number, not on the order rows happen to come back in.
+
+A number in a line is ASCII digits within 64 bits (a received seq may start with '-'), read the
+same way by the Python engine (``mqlab.ledger.receipt_number``): a received line whose numbers
+are not is read as an old short line, counted but neither timed nor judged for order, and a sent
+seq that is not is -1.
 
 An id is a uuid4 in hex (32 lowercase hex digits) in practice: such an id is kept as the
 number it spells (column ``h``, 16 bytes) and any other id as text (column ``t``, '' for hex
@@ -36,10 +43,14 @@ import duckdb
 
 from mqlab_services.adapters.base import REDELIVERED
 
+from .errors import LabError
 from .ledger import Report, judge_order, latency_indices
 from .modes import topic_matches
 
 MEMORY_LIMIT = "500MB"
+# DuckDB's own bound is 90% of the free disk. Ten million messages (1.7 GB of receipts) spill
+# about 0.75 GB beside a scratch database of about 0.4 GB: this is room for 25 times that.
+SPILL_LIMIT = "20GB"
 THREADS = 2
 CHUNK = 1 << 20
 QUIET = "SET enable_progress_bar = false"  # a session's setting: the caller prints what it wants
@@ -50,18 +61,22 @@ QUIET = "SET enable_progress_bar = false"  # a session's setting: the caller pri
 READ_OPTIONS = ("delim='\t', quote='', escape='', comment='', new_line='\\n', header=false, auto_detect=false, "
                 "null_padding=true, strict_mode=false, nullstr=E'\\n'")
 
+# A seq (SIGNED) or a timestamp, as the Python engine reads it: not a number is NULL.
+SIGNED = "CASE WHEN regexp_full_match({0}, '-?[0-9]+') THEN TRY_CAST({0} AS BIGINT) END"
+UNSIGNED = "CASE WHEN regexp_full_match({0}, '[0-9]+') THEN TRY_CAST({0} AS BIGINT) END"
+
 # The number 32 hex digits spell, in two halves (DuckDB before 2.0 reads at most 64 bits of hex).
 HEX_NUMBER = "(('0x' || substr(c0, 1, 16))::UBIGINT::UHUGEINT << 64) + ('0x' || substr(c0, 17, 16))::UBIGINT"
 
 # What each kind of file keeps of a line, after `f` (the file's number), `n` (the line's place
 # in it) and the id's `h` and `t`; and how many fields of a line that takes.
 TABLES = {
-    "sent": ("seq BIGINT, key VARCHAR", 5,
-             "CASE WHEN regexp_full_match(c1, '[0-9]+') THEN TRY_CAST(c1 AS BIGINT) ELSE -1 END, coalesce(c4, '')"),
-    # `lat` is NULL on a line too short to be timed (and judged for order).
+    "sent": ("seq BIGINT, key VARCHAR", 5, f"coalesce({UNSIGNED.format('c1')}, -1), coalesce(c4, '')"),
+    # `lat` is NULL on a line too short to be timed (and judged for order), or whose seq or
+    # timestamps are not numbers.
     "recv": ("src VARCHAR, seq BIGINT, lat BIGINT, key VARCHAR, lane VARCHAR", 7,
-             "coalesce(c1, ''), TRY_CAST(c2 AS BIGINT), TRY_CAST(c4 AS BIGINT) - TRY_CAST(c3 AS BIGINT), "
-             "coalesce(c5, ''), coalesce(c6, '')"),
+             f"coalesce(c1, ''), {SIGNED.format('c2')}, CASE WHEN {SIGNED.format('c2')} IS NOT NULL "
+             f"THEN {UNSIGNED.format('c4')} - {UNSIGNED.format('c3')} END, coalesce(c5, ''), coalesce(c6, '')"),
     "dead": ("reason VARCHAR", 5, "coalesce(c4, 'unknown')"),
 }
 
@@ -81,6 +96,22 @@ def complete_length(fd: int) -> int:
     return 0
 
 
+class ScratchError(LabError):
+    """The scratch directory is full, too small for the run, or not writable."""
+
+
+def scratch_error(where: str | Path, exc: BaseException) -> ScratchError:
+    """One line: what failed (DuckDB's or the system's own first line), where, and what to do."""
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300].rstrip(".")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ScratchError(f"the ledger's engine ran out of room ({MEMORY_LIMIT} of memory, {SPILL_LIMIT} of "
+                            f"scratch space in {where}): {detail}. Ten million messages take about 1.2 GB of "
+                            "it: check that the run's receipt files are what you expect")
+    return ScratchError(f"the ledger's engine could not write its scratch files in {where}: {detail}. Free some "
+                        "disk space there (ten million messages take about 1.2 GB) or make it writable, "
+                        "then try again")
+
+
 class BoundedPipe:
     """A named pipe that gives its reader the first ``complete_length`` bytes of a file, then
     end of file, as valid UTF-8: bytes that are not are replaced by U+FFFD, as the Python engine
@@ -90,9 +121,16 @@ class BoundedPipe:
         self.path = os.path.join(directory, name)
         self.error: BaseException | None = None
         self._src = os.open(source, os.O_RDONLY)
-        self._length = complete_length(self._src)
+        try:
+            self._length = complete_length(self._src)
+            try:
+                os.mkfifo(self.path)
+            except OSError as exc:  # the directory is full or read-only, or holds no named pipes
+                raise scratch_error(directory, exc) from None
+        except BaseException:
+            os.close(self._src)  # else each pipe that could not be made leaks a descriptor
+            raise
         self._stop = threading.Event()
-        os.mkfifo(self.path)
         self._thread = threading.Thread(target=self._feed, daemon=True)
         self._thread.start()
 
@@ -217,9 +255,10 @@ def _load(con: duckdb.DuckDBPyConnection, tmp: str, files: list[tuple[str, int, 
         con.execute(f"CREATE VIEW {kind} AS " + " UNION ALL ".join(parts))
 
 
-def read_report(directory: Path, report: Report, *, order_scope: str, drop_dead: bool,
+def read_report(directory: Path, report: Report, *, scratch: Path, order_scope: str, drop_dead: bool,
                 binding: str | None, sample_lost: int) -> None:
-    """Fill ``report`` (whose kind is decided) from the receipt files in ``directory``.
+    """Fill ``report`` (whose kind is decided) from the receipt files in ``directory``, with a
+    scratch database in a temporary directory under ``scratch``.
 
     ``order_scope`` is the mode's, ``drop_dead`` says failed messages were dropped (a lossy
     mode) rather than dead-lettered, ``binding`` is the topic binding of a routed run."""
@@ -230,28 +269,45 @@ def read_report(directory: Path, report: Report, *, order_scope: str, drop_dead:
     # A dead-letter file has its consumer's number, or one of its own past them.
     files += [("dead", numbers.get(name, len(consumers) + i), path)
               for i, (name, path) in enumerate(_files(directory, "dead"))]
-    config = {"memory_limit": MEMORY_LIMIT, "threads": THREADS, "preserve_insertion_order": True}
-    with tempfile.TemporaryDirectory(prefix="mqlab-ledger-") as tmp, \
-            closing(duckdb.connect(os.path.join(tmp, "ledger.duckdb"),
-                                   config={**config, "temp_directory": os.path.join(tmp, "spill")})) as con:
-        con.execute(QUIET)
-        _load(con, tmp, files)
-        lines = dict(con.execute("SELECT f, count(*) FROM sent GROUP BY f").fetchall())
-        report.per_producer = {name: lines.get(i, 0) for i, (name, _path) in enumerate(producers)}
-        lines = dict(con.execute("SELECT f, count(*) FROM recv GROUP BY f").fetchall())
-        report.per_consumer = {name: lines.get(i, 0) for i, (name, _path) in enumerate(consumers)}
-        report.dead_reasons = dict(con.execute("SELECT reason, count(*) FROM dead GROUP BY reason").fetchall())
-        report.dead_lettered = con.execute("SELECT count(*) FROM (SELECT DISTINCT h, t FROM dead)").fetchone()[0]
-        if drop_dead:
-            report.dropped = report.dead_lettered
-        # What a consumer gave up on is accounted for, unless the mode dropped it: lost.
-        con.execute("CREATE VIEW gave_up AS SELECT f, h, t FROM dead" + (" WHERE false" if drop_dead else ""))
-        if report.kind == "fanout":
-            _fanout(con, report, consumers, sample_lost)
-        else:
-            _shared(con, report, binding, sample_lost)
-        _latencies(con, report)
-        _order(con, report, len(consumers), order_scope)
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.TemporaryDirectory(prefix="ledger-", dir=scratch)
+    except OSError as exc:
+        raise scratch_error(scratch, exc) from None
+    config = {"memory_limit": MEMORY_LIMIT, "threads": THREADS, "preserve_insertion_order": True,
+              "temp_directory": os.path.join(tmp.name, "spill"), "max_temp_directory_size": SPILL_LIMIT}
+    # A full disk fails a write (IOException) or a commit (TransactionException: nothing else
+    # writes to this database); OutOfMemoryException is the memory limit and the spill bound reached.
+    try:
+        with tmp, closing(duckdb.connect(os.path.join(tmp.name, "ledger.duckdb"), config=config)) as con:
+            con.execute(QUIET)
+            _load(con, tmp.name, files)
+            _account(con, report, producers, consumers, order_scope=order_scope, drop_dead=drop_dead,
+                     binding=binding, sample_lost=sample_lost)
+    except (duckdb.IOException, duckdb.TransactionException, duckdb.OutOfMemoryException) as exc:
+        raise scratch_error(scratch, exc) from None
+
+
+def _account(con: duckdb.DuckDBPyConnection, report: Report, producers: list[tuple[str, Path]],
+             consumers: list[tuple[str, Path]], *, order_scope: str, drop_dead: bool, binding: str | None,
+             sample_lost: int) -> None:
+    """The Report from the loaded files."""
+    lines = dict(con.execute("SELECT f, count(*) FROM sent GROUP BY f").fetchall())
+    report.per_producer = {name: lines.get(i, 0) for i, (name, _path) in enumerate(producers)}
+    lines = dict(con.execute("SELECT f, count(*) FROM recv GROUP BY f").fetchall())
+    report.per_consumer = {name: lines.get(i, 0) for i, (name, _path) in enumerate(consumers)}
+    report.dead_reasons = dict(con.execute("SELECT reason, count(*) FROM dead GROUP BY reason").fetchall())
+    report.dead_lettered = con.execute("SELECT count(*) FROM (SELECT DISTINCT h, t FROM dead)").fetchone()[0]
+    if drop_dead:
+        report.dropped = report.dead_lettered
+    # What a consumer gave up on is accounted for, unless the mode dropped it: lost.
+    con.execute("CREATE VIEW gave_up AS SELECT f, h, t FROM dead" + (" WHERE false" if drop_dead else ""))
+    if report.kind == "fanout":
+        _fanout(con, report, consumers, sample_lost)
+    else:
+        _shared(con, report, binding, sample_lost)
+    _latencies(con, report)
+    _order(con, report, len(consumers), order_scope)
 
 
 def _shared(con: duckdb.DuckDBPyConnection, report: Report, binding: str | None, sample_lost: int) -> None:

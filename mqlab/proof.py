@@ -60,7 +60,7 @@ class Round:
     duplicated: int
     unavailable_s: float  # longest time without a producer ack
     stalled_s: float  # longest time without a delivery to any consumer
-    fault_s: float
+    fault_s: float  # the fault, from its start until the cluster was whole again
 
     @property
     def accounted(self) -> bool:
@@ -190,7 +190,8 @@ def prove(config: LabConfig, stack_name: str, faults: list[str], targets: list[s
             r = one_round(config, stack, mode, fault, target, number, rate, size, run, client, echo)
             done.append(r)
             echo(f"    acked {r.acked:,}, lost {r.lost:,}, duplicated {r.duplicated:,}, "
-                 f"no ack for {r.unavailable_s:.1f} s, no delivery for {r.stalled_s:.1f} s")
+                 f"no ack for {r.unavailable_s:.1f} s, no delivery for {r.stalled_s:.1f} s "
+                 f"(the fault took {r.fault_s:.1f} s)")
     text = render(stack.name, mode, summarize(done))
     saved = save(config, stack, mode, done)
     return text, saved, failed(stack, mode, done)

@@ -3,7 +3,8 @@
 Every scenario of test_ledger.py is run again with each read of a run compared field by field,
 then seeded random runs try every rule at once: several producers and consumers, resends,
 losses, duplicates, reorders within and across lanes, redeliveries, keys and bindings, dead
-letters, lossy modes, old short lines, blank lines, torn last lines and empty files.
+letters, lossy modes, old short lines, numbers that are not, blank lines, torn last lines and
+empty files.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import inspect
 import json
 import os
 import random
+import subprocess
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import tests.unit.test_ledger as scenarios
 from mqlab import ledger, ledgersql
-from mqlab.errors import UsageError
+from mqlab.errors import LabError, UsageError
+from tests.tools.make_ledger import write_run
 
 
 def both(ledger_dir: Path, run_id: str, **kwargs) -> ledger.Report:
@@ -101,11 +106,19 @@ def shuffle_a_little(rng: random.Random, items: list, swaps: int) -> None:
             items[i], items[j] = items[j], items[i]
 
 
-class RunWriter:
-    """Lines of one file, with the odd blank line, line without id, old short line or extra field."""
+# Not numbers as both engines read them (Python's int() takes some, DuckDB's cast others), and
+# numbers at the edges.
+NOT_NUMBERS = ["x", "", "1.5", "1e3", "+3", " 7", "7 ", "1_000", "0x10", "-", "--1", "\u0663", "\u00b2",
+               "\uff17", "NaN", str(1 << 63), str((-1 << 63) - 1)]
+EDGE_NUMBERS = {"-0": 0, "007": 7, "-12": -12, str((1 << 63) - 1): (1 << 63) - 1, str(-1 << 63): -1 << 63}
 
-    def __init__(self, rng: random.Random, path: Path):
-        self.rng, self.path, self.lines = rng, path, []
+
+class RunWriter:
+    """Lines of one file, with the odd blank line, line without id, old short line, extra field
+    or number that is not one (at the places ``numbers``)."""
+
+    def __init__(self, rng: random.Random, path: Path, numbers: tuple[int, ...] = ()):
+        self.rng, self.path, self.lines, self.numbers = rng, path, [], numbers
 
     def add(self, fields: list, short_from: int = 1) -> None:
         rng = self.rng
@@ -115,6 +128,8 @@ class RunWriter:
             fields = fields[:rng.randint(short_from, len(fields) - 1)]  # an older, shorter format
         elif r < 0.06:
             fields = fields + ["extra"] * rng.randint(1, 2)
+        elif r < 0.09 and self.numbers:
+            fields[rng.choice(self.numbers)] = rng.choice(NOT_NUMBERS + list(EDGE_NUMBERS))
         self.lines.append("\t".join(fields))
         r = rng.random()
         if r < 0.01:
@@ -151,7 +166,7 @@ def random_run(rng: random.Random, directory: Path) -> dict:
     shape = rng.choice(["competing", "fanout", "any"])
     count = rng.randint(0, 120)
     messages = []  # (id, producer, seq, key, send_ns)
-    sent = {p: RunWriter(rng, directory / f"sent-{p}.tsv") for p in producers}
+    sent = {p: RunWriter(rng, directory / f"sent-{p}.tsv", numbers=(1, 2, 3)) for p in producers}
     next_seq = {p: rng.choice([0, 0, 5]) for p in producers}
     for _ in range(count):
         producer = rng.choice(producers)
@@ -183,7 +198,7 @@ def random_run(rng: random.Random, directory: Path) -> dict:
         for _ in range(rng.randint(0, 3)):  # received, but never acked by the broker
             got.insert(rng.randint(0, len(got)), (random_id(rng), rng.choice(producers), rng.randint(0, 50), "", 0))
         shuffle_a_little(rng, got, rng.choice([0, 0, 1, 3, 10]))
-        recv = RunWriter(rng, directory / f"recv-{c}.tsv")
+        recv = RunWriter(rng, directory / f"recv-{c}.tsv", numbers=(2, 3, 4))
         again = []
         for message in got:
             if rng.random() < 0.08:
@@ -196,7 +211,7 @@ def random_run(rng: random.Random, directory: Path) -> dict:
             _write_delivery(rng, recv, message, lanes, "redelivered")
         recv.write()
     for name in [c for c in consumers if rng.random() < 0.4] + (["ghost"] if rng.random() < 0.1 else []):
-        dead = RunWriter(rng, directory / f"dead-{name}.tsv")
+        dead = RunWriter(rng, directory / f"dead-{name}.tsv", numbers=(2, 3))
         for message_id, producer, seq, _key, _ns in rng.sample(messages, min(len(messages), rng.randint(0, 4))):
             dead.add([message_id, producer, seq, 3, rng.choice(REASONS), 99], short_from=4)
         dead.write()
@@ -276,6 +291,32 @@ def test_text_that_is_not_utf8_is_read_as_python_reads_it(tmp_path):
     (run / "recv-c1.tsv").write_bytes(b"a\tp1\t0\t1\t2\tk\xff\n")
     report = both(tmp_path, "r", kind="routed", binding="k\ufffd")
     assert (report.sent, report.lost, report.unrouted) == (3, 0, 2)
+
+
+def test_numbers_that_are_not_are_read_as_short_lines_by_both_engines(tmp_path):
+    """A delivery whose seq or timestamps are not numbers (as Python's int() or DuckDB's cast
+    would have it) is counted, and neither timed nor judged for order."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "sent-p1.tsv").write_text("a\t5\t1\t2\nb\tx\t1\t2\nc\t1.5\t1\t2\nd\t+3\nf\t6\ng\t\u0663\n")
+    (run / "recv-c1.tsv").write_text("a\tp1\t5\t1000\t5001000\n"
+                                     "b\tp1\tx\t1000\t9001000\n"  # not a number
+                                     "c\tp1\t1.5\t1000\t9001000\n"  # DuckDB's cast: 2, a step back
+                                     "d\tp1\t3\t1000\t1e3\n"  # DuckDB's cast: 1000, a latency of 0
+                                     "e\tp1\t\u0663\t1000\t9001000\n"  # int(): 3, a step back
+                                     "f\tp1\t6\t1000\t7001000\n"
+                                     "g\tp1\t7\t+1000\t9001000\n"  # int(): 1000
+                                     "h\tp1\t8\t1000\t3001000\n")
+    report = both(tmp_path, "r")
+    assert (report.sent, report.received, report.unacked_received, report.lost) == (6, 8, 2, 0)
+    assert (report.out_of_order, report.latency_p50_ms, report.latency_p99_ms) == (0, 5.0, 7.0)
+
+
+@pytest.mark.parametrize("text, number", [*EDGE_NUMBERS.items(), *((text, None) for text in NOT_NUMBERS)])
+def test_receipt_numbers_are_read_as_duckdb_reads_them(text, number):
+    assert ledger.receipt_number(text) == number
+    with duckdb.connect() as con:
+        assert con.execute(f"SELECT {ledgersql.SIGNED.format('$1')}", [text]).fetchone()[0] == number
 
 
 def test_ids_that_look_like_hex_are_not_mixed_up(tmp_path):
@@ -360,15 +401,121 @@ def test_a_pipe_nobody_reads_is_closed_without_waiting(tmp_path):
         assert done.wait(10)
 
 
-def test_the_scratch_directory_is_removed(tmp_path, monkeypatch):
-    scenarios.write(tmp_path / "r" / "sent-p1.tsv", scenarios.sent(["a", "b"]))
-    scenarios.write(tmp_path / "r" / "recv-c1.tsv", scenarios.recv(["a"]))
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
+def test_the_scratch_database_and_its_spill_are_kept_under_mqlab_and_removed(tmp_path, monkeypatch):
+    """Beside the ledger, not in TMPDIR, with a bound on the spill; gone once the Report is done."""
+    ledger_dir = tmp_path / ".mqlab" / "ledger"
+    scenarios.write(ledger_dir / "r" / "sent-p1.tsv", scenarios.sent(["a", "b"]))
+    scenarios.write(ledger_dir / "r" / "recv-c1.tsv", scenarios.recv(["a"]))
+    elsewhere = tmp_path / "tmpdir"
+    elsewhere.mkdir()
+    monkeypatch.setenv("TMPDIR", str(elsewhere))
     monkeypatch.setattr("tempfile.tempdir", None)
-    assert ledger.read_run(tmp_path, "r").lost == 1
-    assert list(scratch.iterdir()) == []
+    account, seen = ledgersql._account, {}
+
+    def spy(con, *args, **kwargs):
+        seen["database"], seen["spill"], seen["bound"] = con.execute(
+            "SELECT (SELECT path FROM duckdb_databases() WHERE database_name = current_database()), "
+            "current_setting('temp_directory'), current_setting('max_temp_directory_size')").fetchone()
+        return account(con, *args, **kwargs)
+
+    monkeypatch.setattr(ledgersql, "_account", spy)
+    assert ledger.read_run(ledger_dir, "r").lost == 1
+    scratch = tmp_path / ".mqlab" / "scratch"
+    assert Path(seen["database"]).parent.parent == scratch and Path(seen["spill"]).parent.parent == scratch
+    with duckdb.connect(config={"max_temp_directory_size": ledgersql.SPILL_LIMIT}) as con:
+        assert seen["bound"] == con.execute("SELECT current_setting('max_temp_directory_size')").fetchone()[0]
+    assert list(scratch.iterdir()) == [] and list(elsewhere.iterdir()) == []
+
+
+@contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs mounted at ``path``, unmounted after: a small or read-only disk, for real."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def synthetic_run(tmp_path: Path) -> Path:
+    """100,000 messages (17 MB of receipts) in ``<tmp_path>/.mqlab/ledger/big``; the ledger directory."""
+    ledger_dir = tmp_path / ".mqlab" / "ledger"
+    write_run(ledger_dir / "big", 100_000, lost=0.001, redelivered=0.001, seed=3)
+    return ledger_dir
+
+
+def test_a_full_scratch_directory_is_one_line_that_says_where_and_what_to_do(tmp_path):
+    ledger_dir = synthetic_run(tmp_path)
+    scratch = tmp_path / ".mqlab" / "scratch"
+    with tmpfs(scratch, "size=2m"):
+        with pytest.raises(ledgersql.ScratchError) as caught:
+            ledger.read_run(ledger_dir, "big")
+        assert list(scratch.iterdir()) == []
+    message = str(caught.value)
+    assert isinstance(caught.value, LabError) and "\n" not in message
+    assert message.startswith(f"the ledger's engine could not write its scratch files in {scratch}: ")
+    assert "No space left on device" in message and "Free some disk space there" in message
+
+
+def test_a_small_tmpdir_does_not_matter(tmp_path, monkeypatch):
+    ledger_dir = synthetic_run(tmp_path)
+    with tmpfs(tmp_path / "tmpdir", "size=2m") as small:
+        monkeypatch.setenv("TMPDIR", str(small))
+        monkeypatch.setattr("tempfile.tempdir", None)
+        assert ledger.read_run(ledger_dir, "big").sent == 100_000
+
+
+def test_a_scratch_directory_that_cannot_be_written_is_one_line(tmp_path):
+    scenarios.write(tmp_path / ".mqlab" / "ledger" / "r" / "sent-p1.tsv", scenarios.sent(["a"]))
+    scratch = tmp_path / ".mqlab" / "scratch"
+    if os.geteuid() == 0:  # root writes anywhere it may: only a read-only disk stops it
+        with tmpfs(scratch, "ro,size=1m"), pytest.raises(ledgersql.ScratchError) as caught:
+            ledger.read_run(tmp_path / ".mqlab" / "ledger", "r")
+        assert "Read-only file system" in str(caught.value)
+    else:
+        scratch.mkdir(mode=0o500)
+        with pytest.raises(ledgersql.ScratchError) as caught:
+            ledger.read_run(tmp_path / ".mqlab" / "ledger", "r")
+        assert "Permission denied" in str(caught.value)
+    assert str(caught.value).startswith(f"the ledger's engine could not write its scratch files in {scratch}: ")
+
+
+def test_without_named_pipes_the_python_engine_reads_and_says_so_once(tmp_path, monkeypatch, capsys):
+    scenarios.write(tmp_path / "r" / "sent-p1.tsv", scenarios.sent(["a", "b"]))
+    scenarios.write(tmp_path / "r" / "recv-c1.tsv", scenarios.recv(["a", "a"]))
+    expected = ledger.read_run(tmp_path, "r", engine="python")
+    monkeypatch.delattr(os, "mkfifo")
+    monkeypatch.setattr(ledger, "_SAID", set())
+    assert [ledger.read_run(tmp_path, "r") for _ in range(3)] == [expected] * 3
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and said[0].startswith("mqlab: this platform has no named pipes (os.mkfifo)")
+    assert "the Python engine reads the ledger instead" in said[0]
+
+
+def open_files() -> set[str]:
+    """What this process has open, by path."""
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return paths
+
+
+def test_a_pipe_that_cannot_be_made_leaves_no_file_open(tmp_path):
+    source = tmp_path / "sent-p1.tsv"
+    source.write_bytes(b"a\t1\n")
+    (tmp_path / "pipe").write_bytes(b"")  # mkfifo fails: the name is taken
+    with pytest.raises(ledgersql.ScratchError, match=f"scratch files in {tmp_path}: .*File exists"):
+        ledgersql.BoundedPipe(source, str(tmp_path), "pipe")
+    assert str(source) not in open_files()
 
 
 def test_a_lossy_mode_drops_what_failed(tmp_path):
