@@ -18,6 +18,10 @@ Kafka      acks=all, idempotent producer, linger 5 ms,   acks=1, linger 5 ms; of
            poll (kafka-python or confluent-kafka)
 =========  ===========================================  =========================================
 
+The Kafka loops configure their clients with the adapters' own ``producer_config``,
+``consumer_config`` and bootstrap servers (adapters/kafka.py, kafka_confluent.py), so the
+safety settings are written once and cannot drift apart.
+
 Each function gets the settings (URL, names, batch, prefetch, mode), the payload or nothing, and:
 
 - ``more()``: False once the trial is over (the producer's first call waits for the start);
@@ -45,46 +49,88 @@ Count = Callable[[int], None]
 def rabbitmq_produce(s: Settings, body: bytes, more: More, acked: Count) -> None:
     import pika
 
+    if s.safe:
+        _ConfirmedPublisher(s, body, more, acked).run()
+        return
     connection = pika.BlockingConnection(pika.URLParameters(s.url))
     channel = connection.channel()
     channel.queue_declare(s.queue, durable=True)
-    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent if s.safe else
-                                      pika.DeliveryMode.Transient)
-    if not s.safe:
-        while more():
-            for _ in range(s.batch):
-                channel.basic_publish("", s.queue, body, properties)
-            acked(s.batch)  # no confirms: handed to the socket
-        connection.close()
-        return
-    # BlockingChannel.confirm_delivery() waits for each message's confirm on its own; a window
-    # of MQLAB_BATCH messages in flight needs the confirm callback of the underlying channel.
-    pending: set[int] = set()
-    nacked = [0]
-
-    def on_confirm(frame) -> None:
-        tag, ok = frame.method.delivery_tag, isinstance(frame.method, pika.spec.Basic.Ack)
-        done = {t for t in pending if t <= tag} if frame.method.multiple else {tag} & pending
-        pending.difference_update(done)
-        nacked[0] += 0 if ok else len(done)
-        if not pending:
-            connection.add_callback_threadsafe(lambda: None)  # wakes process_data_events below
-
-    selected: list[bool] = []
-    channel._impl.confirm_delivery(ack_nack_callback=on_confirm, callback=lambda _frame: selected.append(True))
-    while not selected:
-        connection.process_data_events(time_limit=0.1)
-    tag = 0
+    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Transient)
     while more():
         for _ in range(s.batch):
-            tag += 1
-            pending.add(tag)
             channel.basic_publish("", s.queue, body, properties)
-        while pending:
-            connection.process_data_events(time_limit=1.0)
-        acked(s.batch - nacked[0])
-        nacked[0] = 0
+        acked(s.batch)  # no confirms: handed to the socket
     connection.close()
+
+
+class _ConfirmedPublisher:
+    """The safe producer as pika's docs write an asynchronous publisher with confirms
+    (SelectConnection and callbacks): MQLAB_BATCH messages in flight, then their confirms.
+
+    pika's public blocking API cannot keep a window in flight: BlockingChannel.confirm_delivery()
+    makes each basic_publish wait for its own confirm.
+    """
+
+    def __init__(self, s: Settings, body: bytes, more: More, acked: Count):
+        import pika
+
+        self.s, self.body, self.more, self.acked = s, body, more, acked
+        self.properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+        self.ack_frame = pika.spec.Basic.Ack
+        self.channel = None
+        self.pending: set[int] = set()
+        self.tag = self.nacked = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self.connection = pika.SelectConnection(pika.URLParameters(s.url), on_open_callback=self.on_open,
+                                                on_open_error_callback=self.on_closed,
+                                                on_close_callback=self.on_closed)
+
+    def run(self) -> None:
+        self.connection.ioloop.start()
+        if self.error is not None:
+            raise self.error
+
+    def on_open(self, connection) -> None:
+        connection.channel(on_open_callback=self.on_channel)
+
+    def on_channel(self, channel) -> None:
+        self.channel = channel
+        channel.add_on_close_callback(self.on_channel_closed)
+        channel.queue_declare(self.s.queue, durable=True, callback=lambda _frame: channel.confirm_delivery(
+            self.on_confirm, callback=lambda _frame: self.publish()))
+
+    def publish(self) -> None:
+        if not self.more():
+            self.done = True
+            self.connection.close()
+            return
+        for _ in range(self.s.batch):
+            self.tag += 1
+            self.pending.add(self.tag)
+            self.channel.basic_publish("", self.s.queue, self.body, self.properties)
+
+    def on_confirm(self, frame) -> None:
+        method = frame.method
+        tag = method.delivery_tag
+        done = {t for t in self.pending if t <= tag} if method.multiple else {tag} & self.pending
+        self.pending.difference_update(done)
+        self.nacked += 0 if isinstance(method, self.ack_frame) else len(done)
+        if not self.pending:
+            self.acked(self.s.batch - self.nacked)
+            self.nacked = 0
+            self.publish()
+
+    def on_channel_closed(self, _channel, reason: BaseException) -> None:
+        if not self.done:  # closed by the broker (406 on the queue's arguments, say) or lost
+            self.error, self.done = reason, True
+            if not (self.connection.is_closing or self.connection.is_closed):
+                self.connection.close()
+
+    def on_closed(self, connection, reason: BaseException) -> None:
+        if not self.done:  # could not connect, or the connection was lost
+            self.error, self.done = reason, True
+        connection.ioloop.stop()
 
 
 def rabbitmq_consume(s: Settings, more: More, received: Count, ready: Callable[[], None]) -> None:
@@ -173,8 +219,9 @@ def redis_consume(s: Settings, more: More, received: Count, ready: Callable[[], 
 def kafka_produce(s: Settings, body: bytes, more: More, acked: Count) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=s.url.split(","), acks="all" if s.safe else 1,
-                             enable_idempotence=s.safe, linger_ms=5)
+    from .adapters.kafka import producer_config
+
+    producer = KafkaProducer(**producer_config(s))
     while more():
         futures = [producer.send(s.topic, body) for _ in range(s.batch)]
         producer.flush()
@@ -183,19 +230,20 @@ def kafka_produce(s: Settings, body: bytes, more: More, acked: Count) -> None:
 
 
 def kafka_consume(s: Settings, more: More, received: Count, ready: Callable[[], None]) -> None:
-    from kafka import KafkaConsumer
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka import KafkaAdminClient, KafkaConsumer
+    from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=s.url.split(","))
+    from .adapters.kafka import consumer_config
+    from .adapters.kafka_common import bootstrap_servers
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(s))
     try:
         admin.create_topics([NewTopic(s.topic, s.partitions, s.replication)])
     except TopicAlreadyExistsError:
         pass
     admin.close()
-    consumer = KafkaConsumer(s.topic, bootstrap_servers=s.url.split(","), group_id=s.group,
-                             enable_auto_commit=not s.safe, auto_offset_reset="earliest",
-                             max_poll_records=s.batch)
+    consumer = KafkaConsumer(s.topic, **consumer_config(s))
     while more():
         records = consumer.poll(timeout_ms=250, max_records=s.batch)
         if consumer.assignment():
@@ -213,8 +261,9 @@ def kafka_consume(s: Settings, more: More, received: Count, ready: Callable[[], 
 def confluent_produce(s: Settings, body: bytes, more: More, acked: Count) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": s.url, "acks": "all" if s.safe else 1,
-                         "enable.idempotence": s.safe, "linger.ms": 5})
+    from .adapters.kafka_confluent import producer_config
+
+    producer = Producer(producer_config(s))
     delivered = [0]
 
     def report(err, _msg) -> None:
@@ -232,15 +281,16 @@ def confluent_consume(s: Settings, more: More, received: Count, ready: Callable[
     from confluent_kafka import Consumer, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": s.url})
+    from .adapters.kafka_confluent import admin_config, consumer_config
+
+    admin = AdminClient(admin_config(s))
     for future in admin.create_topics([NewTopic(s.topic, s.partitions, s.replication)]).values():
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-    consumer = Consumer({"bootstrap.servers": s.url, "group.id": s.group, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": not s.safe})
+    consumer = Consumer(consumer_config(s))
     consumer.subscribe([s.topic], on_assign=lambda _consumer, _partitions: ready())
     while more():
         messages = consumer.consume(num_messages=s.batch, timeout=0.25)

@@ -33,9 +33,10 @@ from json.encoder import encode_basestring_ascii as _quote  # the escaper json.d
 from typing import NamedTuple
 
 VERSION = 1
-_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# Both are used with fullmatch: "$" would also accept a trailing newline.
+_ID_RE = re.compile(r"[0-9a-f]{32}")
 # Run ids and producer names become file names and TSV columns on the host.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _PAD = "."
 # A random (version 4) UUID from 128 random bits: the version nibble 4, the variant bits 10.
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
@@ -50,7 +51,7 @@ def new_id() -> str:
 @functools.lru_cache(maxsize=4096)
 def _valid_name(name: str) -> bool:
     # A producer sends thousands of messages per name: check each name once.
-    return bool(_NAME_RE.match(name))
+    return bool(_NAME_RE.fullmatch(name))
 
 
 class Envelope(NamedTuple):
@@ -146,8 +147,11 @@ def decode(data: bytes) -> Envelope | None:
     m = _CANONICAL_HEAD.match(data) if isinstance(data, bytes) else None
     if m:
         for tail, fail in _TAILS:
-            if data.endswith(tail):
-                body = data[m.end():len(data) - len(tail)]
+            end = len(data) - len(tail)
+            # The tail opens with the body's closing quote, which must not be its opening one
+            # (m.end() - 1): a message cut short after '"body":"' is not an envelope.
+            if end >= m.end() and data.endswith(tail):
+                body = data[m.end():end]
                 if body == _PADDING[:len(body)] or body.count(b".") == len(body):  # padding only
                     msg_id, run, src, seq, ts_ns = m.groups()
                     return Envelope(id=msg_id.decode(), run=run.decode(), src=src.decode(), seq=int(seq),
@@ -164,7 +168,7 @@ def _decode_json(data) -> Envelope | None:
         return None
     msg_id, run, src = obj.get("id"), obj.get("run"), obj.get("src")
     seq, ts_ns, body, fail = obj.get("seq"), obj.get("ts_ns"), obj.get("body", ""), obj.get("fail", False)
-    if not (isinstance(msg_id, str) and _ID_RE.match(msg_id)):
+    if not (isinstance(msg_id, str) and _ID_RE.fullmatch(msg_id)):
         return None
     if not (isinstance(run, str) and isinstance(src, str) and _valid_name(run) and _valid_name(src)):
         return None

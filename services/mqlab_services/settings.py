@@ -106,7 +106,8 @@ DEFAULT_URLS = {
 }
 
 # Names end up in file names and TSV columns: no separators, no whitespace, no leading dot.
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Used with fullmatch: "$" would also accept a trailing newline.
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class SettingsError(ValueError):
@@ -250,7 +251,7 @@ class _Reader:
 
     def name(self, key: str, default: str) -> str:
         value = self.text(key, default)
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise SettingsError(
                 f"{PREFIX}{key} must be letters, digits, '.', '_' or '-' (at most 128), got {value!r}")
         return value

@@ -145,6 +145,9 @@ def _variants() -> list[bytes]:
     out += [base._replace(fail=True).encode(300), base._replace(seq=0, ts_ns=0).encode(200),
             base._replace(body="not padding").encode(300), base._replace(body="..x..").encode(),
             base._replace(body='.."').encode()]
+    # Cut short right after '"body":"': the tail would reuse the body's opening quote.
+    out += [base.encode().replace(b'"body":""}', b'"body":"}'),
+            base._replace(fail=True).encode().replace(b'"body":"","fail":true}', b'"body":","fail":true}')]
     canonical = base.encode(300)
     for old, new in ((b'"seq":42', b'"seq":042'), (b'"seq":42', b'"seq":-42'), (b'"mqlab":1', b'"mqlab":2'),
                      (b'"mqlab":1', b'"mqlab":true'), (b'"id":"0a', b'"id":"0A'), (b'"run":"run-1"', b'"run":".run"'),
@@ -158,6 +161,13 @@ def _variants() -> list[bytes]:
 @pytest.mark.parametrize("data", _variants())
 def test_the_fast_reading_of_canonical_envelopes_agrees_with_json(data):
     assert envelope.decode(data) == envelope._decode_json(data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"mqlab":1,"id":"' + b"0a" * 16 + b'","run":"run-1","src":"p.1","seq":42,"ts_ns":1,"body":"}',
+    b'{"mqlab":1,"id":"' + b"0a" * 16 + b'","run":"run-1","src":"p.1","seq":42,"ts_ns":1,"body":","fail":true}'])
+def test_an_envelope_cut_short_after_the_bodys_opening_quote_is_foreign(data):
+    assert envelope.decode(data) is None
 
 
 @pytest.mark.parametrize("size", [0, 100, 1024])

@@ -337,6 +337,13 @@ def test_redis_an_entry_of_a_dead_consumer_delivered_too_often_is_dead_lettered_
     assert fake.acked == [b"7-0"]
 
 
+@pytest.mark.parametrize("mode", ["stream", "stream-wait"])
+def test_redis_says_it_takes_up_pending_entries_with_xpending_and_xclaim(mode):
+    line = adapters.create(settings("redis", mode=mode, retry_idle="2", claim_idle="30")).describe()
+    assert "XPENDING then XCLAIM" in line and "XAUTOCLAIM" not in line
+    assert "failed entries after 2s" in line and "a dead consumer's after 30s idle" in line
+
+
 def test_redis_dead_fields():
     assert redis_adapter.dead_fields(b"1-0", b"x", 3, "why") == {
         b"id": b"1-0", b"reason": b"why", b"attempts": b"3", b"data": b"x"}

@@ -152,7 +152,8 @@ def entry_body(fields: dict | None) -> bytes:
 
 
 class RedisAdapter(Adapter):
-    """Redis Streams with a consumer group, XACK after processing and XAUTOCLAIM."""
+    """Redis Streams with a consumer group, XACK after processing, and XPENDING then XCLAIM for
+    entries left pending (failed ones, or those of a consumer that died)."""
 
     name = "redis"
     errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -171,7 +172,8 @@ class RedisAdapter(Adapter):
         if s.mode in ("stream", "stream-wait"):
             waits = " acked after WAIT 1 (a replica has it; failover can still lose it)," if s.mode == "stream-wait" else ""
             return (f"stream {s.stream}, group {s.group}, competing consumers:{waits} XACK after "
-                    f"processing, XAUTOCLAIM after {s.claim_idle:g}s idle")
+                    f"processing; XPENDING then XCLAIM takes up failed entries after {s.retry_idle:g}s "
+                    f"and a dead consumer's after {s.claim_idle:g}s idle")
         if s.mode == "stream-fanout":
             return (f"stream {s.stream}, a group per subscriber ({s.subscriber_group}) from its "
                     "start: every subscriber gets every entry, XACK after processing")
@@ -290,6 +292,8 @@ class RedisAdapter(Adapter):
 
     def _retry_pending(self, handler: Handler, dead: DeadHandler) -> None:
         """Take up our own failed entries after MQLAB_RETRY_IDLE, and anyone's after MQLAB_CLAIM_IDLE."""
+        # Not XAUTOCLAIM: it has one idle time for every consumer's entries, and it returns no
+        # delivery counts, which the dead-letter decision needs from XPENDING anyway.
         s = self.settings
         group = s.subscriber_group
         try:
