@@ -166,3 +166,31 @@ def test_redis_nodes_come_back_in_their_role_after_failovers_and_a_rolling_resta
     assert roles[primary] == ("master", ""), roles
     assert sorted(roles) == ["redis-1", "redis-2", "redis-3"]
     assert all(roles[n] == ("slave", primary) for n in roles if n != primary), roles
+
+
+def _rabbitmq_version(node: str) -> tuple[int, ...]:
+    (container,) = chaos.containers(docker.from_env(), get_stack("rabbitmq-cluster"), node)
+    out = container.exec_run(["rabbitmqctl", "version"], user="rabbitmq").output.decode().strip()
+    return tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", out).groups())
+
+
+@pytest.mark.rabbitmq_cluster
+def test_a_rabbitmq_node_cut_off_longer_than_the_tick_time_pauses_only_where_mnesia_runs(stacks):
+    """`cluster_partition_handling = pause_minority` acts only where Mnesia keeps the metadata:
+    RabbitMQ 4.0 (the offline image) pauses a node that cannot see a majority; 4.3 has no
+    Mnesia and ignores the key, so the node keeps running. Erlang notices a lost peer only
+    after `net_ticktime` (60 s, 45 to 75 s in practice), so the cut lasts longer than that."""
+    stacks.up("rabbitmq-cluster", consumers=1)
+    version = _rabbitmq_version("rabbitmq-3")
+    cut = invoke("chaos", "rabbitmq-cluster", "partition-node", "--node", "3", "--duration", "90", timeout=600)
+    assert cut.ok, cut.out
+    (node,) = chaos.containers(docker.from_env(), get_stack("rabbitmq-cluster"), "rabbitmq-3")
+    log = node.logs(since=int(time.time()) - 600).decode(errors="replace")
+    paused = re.search(r"minority.*status detected", log, re.IGNORECASE)
+    if version < (4, 3):  # Mnesia: the cut-off node paused, and came back once it saw the others
+        assert paused, log[-3000:]
+        assert "Server startup complete" in log[paused.end():], log[-3000:]  # the app started again
+    else:  # Khepri only: the key is accepted and has no effect
+        assert not paused, paused.group(0)
+    stats = invoke("stats", "rabbitmq-cluster")
+    assert re.search(r"rabbitmq-1 \(running\), rabbitmq-2 \(running\), rabbitmq-3 \(running\)", stats.out), stats.out
