@@ -25,7 +25,7 @@ import time
 
 from . import adapters, envelope
 from .ledger import ReceiptWriter
-from .runtime import Every, GaveUp, connect, one_line, redact, start
+from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, serve
 from .settings import Settings
 from .status import StatusFile
 
@@ -174,11 +174,10 @@ class Consumer:
 
 
 def main(argv: list[str] | None = None, environ=None) -> int:
-    build_parser().parse_args(argv)
-    started = start("consumer", environ)
-    if isinstance(started, int):
-        return started
-    stopper, settings, adapter = started
+    return serve("consumer", build_parser(), _consume, argv, environ)
+
+
+def _consume(_args: argparse.Namespace, stopper: Stopper, settings: Settings, adapter: adapters.Adapter) -> int:
     log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
              adapter.describe())
     ledger = ReceiptWriter(settings.ledger_dir, "recv", settings.name)

@@ -160,23 +160,28 @@ def decode(data: bytes) -> Envelope | None:
 
 
 def _decode_json(data) -> Envelope | None:
+    obj = _envelope_object(data)
+    if obj is None:
+        return None
+    fields = (obj.get("id"), obj.get("run"), obj.get("src"), obj.get("seq"), obj.get("ts_ns"),
+              obj.get("body", ""), obj.get("fail", False))
+    return Envelope(*fields) if _valid_fields(*fields) else None
+
+
+def _envelope_object(data) -> dict | None:
+    """The JSON object in ``data`` if it says it is an envelope of this version."""
     try:
         obj = json.loads(data)
     except (ValueError, TypeError, RecursionError):  # not UTF-8 / not JSON / too deep
         return None
     if not isinstance(obj, dict) or obj.get("mqlab") != VERSION or isinstance(obj.get("mqlab"), bool):
         return None
-    msg_id, run, src = obj.get("id"), obj.get("run"), obj.get("src")
-    seq, ts_ns, body, fail = obj.get("seq"), obj.get("ts_ns"), obj.get("body", ""), obj.get("fail", False)
-    if not (isinstance(msg_id, str) and _ID_RE.fullmatch(msg_id)):
-        return None
-    if not (isinstance(run, str) and isinstance(src, str) and _valid_name(run) and _valid_name(src)):
-        return None
-    if not (_is_int(seq) and _is_int(ts_ns) and seq >= 0 and ts_ns >= 0 and isinstance(body, str)):
-        return None
-    if not isinstance(fail, bool):
-        return None
-    return Envelope(id=msg_id, run=run, src=src, seq=seq, ts_ns=ts_ns, body=body, fail=fail)
+    return obj
+
+
+def _valid_fields(msg_id, run, src, seq, ts_ns, body, fail) -> bool:
+    return (isinstance(msg_id, str) and bool(_ID_RE.fullmatch(msg_id)) and valid_run_id(run) and valid_run_id(src)
+            and _is_count(seq) and _is_count(ts_ns) and isinstance(body, str) and isinstance(fail, bool))
 
 
 def poison(seq: int, every: int) -> bool:
@@ -184,5 +189,5 @@ def poison(seq: int, every: int) -> bool:
     return every > 0 and (seq + 1) % every == 0
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

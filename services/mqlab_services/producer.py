@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from . import adapters, envelope
 from .ledger import ReceiptWriter
-from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, start
+from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, serve
 from .settings import Settings
 from .status import StatusFile
 
@@ -249,11 +249,10 @@ class Producer:
 
 
 def main(argv: list[str] | None = None, environ=None) -> int:
-    args = build_parser().parse_args(argv)
-    started = start("producer", environ)
-    if isinstance(started, int):
-        return started
-    stopper, settings, adapter = started
+    return serve("producer", build_parser(), _produce, argv, environ)
+
+
+def _produce(args: argparse.Namespace, stopper: Stopper, settings: Settings, adapter: adapters.Adapter) -> int:
     one_shot = args.count is not None
     run_id = args.run_id or (
         "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if one_shot else STEADY_RUN)
@@ -264,22 +263,32 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     except OSError as exc:
         log.error("cannot write receipts under %s: %s", settings.ledger_dir, one_line(exc))
         return 1
-    log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
-             adapter.describe())
-    log.info("run %s: %s, %s, %s%s", run_id,
-             f"{args.count} messages" if one_shot else "steady trickle until SIGTERM",
-             f"{args.size} bytes each" if args.size else "unpadded",
-             f"{rate:g} msg/s" if rate else "as fast as confirms come",
-             f", every {args.poison_every}th poison" if args.poison_every else "")
+    _log_start(args, settings, adapter, run_id, rate)
     status = StatusFile(settings.ledger_dir, settings.name, {
         "role": "producer", "broker": settings.broker, "mode": settings.mode, "sent": 0, "acked": 0,
         "rejected": 0}, counter="acked")
     producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate, status,
                         poison_every=args.poison_every)
+    return _run(producer, ledger, adapter)
+
+
+def _log_start(args: argparse.Namespace, settings: Settings, adapter: adapters.Adapter, run_id: str,
+               rate: float | None) -> None:
+    log.info("starting: %s at %s, mode %s: %s", settings.broker, redact(settings.url), settings.mode,
+             adapter.describe())
+    log.info("run %s: %s, %s, %s%s", run_id,
+             f"{args.count} messages" if args.count is not None else "steady trickle until SIGTERM",
+             f"{args.size} bytes each" if args.size else "unpadded",
+             f"{rate:g} msg/s" if rate else "as fast as confirms come",
+             f", every {args.poison_every}th poison" if args.poison_every else "")
+
+
+def _run(producer: Producer, ledger: ReceiptWriter, adapter: adapters.Adapter) -> int:
+    """Run the producer; its exit code, with one line on why it is 1. Closes the ledger and the adapter."""
     try:
         return producer.run()
     except (GaveUp, adapters.BrokerConfigError) as exc:
-        log.error("giving up: %s (%d of %s confirmed)", exc, producer.acked, args.count or "-")
+        log.error("giving up: %s (%d of %s confirmed)", exc, producer.acked, producer.count or "-")
         return 1
     except OSError as exc:  # the ledger, not the broker: the broker's errors are handled in run()
         log.error("cannot write receipts: %s", one_line(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -54,6 +55,20 @@ def start(service: str, environ=None) -> "tuple[Stopper, Settings, Adapter] | in
         log.error("cannot load the %s adapter: %s", settings.broker, exc)
         return 1
     return stopper, settings, adapter
+
+
+Service = Callable[[argparse.Namespace, "Stopper", Settings, Adapter], int]
+
+
+def serve(service: str, parser: argparse.ArgumentParser, run: Service, argv: list[str] | None = None,
+          environ=None) -> int:
+    """A service's main: parse the command line, start(), then ``run(args, stopper, settings,
+    adapter)``; the exit code. Bad arguments exit 2 before anything starts."""
+    args = parser.parse_args(argv)
+    started = start(service, environ)
+    if isinstance(started, int):
+        return started
+    return run(args, *started)
 
 
 def redact(url: str) -> str:

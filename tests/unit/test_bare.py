@@ -14,7 +14,7 @@ import pytest
 
 from mqlab_services import bare
 from mqlab_services.adapters import kafka as kafka_adapter
-from mqlab_services.adapters import kafka_confluent
+from mqlab_services.adapters import kafka_bare, kafka_confluent, kafka_confluent_bare, rabbitmq_bare, redis_bare
 from mqlab_services.settings import Settings
 
 
@@ -58,8 +58,8 @@ def test_the_bare_kafka_python_loops_configure_their_clients_as_the_adapter_does
     made = fake_clients(monkeypatch, (kafka, "KafkaProducer"), (kafka, "KafkaConsumer"), (kafka, "KafkaAdminClient"),
                         (kafka.admin, "KafkaAdminClient"), (kafka_adapter, "KafkaProducer"),
                         (kafka_adapter, "KafkaConsumer"))
-    bare.kafka_produce(s, b"x", lambda: False, lambda n: None)
-    bare.kafka_consume(s, lambda: False, lambda n: None, lambda: None)
+    kafka_bare.produce(s, b"x", lambda: False, lambda n: None)
+    kafka_bare.consume(s, lambda: False, lambda n: None, lambda: None)
     [(_, bare_producer)], [(topics, bare_consumer)] = configs(made, "KafkaProducer"), configs(made, "KafkaConsumer")
     [(_, admin)] = configs(made, "KafkaAdminClient")
     made.clear()
@@ -78,8 +78,8 @@ def test_the_bare_confluent_kafka_loops_configure_their_clients_as_the_adapter_d
     made = fake_clients(monkeypatch, (confluent_kafka, "Producer"), (confluent_kafka, "Consumer"),
                         (confluent_kafka.admin, "AdminClient"), (kafka_confluent, "Producer"),
                         (kafka_confluent, "Consumer"))
-    bare.confluent_produce(s, b"x", lambda: False, lambda n: None)
-    bare.confluent_consume(s, lambda: False, lambda n: None, lambda: None)
+    kafka_confluent_bare.produce(s, b"x", lambda: False, lambda n: None)
+    kafka_confluent_bare.consume(s, lambda: False, lambda n: None, lambda: None)
     [((bare_producer,), _)], [((bare_consumer,), _)] = configs(made, "Producer"), configs(made, "Consumer")
     [((admin,), _)] = configs(made, "AdminClient")
     made.clear()
@@ -174,7 +174,7 @@ def test_the_bare_rabbitmq_producer_keeps_a_batch_in_flight_with_pikas_public_as
         assert broker.confirming  # connected, with confirms on, before the trial starts
         return next(rounds)
 
-    bare.rabbitmq_produce(s, b"x", more, acked.append)
+    rabbitmq_bare.produce(s, b"x", more, acked.append)
     assert acked == [3, 4] and broker.closed and broker.declared == [(s.queue, True)]
     assert broker.published == [("", s.queue, b"x", pika.DeliveryMode.Persistent.value)] * 8
 
@@ -186,11 +186,12 @@ def test_the_bare_rabbitmq_producer_raises_what_closed_its_channel(monkeypatch):
     monkeypatch.setattr(pika, "BlockingConnection", _refuse_blocking)
     s = Settings.from_env({"MQLAB_BROKER": "rabbitmq"}, hostname="svc-1")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="PRECONDITION_FAILED"):
-        bare.rabbitmq_produce(s, b"x", lambda: True, lambda n: None)
+        rabbitmq_bare.produce(s, b"x", lambda: True, lambda n: None)
     assert broker.closed and broker.published == []
 
 
 def test_the_bare_client_uses_no_private_client_attribute():
     import inspect
 
-    assert "._impl" not in inspect.getsource(bare)
+    for module in (bare, rabbitmq_bare, redis_bare, kafka_bare, kafka_confluent_bare):
+        assert "._impl" not in inspect.getsource(module)

@@ -9,10 +9,11 @@ import time
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from mqlab_services import adapters, bench, envelope
+from mqlab_services import adapters, bare, bench, envelope
 from mqlab_services.adapters import Adapter, Rejected
 from mqlab_services.runtime import Stopper
 from mqlab_services.settings import Settings
+from mqlab_services.status import StatusFile
 
 NS = 1_000_000_000
 START = 1_700_000_000.0
@@ -244,8 +245,8 @@ def test_consumer_status_file_says_when_it_is_subscribed(fake, tmp_path):
     clock = FakeClock()
     FakeBroker.deliveries = [(START_NS, [trial_message(0, START_NS)])]
     c = consumer(clock)
-    status = bench.StatusFile(str(tmp_path / "ledger"), "c1", {"role": "bench-consumer"}, counter="received",
-                              clock=lambda: clock() / NS)
+    status = StatusFile(str(tmp_path / "ledger"), "c1", {"role": "bench-consumer"}, counter="received",
+                        clock=lambda: clock() / NS)
     c.status = status
     seen = []
     handle = c.handle
@@ -404,7 +405,7 @@ def test_the_bare_producer_waits_for_the_start_and_counts_each_acked_batch_by_it
             clock.now_ns += NS // 10  # a batch takes 100 ms
             acked(s.batch - 1)  # one of each batch was not confirmed
 
-    monkeypatch.setattr(bench.bare, "loops", lambda s: (loop, None))
+    monkeypatch.setattr(bare, "loops", lambda s: (loop, None))
     p = bench.BareProducer(settings(batch=20), Stopper(), "t1", START, 1.0, 2.0, 300, clock=clock, sleep=clock.sleep)
     p.run()
     assert calls[0] == START_NS and len(calls) == 30  # 3 s of 100 ms batches, from the start on
@@ -431,7 +432,7 @@ def test_the_bare_consumer_says_once_that_it_subscribed_and_stops_when_idle_afte
             clock.now_ns += NS // 2
             received(10 if clock() < START_NS + 3 * NS else 0)
 
-    monkeypatch.setattr(bench.bare, "loops", lambda s: (None, loop))
+    monkeypatch.setattr(bare, "loops", lambda s: (None, loop))
     status = StatusFile(str(tmp_path), "c1", {"role": "bench-consumer", "subscribed": False, "received": 0},
                         counter="received")
     c = bench.BareConsumer(settings(), Stopper(), "t1", START, 1.0, 2.0, drain=10.0, clock=clock, status=status)

@@ -207,42 +207,54 @@ class KafkaAdapter(Adapter):
 
     def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(**consumer_config(self.settings))
-            self._consumer.subscribe([self.settings.topic], listener=_Rebalance(self))
+            self._subscribe()
         outage = _Outage(self.settings.backoff_max)
         while running():
-            try:
-                records = self._consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch)
-                self._settle_assignment()
-            except kafka.errors.KafkaError as exc:
-                # Keep this consumer: the client reconnects by itself and keeps its group
-                # membership. A new consumer would instead wait for the old member's session
-                # to expire before it got any partition.
-                outage.failed(exc, "poll")
+            records = self._poll(outage)
+            if records is None:
                 continue
-            outage.recovered()
             flat = [r for partition in records.values() for r in partition]
-            batch = [Received(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "",
-                              f"p{r.partition}")
-                     for r in flat]
+            batch = _received(flat)
             try:
                 retry_then_dead_letter(self.settings, handler, dead or _no_dead, batch, handler(batch), running,
                                        lambda failed, attempts: self._produce_dead(flat, batch, failed, attempts))
             except Stopping:
                 return
             if batch and self.settings.safe:
-                for tp, partition in records.items():
-                    self._uncommitted[tp] = OffsetAndMetadata(partition[-1].offset + 1, "", -1)
-                try:
-                    self._consumer.commit(dict(self._uncommitted))
-                    self._uncommitted.clear()
-                except kafka.errors.CommitFailedError as exc:
-                    # The group rebalanced: the partitions' new owner reads these records again.
-                    log.info("commit failed after a rebalance (%s); records will be redelivered", exc)
-                    self._uncommitted.clear()
-                except kafka.errors.KafkaError as exc:
-                    # These records were processed; the next successful commit covers them.
-                    outage.failed(exc, "commit")
+                self._commit(records, outage)
+
+    def _subscribe(self) -> None:
+        self._consumer = KafkaConsumer(**consumer_config(self.settings))
+        self._consumer.subscribe([self.settings.topic], listener=_Rebalance(self))
+
+    def _poll(self, outage: _Outage) -> dict | None:
+        """The records of a poll by partition, or None after an error that the client rides out."""
+        try:
+            records = self._consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch)
+            self._settle_assignment()
+        except kafka.errors.KafkaError as exc:
+            # Keep this consumer: the client reconnects by itself and keeps its group
+            # membership. A new consumer would instead wait for the old member's session
+            # to expire before it got any partition.
+            outage.failed(exc, "poll")
+            return None
+        outage.recovered()
+        return records
+
+    def _commit(self, records: dict, outage: _Outage) -> None:
+        """Commit past the processed ``records`` of a poll (and what earlier commits left)."""
+        for tp, partition in records.items():
+            self._uncommitted[tp] = OffsetAndMetadata(partition[-1].offset + 1, "", -1)
+        try:
+            self._consumer.commit(dict(self._uncommitted))
+            self._uncommitted.clear()
+        except kafka.errors.CommitFailedError as exc:
+            # The group rebalanced: the partitions' new owner reads these records again.
+            log.info("commit failed after a rebalance (%s); records will be redelivered", exc)
+            self._uncommitted.clear()
+        except kafka.errors.KafkaError as exc:
+            # These records were processed; the next successful commit covers them.
+            outage.failed(exc, "commit")
 
     def _produce_dead(self, records, batch, failed: list[tuple[int, str]], attempts: int) -> None:
         """Produce ``failed`` records to the dead-letter topic; raise unless it acked them all."""
@@ -301,6 +313,11 @@ def _close_producer(producer: KafkaProducer) -> None:
         if sender is not None:
             sender.force_close()  # private (kafka-python 3.0; pinned <3.1 in pyproject.toml)
         producer._closed = True
+
+
+def _received(records: list) -> list[Received]:
+    return [Received(r.value if r.value is not None else b"", r.key.decode("utf-8", "replace") if r.key else "",
+                     f"p{r.partition}") for r in records]
 
 
 class _Rebalance(AsyncConsumerRebalanceListener):

@@ -64,6 +64,11 @@ def describe_mode(settings) -> str:
     return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
 
 
+def _failures(results, count: int) -> list[tuple[int, str]]:
+    """The (index, reason) of each failure among the handler's ``results`` for ``count`` records."""
+    return [(i, reason) for i, reason in enumerate(outcomes(results, count)) if reason is not None]
+
+
 def retry_failed(handler: Handler, batch, results, max_deliveries: int,
                  running: Callable[[], bool]) -> tuple[list[tuple[int, str]], int]:
     """Give the records of ``batch`` the handler failed to it again, up to ``max_deliveries`` attempts.
@@ -71,13 +76,13 @@ def retry_failed(handler: Handler, batch, results, max_deliveries: int,
     Returns the (index, reason) of those that still fail, to dead-letter, and the attempts made.
     Raises Stopping when stopped before the last attempt: the poll is left uncommitted.
     """
-    failed = [(i, reason) for i, reason in enumerate(outcomes(results, len(batch))) if reason is not None]
+    failed = _failures(results, len(batch))
     attempts = 1
     while failed and attempts < max_deliveries and running():
         attempts += 1
         time.sleep(RETRY_PAUSE * attempts)
-        again = outcomes(handler([batch[i] for i, _r in failed]), len(failed))
-        failed = [(i, reason) for (i, _old), reason in zip(failed, again) if reason is not None]
+        again = _failures(handler([batch[i] for i, _r in failed]), len(failed))
+        failed = [(failed[j][0], reason) for j, reason in again]
     if failed and attempts < max_deliveries:
         raise Stopping()
     return failed, attempts

@@ -121,6 +121,11 @@ def admin_config(settings) -> dict:
     return {**_common(settings), "client.id": f"mqlab-{settings.name}-admin"}
 
 
+def _received(messages: list) -> list[Received]:
+    return [Received(m.value() or b"", m.key().decode("utf-8", "replace") if m.key() else "", f"p{m.partition()}")
+            for m in messages]
+
+
 def _error(exc: KafkaException) -> KafkaError:
     err = exc.args[0] if exc.args else None
     return err if isinstance(err, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
@@ -172,29 +177,37 @@ class ConfluentKafkaAdapter(Adapter):
         existing = self._admin.list_topics(timeout=CONNECT_TIMEOUT).topics
         missing = [name for name in dict.fromkeys((s.topic, s.dlq)) if name not in existing]
         if missing:
-            futures = self._admin.create_topics([NewTopic(name, s.partitions, s.replication) for name in missing],
-                                                request_timeout=ADMIN_TIMEOUT)
-            for name, future in futures.items():
-                try:
-                    future.result()
-                    log.info("created topic %s with %d partitions", name, s.partitions)
-                except KafkaException as exc:
-                    err = _error(exc)
-                    if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                        continue
-                    if transient(err):
-                        raise
-                    raise BrokerConfigError(f"cannot create topic {name!r}: {err.name()} {err.str()}") from None
-        deadline = time.monotonic() + ADMIN_TIMEOUT
-        while True:  # wait until the new topics are in the metadata
-            topics = self._admin.list_topics(timeout=ADMIN_TIMEOUT).topics
-            if all(name in topics and topics[name].partitions for name in missing) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+            self._create_topics(missing)
+        topics = self._await_topics(missing)
         partitions = len(topics[s.topic].partitions) if s.topic in topics else 0
         if partitions < s.partitions:
             log.info("topic %s has %d partition(s), fewer than MQLAB_PARTITIONS=%d: fewer consumers "
                      "can share the work", s.topic, partitions, s.partitions)
+
+    def _create_topics(self, names: list[str]) -> None:
+        s = self.settings
+        futures = self._admin.create_topics([NewTopic(name, s.partitions, s.replication) for name in names],
+                                            request_timeout=ADMIN_TIMEOUT)
+        for name, future in futures.items():
+            try:
+                future.result()
+                log.info("created topic %s with %d partitions", name, s.partitions)
+            except KafkaException as exc:
+                err = _error(exc)
+                if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if transient(err):
+                    raise
+                raise BrokerConfigError(f"cannot create topic {name!r}: {err.name()} {err.str()}") from None
+
+    def _await_topics(self, names: list[str]) -> dict:
+        """The topics' metadata once ``names`` are in it with their partitions, or after ADMIN_TIMEOUT."""
+        deadline = time.monotonic() + ADMIN_TIMEOUT
+        while True:
+            topics = self._admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+            if all(name in topics and topics[name].partitions for name in names) or time.monotonic() > deadline:
+                return topics
+            time.sleep(0.1)
 
     def ping(self) -> float:
         started = time.perf_counter()
@@ -263,37 +276,42 @@ class ConfluentKafkaAdapter(Adapter):
 
     def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
         if self._consumer is None:
-            self._consumer = self._client(Consumer, {**consumer_config(self.settings), "error_cb": self._on_error})
-            self._consumer.subscribe([self.settings.topic], on_assign=self._on_assign,
-                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self._subscribe()
         while running():
-            records = []
-            for message in self._take():
-                err = message.error()
-                if err is None:
-                    records.append(message)
-                elif transient(err):
-                    self._down("poll", err)
-                else:
-                    raise KafkaException(err)
-            if self._fatal is not None:
-                raise KafkaException(self._fatal)
-            if self._all_down is not None:
-                self._down("poll", self._all_down)
-                self._all_down = None
-            elif records:
-                self._up()
-            batch = [Received(m.value() or b"", m.key().decode("utf-8", "replace") if m.key() else "",
-                              f"p{m.partition()}") for m in records]
+            records = self._poll()
+            batch = _received(records)
             try:
                 retry_then_dead_letter(self.settings, handler, dead or _no_dead, batch, handler(batch), running,
                                        lambda failed, attempts: self._produce_dead(records, batch, failed, attempts))
             except Stopping:
                 return
             if records and self.settings.safe:
-                for m in records:
-                    self._uncommitted[(m.topic(), m.partition())] = m.offset() + 1
-                self._commit()
+                self._commit(records)
+
+    def _subscribe(self) -> None:
+        self._consumer = self._client(Consumer, {**consumer_config(self.settings), "error_cb": self._on_error})
+        self._consumer.subscribe([self.settings.topic], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _poll(self) -> list:
+        """The records that arrived (see _take); an outage is logged and ridden out, a fatal error raised."""
+        records = []
+        for message in self._take():
+            err = message.error()
+            if err is None:
+                records.append(message)
+            elif transient(err):
+                self._down("poll", err)
+            else:
+                raise KafkaException(err)
+        if self._fatal is not None:
+            raise KafkaException(self._fatal)
+        if self._all_down is not None:
+            self._down("poll", self._all_down)
+            self._all_down = None
+        elif records:
+            self._up()
+        return records
 
     def _take(self) -> list:
         """What has arrived, up to MQLAB_BATCH: waits up to POLL_S for the first record only.
@@ -306,7 +324,10 @@ class ConfluentKafkaAdapter(Adapter):
             return first
         return first + self._consumer.consume(num_messages=self.settings.batch - 1, timeout=0)
 
-    def _commit(self) -> None:
+    def _commit(self, records: list) -> None:
+        """Commit past the processed ``records`` (and what earlier commits left)."""
+        for m in records:
+            self._uncommitted[(m.topic(), m.partition())] = m.offset() + 1
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self._uncommitted.items()]
         try:
             result = self._consumer.commit(offsets=offsets, asynchronous=False) or []

@@ -190,12 +190,20 @@ def denied_feature(reply_code: int, reply_text: str) -> str | None:
     return match.group(1) if reply_code == 541 and match else None
 
 
+def delivery_mode(settings) -> pika.DeliveryMode:
+    """Persistent messages in the safe modes; transient ones, lost on a broker restart, in the lossy ones."""
+    return pika.DeliveryMode.Persistent if settings.safe else pika.DeliveryMode.Transient
+
+
+def _received(method, properties, body: bytes) -> Received:
+    # On the default exchange the routing key is only the queue's name. A redelivery
+    # or a retry copy comes after later messages: its order is not promised.
+    again = method.redelivered or attempts_made(properties) > 0
+    return Received(body, method.routing_key if method.exchange else "", REDELIVERED if again else "")
+
+
 def message_properties(settings) -> pika.BasicProperties:
-    return pika.BasicProperties(
-        content_type="application/json",
-        delivery_mode=pika.DeliveryMode.Persistent if settings.safe else pika.DeliveryMode.Transient,
-        app_id="mqlab",
-    )
+    return pika.BasicProperties(content_type="application/json", delivery_mode=delivery_mode(settings), app_id="mqlab")
 
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -380,19 +388,24 @@ class RabbitMQAdapter(Adapter):
         try:
             acks = self._send(items)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            limit = broker_size_limit(exc.reply_text) if exc.reply_code == 406 else None
-            if limit is None or self._connection is None or not self._connection.is_open:
-                raise
-            # The broker closed the channel for a message above its max_message_size: the
-            # confirms got before it stand, the rest are sent again on a new channel.
-            acks = [Rejected(too_large(len(body), limit, "broker")) if ack is None and len(body) > limit
-                    else ack for ack, (body, _key) in zip(self._acks, batch)]
-            log.info("the broker closed the channel for a message above its limit (%d bytes); "
-                     "opening a new one", limit)
-            self._reopen_channel()
+            acks = self._refused_as_too_large(exc, batch)
         if self.unroutable > returned:
             log.info("%d message(s) matched no queue on %s and were dropped (%d so far)",
                      self.unroutable - returned, s.exchange, self.unroutable)
+        return acks
+
+    def _refused_as_too_large(self, exc: pika.exceptions.ChannelClosedByBroker, batch: Sequence[Outgoing]) -> list:
+        """The acks of a batch during which the broker closed the channel for a message above its
+        max_message_size: the confirms got before it stand, the rest are sent again on a new
+        channel. Any other closing is raised again."""
+        limit = broker_size_limit(exc.reply_text) if exc.reply_code == 406 else None
+        if limit is None or self._connection is None or not self._connection.is_open:
+            raise exc
+        acks = [Rejected(too_large(len(body), limit, "broker")) if ack is None and len(body) > limit
+                else ack for ack, (body, _key) in zip(self._acks, batch)]
+        log.info("the broker closed the channel for a message above its limit (%d bytes); "
+                 "opening a new one", limit)
+        self._reopen_channel()
         return acks
 
     def _send(self, items) -> list[int | None]:
@@ -439,23 +452,20 @@ class RabbitMQAdapter(Adapter):
         auto_ack = self.settings.mode == "autoack"
         queue = self._subscribe()
         self.assignment = [queue]
+
+        def settle(batch: list[Received], deliveries: list[tuple[int, object]]) -> None:
+            self._settle(queue, batch, deliveries, handler(batch), dead or _no_dead, auto_ack)
+
         batch: list[Received] = []
         deliveries: list[tuple[int, object]] = []  # (delivery tag, properties) per message
         for method, props, body in self._channel.consume(
                 queue, auto_ack=auto_ack, inactivity_timeout=IDLE_POLL):
             self.subscribed = True  # the first item comes after basic.consume-ok
             if method is not None:
-                # On the default exchange the routing key is only the queue's name. A redelivery
-                # or a retry copy comes after later messages: its order is not promised.
-                again = method.redelivered or attempts_made(props) > 0
-                batch.append(Received(body, method.routing_key if method.exchange else "",
-                                      REDELIVERED if again else ""))
+                batch.append(_received(method, props, body))
                 deliveries.append((method.delivery_tag, props))
-            # A batch is what has arrived, up to MQLAB_BATCH: it is processed as soon as no
-            # more deliveries are waiting, so a slow trickle is not held back to fill a batch.
-            ready = len(batch) >= self.settings.batch or not self._channel.get_waiting_message_count()
-            if method is None or ready or not running():
-                self._settle(queue, batch, deliveries, handler(batch), dead or _no_dead, auto_ack)
+            if method is None or self._batch_ready(batch) or not running():
+                settle(batch, deliveries)
                 batch, deliveries = [], []
             if not running():
                 break
@@ -463,12 +473,17 @@ class RabbitMQAdapter(Adapter):
             # The generator ends when the broker cancels us (queue deleted, node going down):
             # finish what we hold, then reconnect, which declares the queue again.
             if batch:
-                self._settle(queue, batch, deliveries, handler(batch), dead or _no_dead, auto_ack)
+                settle(batch, deliveries)
             self.subscribed = False
             raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {queue}")
         # Deliveries prefetched but not handed to the handler go back to the queue.
         self.subscribed = False
         self._channel.cancel()
+
+    def _batch_ready(self, batch: list[Received]) -> bool:
+        # A batch is what has arrived, up to MQLAB_BATCH: it is processed as soon as no
+        # more deliveries are waiting, so a slow trickle is not held back to fill a batch.
+        return len(batch) >= self.settings.batch or not self._channel.get_waiting_message_count()
 
     def _settle(self, queue: str, batch, deliveries, results, dead: DeadHandler, auto_ack: bool) -> None:
         """Ack a handled batch; retry or dead-letter the messages the handler failed."""
@@ -483,17 +498,12 @@ class RabbitMQAdapter(Adapter):
         if not failed:
             self._channel.basic_ack(delivery_tag=deliveries[-1][0], multiple=True)
             return
-        s = self.settings
-        copies, dying = [], []
-        for i, reason in failed:
-            body, key = batch[i]
-            properties = deliveries[i][1]
-            attempts = attempts_made(properties) + 1
-            if exhausted(attempts, s.max_deliveries):
-                copies.append((s.dlx, queue, body, copy_properties(properties, attempts, reason, queue), False))
-                dying.append((i, (body, key, attempts, reason)))
-            else:
-                copies.append(("", queue, body, copy_properties(properties, attempts, reason), False))
+        self._retry(queue, batch, deliveries, failed, dead)
+
+    def _retry(self, queue: str, batch, deliveries, failed: list[tuple[int, str]], dead: DeadHandler) -> None:
+        """Publish, under confirms, a retry copy of each failed message (a dead-letter copy once it is
+        out of attempts), then ack the batch; an original whose copy was not confirmed goes back."""
+        copies, dying = self._copies(queue, batch, deliveries, failed)
         confirmed = self._send(copies)
         settled = {i for (i, _reason), ack in zip(failed, confirmed) if ack is not None}
         recorded = [item for i, item in dying if i in settled]
@@ -510,6 +520,22 @@ class RabbitMQAdapter(Adapter):
                 self._channel.basic_nack(delivery_tag=tag, multiple=False, requeue=True)
             else:
                 self._channel.basic_ack(delivery_tag=tag, multiple=False)
+
+    def _copies(self, queue: str, batch, deliveries, failed: list[tuple[int, str]]) -> tuple[list, list]:
+        """The retry and dead-letter copies of the failed messages to publish, and the (index,
+        dead-letter record) of those that are out of attempts."""
+        s = self.settings
+        copies, dying = [], []
+        for i, reason in failed:
+            body, key = batch[i]
+            properties = deliveries[i][1]
+            attempts = attempts_made(properties) + 1
+            if exhausted(attempts, s.max_deliveries):
+                copies.append((s.dlx, queue, body, copy_properties(properties, attempts, reason, queue), False))
+                dying.append((i, (body, key, attempts, reason)))
+            else:
+                copies.append(("", queue, body, copy_properties(properties, attempts, reason), False))
+        return copies, dying
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

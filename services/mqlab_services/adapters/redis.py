@@ -132,6 +132,28 @@ def client_for(settings) -> redis.Redis:
     return sentinel.master_for(primary, password=password, **options)
 
 
+def add_messages(pipe, settings, bodies: list[bytes]) -> None:
+    """Queue ``bodies`` on a pipeline: XADD to the stream, or PUBLISH on the channel in ``pubsub``."""
+    if settings.mode == "pubsub":
+        for body in bodies:
+            pipe.publish(settings.channel, body)
+    else:
+        for body in bodies:
+            pipe.xadd(settings.stream, {FIELD: body})
+
+
+def ensure_group(client: redis.Redis, settings, start: str = "0") -> None:
+    """Create the consumer's group (and the stream) unless it exists; ``start`` is where a new group begins."""
+    try:
+        client.xgroup_create(settings.stream, settings.subscriber_group, id=start, mkstream=True)
+    except redis.exceptions.ResponseError as exc:
+        if str(exc).startswith("WRONGTYPE"):
+            raise BrokerConfigError(f"key {settings.stream!r} exists and is not a stream; "
+                                    "set MQLAB_STREAM to another name") from None
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 def dead_fields(entry_id, body: bytes, attempts: int, reason: str) -> dict:
     """The fields of a dead-letter stream entry."""
     return {b"id": entry_id, b"reason": reason.encode("utf-8", "replace"),
@@ -192,19 +214,7 @@ class RedisAdapter(Adapter):
         self._client.ping()
         self.node = _node_of(self._client)
         if self.settings.mode in ("stream", "stream-wait"):
-            self._ensure_group()
-
-    def _ensure_group(self, start: str = "0") -> None:
-        """Create the group (and the stream) unless it exists; ``start`` is where a new group begins."""
-        try:
-            self._client.xgroup_create(self.settings.stream, self.settings.subscriber_group,
-                                       id=start, mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if str(exc).startswith("WRONGTYPE"):
-                raise BrokerConfigError(f"key {self.settings.stream!r} exists and is not a stream; "
-                                        "set MQLAB_STREAM to another name") from None
-            if "BUSYGROUP" not in str(exc):
-                raise
+            ensure_group(self._client, self.settings)
 
     def ping(self) -> float:
         started = time.perf_counter()
@@ -214,28 +224,32 @@ class RedisAdapter(Adapter):
     def publish(self, batch: Sequence[Outgoing]) -> list[int | None]:
         s = self.settings
         pipe = self._client.pipeline(transaction=False)
-        for body, _key in batch:  # no keys in Redis modes
-            if self.streams:
-                pipe.xadd(s.stream, {FIELD: body})
-            else:
-                pipe.publish(s.channel, body)
+        add_messages(pipe, s, [body for body, _key in batch])  # no keys in Redis modes
         waits = s.mode == "stream-wait"
         if waits:
             pipe.execute_command("WAIT", 1, int(s.wait_timeout * 1000))
         replies = pipe.execute(raise_on_error=False)
         now = time.time_ns()
+        self._check_replies(replies)
+        if waits and not self._replicated(replies.pop(), len(batch)):
+            return [None] * len(batch)
+        return [None if isinstance(reply, Exception) else now for reply in replies]
+
+    def _check_replies(self, replies: list) -> None:
+        """Raise an error reply that means the server is away or cannot serve now."""
         for reply in replies:
             if isinstance(reply, Exception):  # a reply is an entry id; only errors need a look
                 if isinstance(reply, self.errors):
                     raise reply
                 check_available(reply)
-        if waits:
-            replicas = replies.pop()
-            if not isinstance(replicas, int) or replicas < 1:
-                log.info("no replica confirmed %d entries within %gs (WAIT: %s); they count as unacked",
-                         len(batch), s.wait_timeout, replicas)
-                return [None] * len(batch)
-        return [None if isinstance(reply, Exception) else now for reply in replies]
+
+    def _replicated(self, replicas, count: int) -> bool:
+        """Whether WAIT says a replica has the batch of ``count`` entries; logs it when not."""
+        if isinstance(replicas, int) and replicas >= 1:
+            return True
+        log.info("no replica confirmed %d entries within %gs (WAIT: %s); they count as unacked",
+                 count, self.settings.wait_timeout, replicas)
+        return False
 
     def consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler | None = None) -> None:
         try:
@@ -254,7 +268,7 @@ class RedisAdapter(Adapter):
         s = self.settings
         if s.fanout:
             # Our own group, from now on; after a reconnect it exists and we go on where we were.
-            self._ensure_group(start="$")
+            ensure_group(self._client, s, start="$")
         self.assignment = [s.subscriber_group]
         # Entries pending from before a restart, failed ones and those of dead consumers.
         self._retry_pending(handler, dead)
@@ -285,7 +299,7 @@ class RedisAdapter(Adapter):
                 raise
             log.info("stream %s or group %s was deleted (%s); creating it again", s.stream,
                      s.subscriber_group, exc)
-            self._ensure_group()
+            ensure_group(self._client, self.settings)
             return
         entries = reply[0][1] if reply else []
         self._handle(handler, dead, entries, {})
@@ -295,63 +309,78 @@ class RedisAdapter(Adapter):
         # Not XAUTOCLAIM: it has one idle time for every consumer's entries, and it returns no
         # delivery counts, which the dead-letter decision needs from XPENDING anyway.
         s = self.settings
-        group = s.subscriber_group
         try:
-            rows = self._client.xpending_range(s.stream, group, "-", "+", s.batch, consumername=s.name,
-                                               idle=int(s.retry_idle * 1000))
-            stuck = self._client.xpending_range(s.stream, group, "-", "+", s.batch,
+            rows = self._client.xpending_range(s.stream, s.subscriber_group, "-", "+", s.batch,
+                                               consumername=s.name, idle=int(s.retry_idle * 1000))
+            stuck = self._client.xpending_range(s.stream, s.subscriber_group, "-", "+", s.batch,
                                                 idle=int(s.claim_idle * 1000))
         except redis.exceptions.ResponseError as exc:
             if not str(exc).startswith("NOGROUP"):
                 raise
             return  # _read_group creates it again
         others = [r for r in stuck if _text(r["consumer"]) != s.name]
-        for rows_, idle, whose in ((rows, s.retry_idle, "own"), (others, s.claim_idle, "others'")):
-            if not rows_:
-                continue
-            counts = {_text(r["message_id"]): int(r["times_delivered"]) for r in rows_}
-            claimed = self._client.xclaim(s.stream, group, s.name, int(idle * 1000),
-                                          [r["message_id"] for r in rows_])
-            claimed = [(i, f) for i, f in claimed if f is not None]  # deleted meanwhile: nothing to do
-            if whose != "own" and claimed:
-                log.info("claimed %d entries left pending over %gs by other consumers", len(claimed), idle)
-            # XCLAIM counted one more delivery: this is attempt number count + 1.
-            self._handle(handler, dead, claimed, {_text(i): counts.get(_text(i), 0) + 1 for i, _f in claimed})
+        if rows:
+            self._claim(handler, dead, rows, s.retry_idle, theirs=False)
+        if others:
+            self._claim(handler, dead, others, s.claim_idle, theirs=True)
+
+    def _claim(self, handler: Handler, dead: DeadHandler, rows: list, idle: float, theirs: bool) -> None:
+        """XCLAIM the pending entries of ``rows`` (XPENDING's: ours, or other consumers') and handle them."""
+        s = self.settings
+        counts = {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        claimed = self._client.xclaim(s.stream, s.subscriber_group, s.name, int(idle * 1000),
+                                      [r["message_id"] for r in rows])
+        claimed = [(i, f) for i, f in claimed if f is not None]  # deleted meanwhile: nothing to do
+        if theirs and claimed:
+            log.info("claimed %d entries left pending over %gs by other consumers", len(claimed), idle)
+        # XCLAIM counted one more delivery: this is attempt number count + 1.
+        self._handle(handler, dead, claimed, {_text(i): counts.get(_text(i), 0) + 1 for i, _f in claimed})
 
     def _handle(self, handler: Handler, dead: DeadHandler, entries, attempts: dict) -> None:
         """Process entries; XACK the processed ones, dead-letter those out of attempts."""
-        s = self.settings
         if not entries:
             handler([])
             return
-        # An entry delivered too often already (its consumer died on it, say) is not tried again.
-        # Fresh entries (no attempts known) are on their first delivery: nothing to look up.
-        spent = {i for i, (entry_id, _f) in enumerate(entries)
-                 if attempts.get(_text(entry_id), 1) > s.max_deliveries} if attempts else set()
+        spent = self._spent(entries, attempts)
         todo = [i for i in range(len(entries)) if i not in spent] if spent else range(len(entries))
-        # Entries taken up from the pending list come after later ones: no order is promised.
-        lane = REDELIVERED if attempts else ""
-        # Fresh entries have no lane: plain (body, key) pairs, the cheapest to make.
-        results = outcomes(handler([Received(entry_body(entries[i][1]), "", lane) if lane else
-                                    (entry_body(entries[i][1]), "") for i in todo]), len(todo))
+        results = outcomes(handler(_received(entries, todo, attempts)), len(todo))
         if not spent and all(reason is None for reason in results):  # the usual case: all processed
-            self._client.xack(s.stream, s.subscriber_group, *[entry_id for entry_id, _f in entries])
+            self._client.xack(self.settings.stream, self.settings.subscriber_group,
+                              *[entry_id for entry_id, _f in entries])
             return
-        done = [entries[i][0] for i, reason in zip(todo, results) if reason is None]
-        dying = [(entries[i], attempts.get(_text(entries[i][0]), 1), reason)
-                 for i, reason in zip(todo, results)
-                 if reason is not None and exhausted(attempts.get(_text(entries[i][0]), 1), s.max_deliveries)]
-        dying += [(entries[i], attempts[_text(entries[i][0])] - 1,
-                   f"delivered {attempts[_text(entries[i][0])] - 1} times without an ack") for i in sorted(spent)]
+        self._settle(dead, entries, attempts, list(zip(todo, results)), spent)
+
+    def _spent(self, entries, attempts: dict) -> set[int]:
+        """The entries delivered too often already (their consumer died on them, say): not tried again."""
+        if not attempts:  # fresh entries, on their first delivery: nothing to look up
+            return set()
+        return {i for i, (entry_id, _f) in enumerate(entries)
+                if attempts.get(_text(entry_id), 1) > self.settings.max_deliveries}
+
+    def _settle(self, dead: DeadHandler, entries, attempts: dict, results: list[tuple[int, str | None]],
+                spent: set[int]) -> None:
+        """XACK the processed entries and, once the dead-letter stream has them, those out of attempts."""
+        s = self.settings
+
+        def tries(i: int) -> int:
+            return attempts.get(_text(entries[i][0]), 1)
+
+        done = [entries[i][0] for i, reason in results if reason is None]
+        dying = [(entries[i], tries(i), reason) for i, reason in results
+                 if reason is not None and exhausted(tries(i), s.max_deliveries)]
+        dying += [(entries[i], tries(i) - 1, f"delivered {tries(i) - 1} times without an ack") for i in sorted(spent)]
         if dying:
-            pipe = self._client.pipeline(transaction=False)
-            for (entry_id, fields), n, reason in dying:
-                pipe.xadd(s.dlq, dead_fields(entry_id, entry_body(fields), n, reason))
-            pipe.execute()  # raises when the dead-letter stream did not take them: nothing acked
-            dead([(entry_body(fields), "", n, reason) for (_id, fields), n, reason in dying])
+            self._dead_letter(dead, dying)
             done += [entry_id for (entry_id, _f), _n, _r in dying]
         if done:
             self._client.xack(s.stream, s.subscriber_group, *done)
+
+    def _dead_letter(self, dead: DeadHandler, dying: list) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for (entry_id, fields), n, reason in dying:
+            pipe.xadd(self.settings.dlq, dead_fields(entry_id, entry_body(fields), n, reason))
+        pipe.execute()  # raises when the dead-letter stream did not take them: nothing acked
+        dead([(entry_body(fields), "", n, reason) for (_id, fields), n, reason in dying])
 
     def _consume_pubsub(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler) -> None:
         self._pubsub = self._client.pubsub()
@@ -362,23 +391,26 @@ class RedisAdapter(Adapter):
             message = self._pubsub.get_message(timeout=1.0)
             self.subscribed = bool(message and message.get("type") == "subscribe")
         while running():
-            batch: list[tuple[bytes, str]] = []
-            deadline = time.monotonic() + 0.2
-            while len(batch) < self.settings.batch:
-                # A batch is what has arrived, up to MQLAB_BATCH: once one message is in, only
-                # those already waiting join it, so a slow trickle is not held back to fill a batch.
-                message = self._pubsub.get_message(
-                    timeout=0.0 if batch else max(0.0, deadline - time.monotonic()))
-                if message is None:
-                    break
-                if message.get("type") == "message":
-                    batch.append((message["data"], ""))
+            batch = self._pubsub_batch()
             results = outcomes(handler(batch), len(batch))
             failed = [(*item, 1, f"{reason}; dropped (pubsub mode, no retries)")
                       for item, reason in zip(batch, results) if reason is not None]
             if failed:
                 dead(failed)
         self.subscribed = False
+
+    def _pubsub_batch(self) -> list[tuple[bytes, str]]:
+        """What has arrived, up to MQLAB_BATCH: once one message is in, only those already waiting
+        join it, so a slow trickle is not held back to fill a batch."""
+        batch: list[tuple[bytes, str]] = []
+        deadline = time.monotonic() + 0.2
+        while len(batch) < self.settings.batch:
+            message = self._pubsub.get_message(timeout=0.0 if batch else max(0.0, deadline - time.monotonic()))
+            if message is None:
+                break
+            if message.get("type") == "message":
+                batch.append((message["data"], ""))
+        return batch
 
     def close(self) -> None:
         pubsub, client = self._pubsub, self._client
@@ -403,6 +435,14 @@ def _node_of(client: redis.Redis) -> str:
         return f"{kwargs.get('host', '')}:{kwargs.get('port', '')}"
     except Exception:  # informational only
         return ""
+
+
+def _received(entries, todo, attempts: dict) -> list:
+    """What the handler gets for the entries numbered ``todo``."""
+    # Entries taken up from the pending list come after later ones: no order is promised.
+    lane = REDELIVERED if attempts else ""
+    # Fresh entries have no lane: plain (body, key) pairs, the cheapest to make.
+    return [Received(entry_body(entries[i][1]), "", lane) if lane else (entry_body(entries[i][1]), "") for i in todo]
 
 
 def _text(value) -> str:
