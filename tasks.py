@@ -17,12 +17,11 @@ from invoke.parser import Argument, ParserContext
 from invoke.exceptions import UnexpectedExit
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mqlab import config as lab_config
 from mqlab import bench as lab_bench
-from mqlab import benchreport, containers, lab, lifecycle, preflight, runs
-from mqlab import proof as lab_proof
+from mqlab import config as lab_config
+from mqlab import faults as lab_faults
 from mqlab import images as lab_images
-from mqlab.compose import InvokeRunner
+from mqlab import stack as lab_stack
 from mqlab.errors import LabError
 from mqlab.stacks import STACKS, get_stack
 
@@ -87,8 +86,8 @@ def lab_task(fn):
     return wrapper
 
 
-def _runner(c) -> InvokeRunner:
-    return InvokeRunner(c)
+def _runner(c) -> lab_stack.InvokeRunner:
+    return lab_stack.InvokeRunner(c)
 
 
 def _config(offline: bool = False):
@@ -113,9 +112,9 @@ def _echo(message: str) -> None:
 def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False):
     """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
     cfg = _config(offline)
-    n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else preflight.parse_int(consumers, "consumers")
+    n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab_stack.parse_int(consumers, "consumers")
     settings = {"MQLAB_BINDING": binding} if binding else {}
-    lifecycle.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose)
+    lab_stack.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose)
 
 
 @task(positional=["stack"], help={
@@ -125,14 +124,14 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
 @lab_task
 def down(c, stack, volumes=False):
     """Stop a stack (or all of them) and remove its containers."""
-    lifecycle.down(_config(), None if stack == "all" else stack, volumes, _runner(c), _echo)
+    lab_stack.down(_config(), None if stack == "all" else stack, volumes, _runner(c), _echo)
 
 
 @task
 @lab_task
 def ps(c):
     """List the containers of every mqlab stack, with state, health and ports."""
-    print(containers.render_ps(containers.ps()))
+    print(lab_stack.render_ps(lab_stack.ps()))
 
 
 @task(help={
@@ -144,8 +143,8 @@ def ps(c):
 @lab_task
 def logs(c, service="all", stack=None, follow=False, tail=None):
     """Show the logs of a running stack's services."""
-    n = None if tail is None else preflight.parse_int(tail, "tail")
-    containers.logs(_config(), stack, None if service == "all" else service, follow, n, _runner(c))
+    n = None if tail is None else lab_stack.parse_int(tail, "tail")
+    lab_stack.logs(_config(), stack, None if service == "all" else service, follow, n, _runner(c))
 
 
 @task(help={
@@ -155,7 +154,7 @@ def logs(c, service="all", stack=None, follow=False, tail=None):
 @lab_task
 def scale(c, stack, consumers):
     """Change the number of consumer containers of a running stack."""
-    lifecycle.scale(_config(), stack, preflight.parse_int(consumers, "consumers"), _runner(c), _echo)
+    lab_stack.scale(_config(), stack, lab_stack.parse_int(consumers, "consumers"), _runner(c), _echo)
 
 
 @task(help={
@@ -169,15 +168,15 @@ def scale(c, stack, consumers):
 @lab_task
 def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
     """Send COUNT messages through a one-shot producer container, with a progress bar."""
-    n = preflight.parse_int(count, "count")
-    s = preflight.parse_int(size, "size")
+    n = lab_stack.parse_int(count, "count")
+    s = lab_stack.parse_int(size, "size")
     cfg = _config()
     with Progress(TextColumn("acked"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False) as bar:
         job = bar.add_task("acked", total=n)
-        run = runs.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done), _echo,
-                          _runner(c), rate=None if rate is None else preflight.parse_float(rate, "rate"),
-                          poison_every=preflight.parse_int(poison_every, "poison-every"))
+        run = lab_stack.produce(cfg, stack, n, s, run_id, lambda done, total: bar.update(job, completed=done),
+                                _echo, _runner(c), rate=None if rate is None else lab_stack.parse_float(rate, "rate"),
+                                poison_every=lab_stack.parse_int(poison_every, "poison-every"))
     _echo(f"run {run} sent; check it with `invoke verify {stack}`")
 
 
@@ -190,8 +189,8 @@ def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
 @lab_task
 def verify(c, stack, run_id=None, settle=10, timeout=120):
     """Account for every message of a run: sent, received, lost, duplicated. Fails if any acked message is lost."""
-    report, text = runs.verify(_config(), stack, run_id, preflight.parse_float(settle, "settle"),
-                              preflight.parse_float(timeout, "timeout"))
+    report, text = lab_stack.verify(_config(), stack, run_id, lab_stack.parse_float(settle, "settle"),
+                                    lab_stack.parse_float(timeout, "timeout"))
     print(text)
     if not report.ok:
         raise Exit(code=1)
@@ -209,13 +208,13 @@ def verify(c, stack, run_id=None, settle=10, timeout=120):
 @lab_task
 def chaos(c, stack, fault, duration=None, service=None, node=None):
     """Break a running stack on purpose for a bounded time, then restore it; prints each step."""
-    seconds = None if duration is None else preflight.parse_float(duration, "duration")
-    lab.chaos(_config(), stack, fault, seconds, _echo, service, node)
+    seconds = None if duration is None else lab_stack.parse_float(duration, "duration")
+    lab_faults.inject_fault(_config(), stack, fault, seconds, _echo, service, node)
 
 
 @task(help={
     "stack": "the running cluster (kafka-cluster, rabbitmq-cluster, redis-sentinel)",
-    "faults": f"comma-separated node faults to run (default: all of {', '.join(lab_proof.FAULTS)})",
+    "faults": f"comma-separated node faults to run (default: all of {', '.join(lab_faults.PROOF_FAULTS)})",
     "nodes": "comma-separated targets of kill-node, pause-node and partition-node: leader, follower "
              "(default: both); rolling-restart restarts every node",
     "rounds": "rounds per fault and target (default 5, at most 50)",
@@ -223,12 +222,12 @@ def chaos(c, stack, fault, duration=None, service=None, node=None):
     "size": "the size of each message in bytes (default 256)",
 })
 @lab_task
-def proof(c, stack, faults=",".join(lab_proof.FAULTS), nodes="leader,follower", rounds=5, rate=200, size=256):
+def proof(c, stack, faults=",".join(lab_faults.PROOF_FAULTS), nodes="leader,follower", rounds=5, rate=200, size=256):
     """Run R rounds of each node fault under a steady produce, verify each round, print one table per fault."""
     cfg = _config()
-    text, saved, why = lab_proof.prove(cfg, stack, _words(faults), _words(nodes),
-                                       preflight.parse_int(rounds, "rounds"), preflight.parse_float(rate, "rate"),
-                                       preflight.parse_int(size, "size"), _runner(c), _echo)
+    text, saved, why = lab_faults.prove(cfg, stack, _words(faults), _words(nodes),
+                                        lab_stack.parse_int(rounds, "rounds"), lab_stack.parse_float(rate, "rate"),
+                                        lab_stack.parse_int(size, "size"), _runner(c), _echo)
     print(text)
     _echo(f"every round is in {saved.with_suffix('.json')}; the tables in {saved}")
     if why:
@@ -247,7 +246,7 @@ def _words(text: str) -> list[str]:
 @lab_task
 def dlq(c, stack, limit=20):
     """Show what is in the stack's dead-letter queue, stream or topic, and why it is there."""
-    print(lab.dlq(_config(), stack, preflight.parse_int(limit, "limit")))
+    print(lab_stack.show_dlq(_config(), stack, lab_stack.parse_int(limit, "limit")))
 
 
 @task(help={
@@ -257,10 +256,10 @@ def dlq(c, stack, limit=20):
 @lab_task
 def stats(c, stack, watch=None):
     """Per consumer: messages received, rate, partitions or queue, and the backlog at the broker."""
-    period = None if watch is None else preflight.parse_float(watch, "watch")
+    period = None if watch is None else lab_stack.parse_float(watch, "watch")
     deadline = time.monotonic() + 3600
     while True:
-        print(lab.stats(_config(), stack), flush=True)
+        print(lab_stack.show_stats(_config(), stack), flush=True)
         if not period or time.monotonic() > deadline:
             return
         time.sleep(max(period, 0.5))
@@ -337,7 +336,7 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
         run = lab_bench.bench(cfg, stack, params, _echo,
                               lambda done, label: bar.update(job, completed=done, description=label), _runner(c))
         bar.update(job, completed=1.0, description="done")
-    print(benchreport.markdown(run))
+    print(lab_bench.markdown(run))
     out = lab_bench.BENCH_DIR
     _echo(f"wrote {out}/{run['id']}.json, .md, -throughput.png and -latency.png; "
           "`invoke bench --compare` puts the stacks side by side")

@@ -11,7 +11,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def engine_or_skip():
     """Skip (or, in CI, fail) when there is no Docker engine: CI must never skip the e2e suite."""
-    from mqlab import preflight
+    from mqlab.stack import preflight
     from mqlab.errors import EngineError
 
     try:

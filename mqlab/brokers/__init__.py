@@ -2,8 +2,9 @@
 
 Each module owns, for its broker: the host-side client, backlog and consumer probes,
 reading the dead-letter destination, cleanup after a bench trial, the native benchmark
-tool (command, parser, trial) and the exposure policy. Adding a broker means one module
-here, one adapter in ``mqlab_services.adapters`` and one compose file.
+tool (command, parser, trial) and the exposure policy; ``native`` holds what those tools'
+results have in common (``NativeResult``, ``NativeError``, the parsing helpers). Adding a
+broker means one module here, one adapter in ``mqlab_services.adapters`` and one compose file.
 
     from mqlab import brokers
 

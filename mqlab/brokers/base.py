@@ -19,7 +19,7 @@ from ..stacks import STACKS
 
 if TYPE_CHECKING:  # only for annotations: these modules import mqlab.brokers
     from ..config import LabConfig
-    from ..native import NativeResult
+    from .native import NativeResult
     from ..stacks import Stack
 
 HOST = "127.0.0.1"
@@ -89,7 +89,7 @@ class Topology:
 
 @dataclass(frozen=True)
 class NativeRun:
-    """What one trial of a broker's own benchmark tool needs (see ``mqlab.bench``)."""
+    """What one trial of a broker's own benchmark tool needs (see ``mqlab.bench.plan``)."""
 
     config: "LabConfig"
     stack: "Stack"

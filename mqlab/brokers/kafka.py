@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from ..errors import UsageError
-from ..native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, check_rate, gist, option_number,
+from .native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, check_rate, gist, option_number,
                       positive, records_for, to_ns)
 from .base import HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names, text
 

@@ -17,7 +17,7 @@ import pika
 import pika.exceptions
 
 from ..errors import UsageError
-from ..native import NativeError, NativeResult, check_rate, gist, mb_per_s, option_number, positive, to_ns
+from .native import NativeError, NativeResult, check_rate, gist, mb_per_s, option_number, positive, to_ns
 from .base import (HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names,
                    text)
 

@@ -14,7 +14,7 @@ import csv
 import redis as redis_py
 
 from ..errors import UsageError
-from ..native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, gist, mb_per_s, positive,
+from .native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, gist, mb_per_s, positive,
                       records_for, to_ns)
 from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names, text
 

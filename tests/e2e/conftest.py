@@ -16,8 +16,11 @@ from dataclasses import dataclass
 import docker
 import pytest
 
-from mqlab import chaos, config, lifecycle, timeline
+from mqlab import config
+from mqlab.faults import chaos
+from mqlab.ledger import receipts, timeline
 from mqlab.modes import names_of
+from mqlab.stack import lifecycle
 from mqlab.stacks import STACKS, get_stack
 from tests.conftest import ROOT, engine_or_skip
 
@@ -176,7 +179,7 @@ LEDGER = ROOT / ".mqlab" / "ledger"
 
 
 def acked_count(run_id: str) -> int:
-    return sum(len(v) for v in timeline.column(LEDGER / run_id, *timeline.ACK_NS).values())
+    return sum(len(v) for v in receipts.column(LEDGER / run_id, *timeline.ACK_NS).values())
 
 
 def wait_for_acked(run_id: str, count: int, timeout: float = 60) -> int:
@@ -211,10 +214,11 @@ def started_at(stack: str, service: str) -> list[str]:
 def latency_ms_by_send_time(run_id: str) -> list[tuple[int, float]]:
     """(send_ns, end-to-end latency in ms) of every first delivery of the run."""
     seen, found = set(), []
-    for path in sorted((LEDGER / run_id).glob("recv-*.tsv")):
-        for line in path.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 5 and parts[0] not in seen:
-                seen.add(parts[0])
-                found.append((int(parts[3]), (int(parts[4]) - int(parts[3])) / 1e6))
+    for _consumer, path in receipts.files(LEDGER / run_id, receipts.RECV):
+        for parts in receipts.lines(path):
+            times = receipts.delivery_times(parts)
+            if times is not None and parts[receipts.ID] not in seen:
+                seen.add(parts[receipts.ID])
+                _seq, sent_ns, received_ns = times
+                found.append((sent_ns, (received_ns - sent_ns) / 1e6))
     return sorted(found)

@@ -17,7 +17,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from mqlab import chaos, ledger
+from mqlab import ledger
+from mqlab.faults import chaos
 from mqlab.stacks import get_stack
 from tests.conftest import ROOT
 from tests.e2e.conftest import invoke, running, start_stream, started_at, verify, wait_for_acked

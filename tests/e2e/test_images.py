@@ -4,7 +4,7 @@ Each broker image is started with ``docker run`` (through the Docker SDK), confi
 the way the compose files configure the official image, and must answer at protocol
 level from the host: an AMQP connection, a Redis PING, Kafka metadata through
 kafka-python, ZooKeeper's ``srvr``. PerfTest must run a short benchmark against the
-RabbitMQ image, with the arguments the lab passes (``mqlab.native``). The services image
+RabbitMQ image, with the arguments the lab passes (``mqlab.brokers.rabbitmq``). The services image
 must run ``producer --help`` and ``consumer --help``.
 
 Containers get unique names and the label ``org.mqlab.test=images``; they are removed

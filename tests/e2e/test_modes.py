@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from mqlab import compose, config
+from mqlab import config
+from mqlab.ledger import receipts
+from mqlab.stack import compose
 from mqlab.stacks import get_stack
 from tests.conftest import ROOT
 from tests.e2e.conftest import Case, invoke, produce, start_stream, started_at, verify, wait_for_acked
@@ -58,8 +60,8 @@ def test_topic_routing_keys_select_consumers(stacks):
     # The producer cycles orders.eu, orders.us, audit.eu: a third match no binding.
     assert report.unrouted == 1000 and report.lost == 0 and report.unique_received == 2000
     keys = set()
-    for path in (ROOT / ".mqlab" / "ledger" / run).glob("recv-*.tsv"):
-        keys |= {line.rstrip("\n").split("\t")[5] for line in path.open()}
+    for _consumer, path in receipts.files(ROOT / ".mqlab" / "ledger" / run, receipts.RECV):
+        keys |= {receipts.field(parts, receipts.RECV_KEY) for parts in receipts.lines(path)}
     assert keys == {"orders.eu", "orders.us"}
 
 

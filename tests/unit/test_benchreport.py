@@ -8,13 +8,16 @@ from hdrh.histogram import HdrHistogram
 from invoke import Exit, MockContext
 
 import tasks
-from mqlab import bench, benchrecord, benchreport, benchstack
+from mqlab.bench import plan as bench_plan
+from mqlab.bench import record as bench_record
+from mqlab.bench import report as bench_report
+from mqlab.bench import stack as bench_stack
 from mqlab.errors import UsageError
 from mqlab.stacks import STACKS
 
 
 def hdr(values):
-    h = HdrHistogram(*benchreport.HDR_RANGE)
+    h = HdrHistogram(*bench_report.HDR_RANGE)
     for v in values:
         h.record_value(v)
     encoded = h.encode()
@@ -35,7 +38,7 @@ def test_merge_adds_producers_and_consumers_and_their_histograms():
                  part("producer", "p1", [5, 10], 10, [3_000_000] * 10)]
     consumers = [part("consumer", "c0", [5, 15, 20, 5], 30, [2_000_000] * 30),
                  part("consumer", "c1", [0, 10, 10], 20, [50_000_000] * 20)]
-    trial = benchreport.merge_mqlab(producers, consumers)
+    trial = bench_report.merge_mqlab(producers, consumers)
     assert trial["send_rate"] == 25.0  # 50 in the window / 2 s
     assert trial["recv_rate"] == 25.0
     assert trial["mb_per_s"] == pytest.approx(50 * 1024 / 2 / 1e6)
@@ -53,23 +56,23 @@ def test_merge_adds_producers_and_consumers_and_their_histograms():
 
 
 def test_merge_needs_both_sides_and_keeps_errors():
-    with pytest.raises(benchreport.ResultError, match="expected producer and consumer"):
-        benchreport.merge_mqlab([part("producer", "p0", [1], 1, [1000])], [])
-    trial = benchreport.merge_mqlab([part("producer", "p0", [1], 1, [5000], error="lost the broker")],
+    with pytest.raises(bench_report.ResultError, match="expected producer and consumer"):
+        bench_report.merge_mqlab([part("producer", "p0", [1], 1, [1000])], [])
+    trial = bench_report.merge_mqlab([part("producer", "p0", [1], 1, [5000], error="lost the broker")],
                                     [part("consumer", "c0", [1], 1, [5000])])
     assert trial["error"] == "producer p0: lost the broker"
 
 
 def test_empty_histogram_has_no_quantiles():
-    q = benchreport.quantiles(benchreport.merge_histograms([]))
+    q = bench_report.quantiles(bench_report.merge_histograms([]))
     assert q["count"] == 0 and q["p99"] is None
 
 
 def test_read_parts_reports_a_broken_file(tmp_path):
     (tmp_path / "producer-a.json").write_text(json.dumps(part("producer", "a", [1], 1, [1000])))
     (tmp_path / "consumer-b.json").write_text("{not json")
-    with pytest.raises(benchreport.ResultError, match="consumer-b.json"):
-        benchreport.read_parts(tmp_path)
+    with pytest.raises(bench_report.ResultError, match="consumer-b.json"):
+        bench_report.read_parts(tmp_path)
 
 
 def native_result(send, recv, p99, kind="e2e"):
@@ -93,16 +96,16 @@ def sample_trials(native_kind="e2e"):
     for repeat, (safe, unsafe, nat) in enumerate([(1000, 1500, 10000), (3000, 4000, 12000), (2000, 5000, 8000)]):
         trials.append(trial(mqlab_record(safe, 4_000_000, 2_000_000), "mqlab work", "safe", "throughput", None, repeat))
         trials.append(trial(mqlab_record(unsafe, 1, 1), "mqlab autoack", "unsafe", "throughput", None, repeat))
-        trials.append(trial(benchreport.native_trial(native_result(nat, nat, 1)), "PerfTest", "native",
+        trials.append(trial(bench_report.native_trial(native_result(nat, nat, 1)), "PerfTest", "native",
                             "throughput", None, repeat))
         trials.append(trial(mqlab_record(1000, 3_000_000 + repeat, 1_500_000), "mqlab work", "safe", "latency", 1000, repeat))
-        trials.append(trial(benchreport.native_trial(native_result(1000, 1000, 1_000_000, native_kind)), "PerfTest",
+        trials.append(trial(bench_report.native_trial(native_result(1000, 1000, 1_000_000, native_kind)), "PerfTest",
                             "native", "latency", 1000, repeat))
     return trials
 
 
 def test_summary_takes_medians_and_computes_the_ratios():
-    summary = benchreport.summarise(sample_trials())
+    summary = bench_report.summarise(sample_trials())
     safe = summary["groups"]["mqlab work@throughput"]
     assert safe["send_rate"] == 2000 and safe["repeats"] == 3
     r = summary["ratios"]
@@ -113,14 +116,14 @@ def test_summary_takes_medians_and_computes_the_ratios():
 
 
 def test_p99_ratio_compares_ack_latency_with_a_tool_that_measures_acks():
-    r = benchreport.summarise(sample_trials(native_kind="ack"))["ratios"]
+    r = bench_report.summarise(sample_trials(native_kind="ack"))["ratios"]
     assert r["p99_kind"] == "ack"
     assert r["p99_ratio"] == pytest.approx(1.5)
 
 
 def test_one_rate_serves_both_phases():
     trials = [t for t in sample_trials() if t["phase"] == "throughput"]
-    r = benchreport.summarise(trials)["ratios"]
+    r = bench_report.summarise(trials)["ratios"]
     assert r["p99_ratio"] == pytest.approx(4_000_000 / 1)
 
 
@@ -134,11 +137,11 @@ def sample_run(tmp_path=None):
               "mode": "work", "repeat": 3, "latency_rate": 1000.0, "native": True}
     return {"schema": 1, "id": "rabbitmq-20260101T000000Z", "stack": "rabbitmq", "mode": "work", "unsafe_mode": "autoack",
             "params": params, "environment": {"pinning": "broker on CPU 0, clients on CPU 1"},
-            "finished": "2026-01-01T00:00:00+00:00", "trials": trials, "summary": benchreport.summarise(trials)}
+            "finished": "2026-01-01T00:00:00+00:00", "trials": trials, "summary": bench_report.summarise(trials)}
 
 
 def test_markdown_shows_every_group_and_the_ratios_against_targets():
-    text = benchreport.markdown(sample_run())
+    text = bench_report.markdown(sample_run())
     assert "| mqlab work | max | 2,000 |" in text
     assert "| PerfTest | 1,000/s |" in text
     assert "| R = mqlab sent ÷ native sent (at max) | 0.200 ✓ |" in text
@@ -149,40 +152,40 @@ def test_markdown_shows_every_group_and_the_ratios_against_targets():
 
 def test_plots_and_compare_write_files(tmp_path):
     run = sample_run()
-    paths = benchreport.plot_run(run, tmp_path)
+    paths = bench_report.plot_run(run, tmp_path)
     assert [p.name for p in paths] == [f"{run['id']}-throughput.png", f"{run['id']}-latency.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     other = {**run, "stack": "redis", "id": "redis-x"}
-    assert "| redis | 1024 B | work | 2,000 |" in benchreport.compare_markdown([run, other])
-    png = benchreport.plot_compare([run, other], tmp_path / "c.png")
+    assert "| redis | 1024 B | work | 2,000 |" in bench_report.compare_markdown([run, other])
+    png = bench_report.plot_compare([run, other], tmp_path / "c.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_fmt_ns():
-    assert benchreport.fmt_ns(None) == "-"
-    assert benchreport.fmt_ns(532_000) == "532 µs"
-    assert benchreport.fmt_ns(2_345_000) == "2.35 ms"
-    assert benchreport.fmt_ns(1_410_000_000) == "1.41 s"
-    assert benchreport.fmt_ns(12_000_000_000) == "12 s"
+    assert bench_report.fmt_ns(None) == "-"
+    assert bench_report.fmt_ns(532_000) == "532 µs"
+    assert bench_report.fmt_ns(2_345_000) == "2.35 ms"
+    assert bench_report.fmt_ns(1_410_000_000) == "1.41 s"
+    assert bench_report.fmt_ns(12_000_000_000) == "12 s"
 
 
 # --- planning and flags -------------------------------------------------------------------
 
 def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
-    params = bench.check_params(STACKS["rabbitmq"], bench.BenchParams(repeat=2))
-    trials = bench.plan(STACKS["rabbitmq"], params)
+    params = bench_plan.check_params(STACKS["rabbitmq"], bench_plan.BenchParams(repeat=2))
+    trials = bench_plan.plan(STACKS["rabbitmq"], params)
     assert [(t.role, t.phase, t.repeat) for t in trials[:7]] == [
         ("safe", "throughput", 0), ("unsafe", "throughput", 0), ("bare", "throughput", 0),
         ("bare-unsafe", "throughput", 0), ("native", "throughput", 0), ("safe", "latency", 0), ("native", "latency", 0)]
     assert len(trials) == 14 and trials[1].mode == "autoack" and trials[5].rate == 1000
     assert [(t.label, t.mode, t.rate) for t in trials[2:4]] == [("bare work", "work", None),
                                                                 ("bare autoack", "autoack", None)]
-    lossy = bench.plan(STACKS["redis"], bench.check_params(STACKS["redis"], bench.BenchParams(mode="pubsub", repeat=1)))
+    lossy = bench_plan.plan(STACKS["redis"], bench_plan.check_params(STACKS["redis"], bench_plan.BenchParams(mode="pubsub", repeat=1)))
     assert [(t.role, t.mode) for t in lossy] == [("safe", "pubsub"), ("bare", "pubsub"), ("native", None),
                                                  ("safe", "pubsub"), ("native", None)]
-    same_rate = bench.plan(STACKS["kafka"], bench.check_params(
-        STACKS["kafka"], bench.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False,
+    same_rate = bench_plan.plan(STACKS["kafka"], bench_plan.check_params(
+        STACKS["kafka"], bench_plan.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False,
                                            clients=("kafka-python",))))
     assert [(t.role, t.phase, t.label) for t in same_rate] == [("safe", "throughput", "mqlab group"),
                                                               ("unsafe", "throughput", "mqlab autocommit")]
@@ -190,8 +193,8 @@ def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
 
 def test_the_bare_client_runs_at_max_rate_in_the_modes_it_knows_unless_skipped():
     def roles(stack, **kw):
-        params = bench.check_params(STACKS[stack], bench.BenchParams(repeat=1, latency_rate=None, native=False, **kw))
-        return [(t.role, t.mode) for t in bench.plan(STACKS[stack], params)]
+        params = bench_plan.check_params(STACKS[stack], bench_plan.BenchParams(repeat=1, latency_rate=None, native=False, **kw))
+        return [(t.role, t.mode) for t in bench_plan.plan(STACKS[stack], params)]
 
     assert roles("rabbitmq", bare=False) == [("safe", "work"), ("unsafe", "autoack")]
     assert roles("rabbitmq", rate=500) == [("safe", "work"), ("unsafe", "autoack")]
@@ -201,8 +204,8 @@ def test_the_bare_client_runs_at_max_rate_in_the_modes_it_knows_unless_skipped()
 
 
 def test_kafka_measures_both_clients_side_by_side_by_default():
-    params = bench.check_params(STACKS["kafka"], bench.BenchParams(repeat=1))
-    trials = bench.plan(STACKS["kafka"], params)
+    params = bench_plan.check_params(STACKS["kafka"], bench_plan.BenchParams(repeat=1))
+    trials = bench_plan.plan(STACKS["kafka"], params)
     assert [(t.label, t.phase) for t in trials] == [
         ("mqlab group (kafka-python)", "throughput"), ("mqlab autocommit (kafka-python)", "throughput"),
         ("bare group (kafka-python)", "throughput"), ("bare autocommit (kafka-python)", "throughput"),
@@ -212,7 +215,7 @@ def test_kafka_measures_both_clients_side_by_side_by_default():
         ("mqlab group (kafka-python)", "latency"), ("mqlab group (confluent-kafka)", "latency"),
         ("kafka-perf-test", "latency")]
     with pytest.raises(UsageError, match="unknown client 'pika' for kafka: choose kafka-python, confluent-kafka or all"):
-        bench.check_params(STACKS["kafka"], bench.BenchParams(clients=("pika",)))
+        bench_plan.check_params(STACKS["kafka"], bench_plan.BenchParams(clients=("pika",)))
 
 
 def test_ratios_per_client():
@@ -223,9 +226,9 @@ def test_ratios_per_client():
             record = mqlab_record(send, 2_000_000, 1_000_000 if client == "kafka-python" else 500_000)
             trials.append({**trial(record, f"mqlab {role} ({client})", role, phase, None, 0), "client_name": client})
     for phase in ("throughput", "latency"):
-        trials.append(trial(benchreport.native_trial(native_result(10000, 10000, 1_000_000, "ack")), "kafka-perf-test",
+        trials.append(trial(bench_report.native_trial(native_result(10000, 10000, 1_000_000, "ack")), "kafka-perf-test",
                             "native", phase, None, 0))
-    summary = benchreport.summarise(trials)
+    summary = bench_report.summarise(trials)
     assert list(summary["by_client"]) == ["kafka-python", "confluent-kafka"]
     assert summary["by_client"]["confluent-kafka"]["r_send"] == pytest.approx(0.4)
     assert summary["by_client"]["confluent-kafka"]["p99_ratio"] == pytest.approx(0.5)
@@ -240,27 +243,27 @@ def test_ratios_per_client():
 ])
 def test_bad_params_are_one_line(field, value, message):
     with pytest.raises(UsageError, match=message):
-        bench.check_params(STACKS["rabbitmq"], bench.BenchParams(**{field: value}))
+        bench_plan.check_params(STACKS["rabbitmq"], bench_plan.BenchParams(**{field: value}))
 
 
 def test_parse_rate():
-    assert bench.parse_rate("max") is None
-    assert bench.parse_rate("2500") == 2500
+    assert bench_plan.parse_rate("max") is None
+    assert bench_plan.parse_rate("2500") == 2500
     with pytest.raises(UsageError, match="'max' or from 1"):
-        bench.parse_rate("0")
+        bench_plan.parse_rate("0")
     with pytest.raises(UsageError, match="must be a number"):
-        bench.parse_rate("fast")
+        bench_plan.parse_rate("fast")
 
 
 def test_cpu_split():
-    assert benchstack.client_cpus(1) is None
-    assert benchstack.client_cpus(2) == ("0", "1")
-    assert benchstack.client_cpus(8) == ("0-3", "4-7")
+    assert bench_stack.client_cpus(1) is None
+    assert bench_stack.client_cpus(2) == ("0", "1")
+    assert bench_stack.client_cpus(8) == ("0-3", "4-7")
 
 
 def test_bench_names_keep_trials_apart():
-    names = bench.bench_names("rabbitmq-x-01")
-    assert "MQLAB_EXCHANGE" not in names and bench.bench_names("x", "topic")["MQLAB_EXCHANGE"] == "bench.x.topic"
+    names = bench_plan.bench_names("rabbitmq-x-01")
+    assert "MQLAB_EXCHANGE" not in names and bench_plan.bench_names("x", "topic")["MQLAB_EXCHANGE"] == "bench.x.topic"
     assert names["MQLAB_QUEUE"] == names["MQLAB_TOPIC"] == "bench.rabbitmq-x-01"
     assert names["MQLAB_DLQ"] != names["MQLAB_QUEUE"]
 
@@ -287,13 +290,13 @@ def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "ROOT", tmp_path)
     monkeypatch.delenv("MQLAB_OFFLINE", raising=False)  # no images/offline.env in tmp_path
     (tmp_path / ".env").write_text("X=1\n")
-    out = tmp_path / bench.BENCH_DIR
+    out = tmp_path / bench_plan.BENCH_DIR
     out.mkdir(parents=True)
     old, new = sample_run(), sample_run()
     old["id"], old["finished"] = "rabbitmq-old", "2025-01-01T00:00:00+00:00"
     new["id"] = "rabbitmq-new"
     for run in (old, new):
-        benchrecord.write_json(out / f"{run['id']}.json", run)
+        bench_record.write_json(out / f"{run['id']}.json", run)
     (out / "notes.json").write_text("[]")
     tasks.bench(MockContext(), "", compare=True)
     written = sorted(p.suffix for p in out.glob("compare-*"))
@@ -310,7 +313,7 @@ def test_a_profile_is_summed_by_function_and_by_the_labs_own_code_on_the_stack()
         "<module> (bench.py:1);run (mqlab_services/bench.py:10);publish (mqlab_services/adapters/redis.py:9) 1",
         "garbage line without a count",
     ])
-    summary = benchreport.profile_summary(collapsed, top=3)
+    summary = bench_report.profile_summary(collapsed, top=3)
     assert summary["samples"] == 10
     assert summary["self"] == [["send (redis/connection.py)", 60.0], ["encode (mqlab_services/envelope.py)", 30.0],
                                ["publish (mqlab_services/adapters/redis.py)", 10.0]]
@@ -319,10 +322,10 @@ def test_a_profile_is_summed_by_function_and_by_the_labs_own_code_on_the_stack()
                               ["encode (mqlab_services/envelope.py)", 30.0]]
     run = {"id": "redis-1", "trials": [{"label": "mqlab stream", "rate": None, "phase": "throughput", "repeat": 0,
                                          "profile": {"producer p0": summary}}]}
-    text = benchreport.profile_markdown(run)
+    text = bench_report.profile_markdown(run)
     assert "## mqlab stream @ max, throughput: producer p0 (10 samples)" in text
     assert "| `send (redis/connection.py)` | 60.0 | `run (mqlab_services/bench.py)` | 100.0 |" in text
-    assert benchreport.profile_summary("") == {"samples": 0, "self": [], "lab": []}
+    assert bench_report.profile_summary("") == {"samples": 0, "self": [], "lab": []}
 
 
 def test_o_is_mqlab_over_the_bare_client_in_each_mode_per_client_and_shows_in_the_tables():
@@ -332,9 +335,9 @@ def test_o_is_mqlab_over_the_bare_client_in_each_mode_per_client_and_shows_in_th
                                   ("bare", "bare group", bare), ("bare-unsafe", "bare autocommit", bare * 2)):
             record = {**mqlab_record(send, 1, 1), "kind": "bare" if role.startswith("bare") else "mqlab"}
             trials.append({**trial(record, f"{label} ({client})", role, "throughput", None, 0), "client_name": client})
-    trials.append(trial(benchreport.native_trial(native_result(10000, 10000, 1_000_000, "ack")), "kafka-perf-test",
+    trials.append(trial(bench_report.native_trial(native_result(10000, 10000, 1_000_000, "ack")), "kafka-perf-test",
                         "native", "throughput", None, 0))
-    summary = benchreport.summarise(trials)
+    summary = bench_report.summarise(trials)
     assert summary["by_client"]["kafka-python"]["o_send"] == pytest.approx(0.9)
     assert summary["by_client"]["kafka-python"]["o_unsafe"] == pytest.approx(0.675)
     assert summary["by_client"]["confluent-kafka"]["o_send"] == pytest.approx(0.25)
@@ -343,10 +346,10 @@ def test_o_is_mqlab_over_the_bare_client_in_each_mode_per_client_and_shows_in_th
            "summary": summary, "environment": {}, "params": {"size": 1024, "producers": 1, "consumers": 1,
                                                           "warmup": 3, "duration": 10, "repeat": 1, "rate": None,
                                                           "latency_rate": None}}
-    text = benchreport.markdown(run)
+    text = bench_report.markdown(run)
     assert "| O = mqlab (kafka-python) sent ÷ bare client sent, safe mode (at max) | 0.900 ✓ | ≥ 0.8 |" in text
     assert "| O = mqlab (confluent-kafka) sent ÷ bare client sent, lossy mode (at max) | 0.188 ✗ | ≥ 0.8 |" in text
-    row = [line for line in benchreport.compare_markdown([run]).splitlines() if "confluent-kafka" in line][0]
+    row = [line for line in bench_report.compare_markdown([run]).splitlines() if "confluent-kafka" in line][0]
     assert "| 8,000 | 0.250 ✗ | 0.188 ✗ |" in row
 
 
@@ -355,8 +358,8 @@ def test_a_trials_profiles_are_summed_per_container_next_to_its_numbers(tmp_path
         (tmp_path / f"{p['role']}-{p['name']}.json").write_text(json.dumps(p))
     (tmp_path / "lab-bench-t1-p0.pyspy").write_text("run (mqlab_services/bench.py:1);encode (mqlab_services/envelope.py:2) 4\n")
     (tmp_path / "lab-bench-t1-c0.pyspy").write_text("run (mqlab_services/bench.py:1) 2\n")
-    trial = bench.Trial("mqlab work", "safe", "throughput", None, "work", 0)
-    record = bench.Bench._mqlab_results(trial, tmp_path, [0, 0])
+    trial = bench_plan.Trial("mqlab work", "safe", "throughput", None, "work", 0)
+    record = bench_plan.Bench._mqlab_results(trial, tmp_path, [0, 0])
     assert record["send_rate"] == 2.5
     assert sorted(record["profile"]) == ["consumer c0", "producer p0"]
     assert record["profile"]["producer p0"]["self"] == [["encode (mqlab_services/envelope.py)", 100.0]]

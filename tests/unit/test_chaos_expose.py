@@ -1,7 +1,9 @@
 import pytest
 
-from mqlab import chaos, config, expose, lifecycle
+from mqlab import config
 from mqlab.errors import UsageError
+from mqlab.faults import chaos
+from mqlab.stack import expose, lifecycle
 from mqlab.stacks import get_stack
 
 

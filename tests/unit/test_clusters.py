@@ -3,10 +3,12 @@ node choice, and the proof's round table."""
 
 import pytest
 
-from mqlab import bench, brokers, chaos, config, lifecycle, proof
+from mqlab import bench, brokers, config
 from mqlab.brokers.kafka import PartitionState, partition_states
 from mqlab.brokers.rabbitmq import node_name, queue_topology
 from mqlab.errors import UsageError
+from mqlab.faults import chaos, proof
+from mqlab.stack import lifecycle
 from mqlab.stacks import STACKS, get_stack
 from tests.conftest import ROOT
 
@@ -142,7 +144,7 @@ def test_every_stack_knows_its_images_and_nodes():
 
 
 def test_timelines_find_the_longest_silence_up_to_the_producers_stop(tmp_path):
-    from mqlab import timeline
+    from mqlab.ledger import timeline
     s = 1_000_000_000
     (tmp_path / "sent-p1.tsv").write_text("".join(f"id{i}\t{i}\t0\t{t}\n" for i, t in enumerate((1 * s, 2 * s, 9 * s))))
     (tmp_path / "sent-p2.tsv").write_text(f"x\t0\t0\t{4 * s}\n" + "torn\t1\t0\t")  # a torn last line is skipped
@@ -154,7 +156,7 @@ def test_timelines_find_the_longest_silence_up_to_the_producers_stop(tmp_path):
 
 
 def test_a_consumer_is_silent_until_a_fault_that_outlasted_the_run_ends(tmp_path):
-    from mqlab import timeline
+    from mqlab.ledger import timeline
     s = 1_000_000_000
     (tmp_path / "recv-a.tsv").write_text("".join(f"a{i}\tp\t{i}\t0\t{t * s}\n" for i, t in enumerate((1, 2, 8))))
     (tmp_path / "recv-b.tsv").write_text("".join(f"b{i}\tp\t{i}\t0\t{t * s}\n" for i, t in enumerate((1, 3))))

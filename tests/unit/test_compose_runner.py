@@ -6,7 +6,7 @@ import time
 import pytest
 from invoke import Context
 
-from mqlab.compose import InvokeRunner
+from mqlab.stack.compose import InvokeRunner
 from mqlab.errors import LabError
 
 

@@ -1,7 +1,8 @@
 import pytest
 
-from mqlab import compose, config, preflight
+from mqlab import config
 from mqlab.errors import UsageError
+from mqlab.stack import compose, preflight
 from mqlab.stacks import STACKS, get_stack, stack_of_project
 
 

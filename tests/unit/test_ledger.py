@@ -187,7 +187,7 @@ def test_in_a_lossy_mode_a_failed_message_is_dropped_and_lost(tmp_path):
 
 
 def test_line_counter_reads_only_what_was_appended(tmp_path):
-    from mqlab.runs import LineCounter
+    from mqlab.stack.runs import LineCounter
 
     counter = LineCounter(tmp_path, "sent-*.tsv")
     assert counter() == 0

@@ -1,4 +1,4 @@
-"""The ledger's two engines agree: DuckDB (mqlab.ledgersql, the default) and Python (the reference).
+"""The ledger's two engines agree: DuckDB (mqlab.ledger.duckdb_engine, the default) and Python (the reference).
 
 Every scenario of test_ledger.py is run again with each read of a run compared field by field,
 then seeded random runs try every rule at once: several producers and consumers, resends,
@@ -22,8 +22,10 @@ import duckdb
 import pytest
 
 import tests.unit.test_ledger as scenarios
-from mqlab import ledger, ledgersql
+from mqlab import ledger
 from mqlab.errors import LabError, UsageError
+from mqlab.ledger import duckdb_engine
+from mqlab.ledger import run as ledger_run
 from tests.tools.make_ledger import write_run
 
 
@@ -49,6 +51,7 @@ def test_every_scenario_of_the_ledger_tests_reads_the_same(scenario, tmp_path, m
         return duck
 
     monkeypatch.setattr(ledger, "read_run", compared)
+    monkeypatch.setattr(ledger_run, "read_run", compared)  # what wait_for_run reads with
     scenario(tmp_path)
 
 
@@ -316,7 +319,7 @@ def test_numbers_that_are_not_are_read_as_short_lines_by_both_engines(tmp_path):
 def test_receipt_numbers_are_read_as_duckdb_reads_them(text, number):
     assert ledger.receipt_number(text) == number
     with duckdb.connect() as con:
-        assert con.execute(f"SELECT {ledgersql.SIGNED.format('$1')}", [text]).fetchone()[0] == number
+        assert con.execute(f"SELECT {duckdb_engine.SIGNED.format('$1')}", [text]).fetchone()[0] == number
 
 
 def test_ids_that_look_like_hex_are_not_mixed_up(tmp_path):
@@ -354,7 +357,7 @@ def test_an_unknown_engine_is_a_usage_error(tmp_path):
 def test_the_default_engine_is_duckdb(tmp_path, monkeypatch):
     scenarios.write(tmp_path / "r" / "sent-p1.tsv", scenarios.sent(["a"]))
     calls = []
-    monkeypatch.setattr(ledgersql, "read_report", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(duckdb_engine, "read_report", lambda *args, **kwargs: calls.append(kwargs))
     ledger.read_run(tmp_path, "r")
     assert len(calls) == 1
 
@@ -370,7 +373,7 @@ def read_fifo(path: str) -> bytes:
 def test_the_pipe_gives_the_complete_lines_as_they_were_when_it_opened(tmp_path):
     source = tmp_path / "recv-c1.tsv"
     source.write_bytes(b"a\t1\nb\t2\nc\t")
-    pipe = ledgersql.BoundedPipe(source, str(tmp_path), "pipe")
+    pipe = duckdb_engine.BoundedPipe(source, str(tmp_path), "pipe")
     with source.open("ab") as fh:
         fh.write(b"3\nd\t4\n")  # written while the file is read: not seen
     assert read_fifo(pipe.path) == b"a\t1\nb\t2\n"
@@ -384,14 +387,14 @@ def test_complete_length(tmp_path, data, length):
     path = tmp_path / "f"
     path.write_bytes(data)
     with path.open("rb") as fh:
-        assert ledgersql.complete_length(fh.fileno()) == length
+        assert duckdb_engine.complete_length(fh.fileno()) == length
 
 
 def test_a_pipe_nobody_reads_is_closed_without_waiting(tmp_path):
     source = tmp_path / "sent-p1.tsv"
     source.write_bytes(b"a\t1\n" * 1_000_000)
     for opened in (False, True):
-        pipe = ledgersql.BoundedPipe(source, str(tmp_path), "pipe")
+        pipe = duckdb_engine.BoundedPipe(source, str(tmp_path), "pipe")
         if opened:  # the reader stops early
             fd = os.open(pipe.path, os.O_RDONLY)
             os.read(fd, 10)
@@ -410,7 +413,7 @@ def test_the_scratch_database_and_its_spill_are_kept_under_mqlab_and_removed(tmp
     elsewhere.mkdir()
     monkeypatch.setenv("TMPDIR", str(elsewhere))
     monkeypatch.setattr("tempfile.tempdir", None)
-    account, seen = ledgersql._account, {}
+    account, seen = duckdb_engine._account, {}
 
     def spy(con, *args, **kwargs):
         seen["database"], seen["spill"], seen["bound"] = con.execute(
@@ -418,11 +421,11 @@ def test_the_scratch_database_and_its_spill_are_kept_under_mqlab_and_removed(tmp
             "current_setting('temp_directory'), current_setting('max_temp_directory_size')").fetchone()
         return account(con, *args, **kwargs)
 
-    monkeypatch.setattr(ledgersql, "_account", spy)
+    monkeypatch.setattr(duckdb_engine, "_account", spy)
     assert ledger.read_run(ledger_dir, "r").lost == 1
     scratch = tmp_path / ".mqlab" / "scratch"
     assert Path(seen["database"]).parent.parent == scratch and Path(seen["spill"]).parent.parent == scratch
-    with duckdb.connect(config={"max_temp_directory_size": ledgersql.SPILL_LIMIT}) as con:
+    with duckdb.connect(config={"max_temp_directory_size": duckdb_engine.SPILL_LIMIT}) as con:
         assert seen["bound"] == con.execute("SELECT current_setting('max_temp_directory_size')").fetchone()[0]
     assert list(scratch.iterdir()) == [] and list(elsewhere.iterdir()) == []
 
@@ -454,7 +457,7 @@ def test_a_full_scratch_directory_is_one_line_that_says_where_and_what_to_do(tmp
     ledger_dir = synthetic_run(tmp_path)
     scratch = tmp_path / ".mqlab" / "scratch"
     with tmpfs(scratch, "size=2m"):
-        with pytest.raises(ledgersql.ScratchError) as caught:
+        with pytest.raises(duckdb_engine.ScratchError) as caught:
             ledger.read_run(ledger_dir, "big")
         assert list(scratch.iterdir()) == []
     message = str(caught.value)
@@ -475,12 +478,12 @@ def test_a_scratch_directory_that_cannot_be_written_is_one_line(tmp_path):
     scenarios.write(tmp_path / ".mqlab" / "ledger" / "r" / "sent-p1.tsv", scenarios.sent(["a"]))
     scratch = tmp_path / ".mqlab" / "scratch"
     if os.geteuid() == 0:  # root writes anywhere it may: only a read-only disk stops it
-        with tmpfs(scratch, "ro,size=1m"), pytest.raises(ledgersql.ScratchError) as caught:
+        with tmpfs(scratch, "ro,size=1m"), pytest.raises(duckdb_engine.ScratchError) as caught:
             ledger.read_run(tmp_path / ".mqlab" / "ledger", "r")
         assert "Read-only file system" in str(caught.value)
     else:
         scratch.mkdir(mode=0o500)
-        with pytest.raises(ledgersql.ScratchError) as caught:
+        with pytest.raises(duckdb_engine.ScratchError) as caught:
             ledger.read_run(tmp_path / ".mqlab" / "ledger", "r")
         assert "Permission denied" in str(caught.value)
     assert str(caught.value).startswith(f"the ledger's engine could not write its scratch files in {scratch}: ")
@@ -491,7 +494,7 @@ def test_without_named_pipes_the_python_engine_reads_and_says_so_once(tmp_path, 
     scenarios.write(tmp_path / "r" / "recv-c1.tsv", scenarios.recv(["a", "a"]))
     expected = ledger.read_run(tmp_path, "r", engine="python")
     monkeypatch.delattr(os, "mkfifo")
-    monkeypatch.setattr(ledger, "_SAID", set())
+    monkeypatch.setattr(ledger_run, "_SAID", set())
     assert [ledger.read_run(tmp_path, "r") for _ in range(3)] == [expected] * 3
     said = capsys.readouterr().err.splitlines()
     assert len(said) == 1 and said[0].startswith("mqlab: this platform has no named pipes (os.mkfifo)")
@@ -513,8 +516,8 @@ def test_a_pipe_that_cannot_be_made_leaves_no_file_open(tmp_path):
     source = tmp_path / "sent-p1.tsv"
     source.write_bytes(b"a\t1\n")
     (tmp_path / "pipe").write_bytes(b"")  # mkfifo fails: the name is taken
-    with pytest.raises(ledgersql.ScratchError, match=f"scratch files in {tmp_path}: .*File exists"):
-        ledgersql.BoundedPipe(source, str(tmp_path), "pipe")
+    with pytest.raises(duckdb_engine.ScratchError, match=f"scratch files in {tmp_path}: .*File exists"):
+        duckdb_engine.BoundedPipe(source, str(tmp_path), "pipe")
     assert str(source) not in open_files()
 
 

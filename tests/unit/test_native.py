@@ -1,10 +1,11 @@
-"""The native tools (mqlab.native and each broker's module in mqlab.brokers): command lines, and parsers fed with output the tools printed
+"""The native tools (mqlab.brokers.native and each broker's module in mqlab.brokers): command lines, and parsers fed with output the tools printed
 against the lab's stacks (trimmed: fewer progress lines; the Redis payload is rebuilt)."""
 
 import pytest
 
-from mqlab import brokers, native
+from mqlab import brokers
 from mqlab.brokers import kafka as kafka_host
+from mqlab.brokers import native
 from mqlab.brokers import rabbitmq as rabbitmq_host
 from mqlab.brokers import redis as redis_host
 from mqlab.errors import LabError

@@ -3,7 +3,9 @@
 
 import json
 
-from mqlab import config, preflight, proof
+from mqlab import config
+from mqlab.faults import proof
+from mqlab.stack import preflight
 
 
 def test_each_round_line_shows_how_long_the_fault_took(tmp_path, monkeypatch):

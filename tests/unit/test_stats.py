@@ -1,6 +1,6 @@
 import json
 
-from mqlab import stats
+from mqlab.stack import stats
 
 
 def test_read_status_and_missing(tmp_path):

@@ -11,8 +11,9 @@ Pure functions over plain data, so that every number in a report can be tested:
   benchmark is about (R = mqlab's rate / the native rate, O = mqlab's rate / the bare
   client's rate in the safe and the lossy mode, the p99 ratio at a fixed rate, the safe
   mode's rate / the lossy mode's rate);
-- :func:`markdown` and :func:`compare_markdown` render tables; :func:`plot_run` and
-  :func:`plot_compare` draw PNGs (matplotlib, no display needed).
+- :func:`markdown` and :func:`compare_markdown` render tables (through
+  :func:`mqlab.tables.markdown`); :func:`plot_run` and :func:`plot_compare` draw PNGs
+  (matplotlib, no display needed).
 
 Latencies are nanoseconds everywhere; rates are messages per second.
 """
@@ -28,6 +29,8 @@ from typing import Iterable
 import matplotlib.pyplot as plt
 from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import FuncFormatter
+
+from .. import tables
 
 #: Quantiles reported for every trial, as (key, percentile).
 QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
@@ -287,14 +290,18 @@ def profile_markdown(run: dict) -> str:
             continue
         for name, prof in sorted(t["profile"].items()):
             lines += [f"## {t['label']} @ {fmt_target_rate(t['rate'])}, {t['phase']}: {name} "
-                      f"({prof['samples']:,} samples)", "", "| self | % | lab code | % |", "|---|---|---|---|"]
-            rows = max(len(prof["self"]), len(prof["lab"]))
-            for i in range(rows):
-                a = prof["self"][i] if i < len(prof["self"]) else ["", ""]
-                b = prof["lab"][i] if i < len(prof["lab"]) else ["", ""]
-                lines.append(f"| `{a[0]}` | {a[1]} | `{b[0]}` | {b[1]} |".replace("``", ""))
-            lines.append("")
+                      f"({prof['samples']:,} samples)", "", _profile_table(prof), ""]
     return "\n".join(lines) + "\n"
+
+
+def _profile_table(prof: dict) -> str:
+    """The top functions by own samples beside the top lab functions, a pair of columns each."""
+    def cells(entries: list, i: int) -> list:
+        name, share = entries[i] if i < len(entries) else ["", ""]
+        return [f"`{name}`".replace("``", ""), share]  # an empty name stays an empty cell
+
+    rows = [cells(prof["self"], i) + cells(prof["lab"], i) for i in range(max(len(prof["self"]), len(prof["lab"])))]
+    return tables.markdown(("self", "%", "lab code", "%"), rows)
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -343,6 +350,49 @@ TOOL_NOTES = {
 }
 
 
+def _latencies(lat: dict) -> list[str]:
+    return [fmt_ns(lat.get(key)) for key in ("p50", "p99", "p999", "max")]
+
+
+def _groups_table(summary: dict) -> str:
+    """A row per group of trials (a client or tool at a rate), with a row of its broker-ack
+    latency beneath where it has one."""
+    rows = []
+    for g in summary["groups"].values():
+        mb = "-" if g["mb_per_s"] is None else f"{g['mb_per_s']:.1f}"
+        rows.append([g["label"], fmt_target_rate(g["rate"]), fmt_rate(g["send_rate"]), fmt_rate(g["recv_rate"]), mb,
+                     g["latency_kind"], *_latencies(g.get("latency") or {})])
+        ack = g.get("ack_latency")
+        if ack and ack.get("p99") is not None:
+            rows.append(["↳ same, broker ack", None, None, None, None, "ack", *_latencies(ack)])
+    return tables.markdown(("client", "rate asked", "sent msg/s", "received msg/s", "MB/s", "latency", "p50", "p99",
+                            "p99.9", "max"), rows)
+
+
+def _ratio_rows(r: dict, of: str, p: dict, t: dict) -> list[tuple[str, str, str]]:
+    """R, O, safe ÷ lossy and the p99 ratio of one client (``of`` names it, where there are several)."""
+    return [
+        (f"R = mqlab{of} sent ÷ native sent (at {fmt_target_rate(p['rate'])})", fmt_ratio(r["r_send"], t["r"]),
+         f"≥ {t['r']} (aim {t['r_aim']})"),
+        (f"mqlab{of} received ÷ native received", fmt_ratio(r["r_recv"]), "-"),
+        (f"O = mqlab{of} sent ÷ bare client sent, safe mode (at max)", fmt_ratio(r.get("o_send"), t.get("o")),
+         f"≥ {t.get('o')}"),
+        (f"O = mqlab{of} sent ÷ bare client sent, lossy mode (at max)", fmt_ratio(r.get("o_unsafe"), t.get("o")),
+         f"≥ {t.get('o')}"),
+        (f"safe mode ÷ lossy mode (mqlab{of} sent)", fmt_ratio(r["safe_vs_unsafe"], t["safe_vs_unsafe"]),
+         f"≥ {t['safe_vs_unsafe']}"),
+        (f"p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency)",
+         fmt_ratio(r["p99_ratio"], t["p99_ratio"], above=False), f"≤ {t['p99_ratio']}"),
+    ]
+
+
+def _ratios_table(summary: dict, p: dict) -> str:
+    by_client = summary.get("by_client") or {"": summary["ratios"]}
+    rows = [row for client, r in by_client.items()
+            for row in _ratio_rows(r, f" ({client})" if len(by_client) > 1 else "", p, summary["targets"])]
+    return tables.markdown(("ratio", "measured", "target"), rows)
+
+
 def markdown(run: dict) -> str:
     """The Markdown report of one run."""
     p = run["params"]
@@ -354,38 +404,10 @@ def markdown(run: dict) -> str:
         f"{p['warmup']:g} s warm-up + {p['duration']:g} s measured, median of {p['repeat']}; "
         f"{run['environment'].get('pinning', 'no pinning')}.",
         "",
-        "| client | rate asked | sent msg/s | received msg/s | MB/s | latency | p50 | p99 | p99.9 | max |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        _groups_table(summary),
+        "",
+        _ratios_table(summary, p),
     ]
-    for g in summary["groups"].values():
-        lat = g.get("latency") or {}
-        mb = "-" if g["mb_per_s"] is None else f"{g['mb_per_s']:.1f}"
-        lines.append(
-            f"| {g['label']} | {fmt_target_rate(g['rate'])} | {fmt_rate(g['send_rate'])} | {fmt_rate(g['recv_rate'])} | "
-            f"{mb} | {g['latency_kind']} | "
-            f"{fmt_ns(lat.get('p50'))} | {fmt_ns(lat.get('p99'))} | {fmt_ns(lat.get('p999'))} | {fmt_ns(lat.get('max'))} |")
-        ack = g.get("ack_latency")
-        if ack and ack.get("p99") is not None:
-            lines.append(f"| ↳ same, broker ack | | | | | ack | {fmt_ns(ack.get('p50'))} | {fmt_ns(ack.get('p99'))} | "
-                         f"{fmt_ns(ack.get('p999'))} | {fmt_ns(ack.get('max'))} |")
-    t = summary["targets"]
-    by_client = summary.get("by_client") or {"": summary["ratios"]}
-    lines += ["", "| ratio | measured | target |", "|---|---|---|"]
-    for client, r in by_client.items():
-        of = f" ({client})" if len(by_client) > 1 else ""
-        lines += [
-            f"| R = mqlab{of} sent ÷ native sent (at {fmt_target_rate(p['rate'])}) | {fmt_ratio(r['r_send'], t['r'])} | "
-            f"≥ {t['r']} (aim {t['r_aim']}) |",
-            f"| mqlab{of} received ÷ native received | {fmt_ratio(r['r_recv'])} | - |",
-            f"| O = mqlab{of} sent ÷ bare client sent, safe mode (at max) | "
-            f"{fmt_ratio(r.get('o_send'), t.get('o'))} | ≥ {t.get('o')} |",
-            f"| O = mqlab{of} sent ÷ bare client sent, lossy mode (at max) | "
-            f"{fmt_ratio(r.get('o_unsafe'), t.get('o'))} | ≥ {t.get('o')} |",
-            f"| safe mode ÷ lossy mode (mqlab{of} sent) | {fmt_ratio(r['safe_vs_unsafe'], t['safe_vs_unsafe'])} | "
-            f"≥ {t['safe_vs_unsafe']} |",
-            f"| p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency) | "
-            f"{fmt_ratio(r['p99_ratio'], t['p99_ratio'], above=False)} | ≤ {t['p99_ratio']} |",
-        ]
     notes = {TOOL_NOTES[g["label"]] for g in summary["groups"].values() if g["label"] in TOOL_NOTES}
     lines += ["", "mqlab's latency is end to end, from each message's scheduled send time to its receipt, so a "
               "producer that falls behind counts the wait (no coordinated omission); its ack latency ends at "
@@ -396,33 +418,37 @@ def markdown(run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+COMPARE_HEADERS = ("stack", "size", "mqlab mode", "mqlab sent msg/s", "native", "native sent msg/s", "R",
+                   "bare client sent msg/s", "O", "O lossy", "safe ÷ lossy", "p99 mqlab", "p99 native", "p99 ratio",
+                   "run")
+
+
+def _compare_rows(run: dict) -> list[list[str]]:
+    """A row per mqlab client of one run."""
+    groups = list(run["summary"]["groups"].values())
+    by_client = run["summary"].get("by_client") or {None: run["summary"]["ratios"]}
+    native, native_lat = pick(groups, "native", "throughput") or {}, pick(groups, "native", "latency") or {}
+    kind = native_lat.get("latency_kind", "e2e")
+    rows = []
+    for client, r in by_client.items():
+        safe = pick(groups, "safe", "throughput", client) or {}
+        bare = pick(groups, "bare", "throughput", client) or {}
+        safe_lat = pick(groups, "safe", "latency", client) or {}
+        mode = run["mode"] + (f" ({client})" if client and len(by_client) > 1 else "")
+        rows.append([
+            run["stack"], f"{run['params']['size']} B", mode, fmt_rate(safe.get("send_rate")),
+            native.get("label", "-"), fmt_rate(native.get("send_rate")), fmt_ratio(r["r_send"], TARGETS["r"]),
+            fmt_rate(bare.get("send_rate")), fmt_ratio(r.get("o_send"), TARGETS["o"]),
+            fmt_ratio(r.get("o_unsafe"), TARGETS["o"]), fmt_ratio(r["safe_vs_unsafe"], TARGETS["safe_vs_unsafe"]),
+            fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None),
+            f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind})",
+            fmt_ratio(r["p99_ratio"], TARGETS["p99_ratio"], above=False), f"`{run['id']}`"])
+    return rows
+
+
 def compare_markdown(runs: list[dict]) -> str:
     """One table over the latest run of each stack."""
-    lines = [
-        "| stack | size | mqlab mode | mqlab sent msg/s | native | native sent msg/s | R | bare client sent msg/s "
-        "| O | O lossy | safe ÷ lossy | p99 mqlab | p99 native | p99 ratio | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in runs:
-        groups = list(run["summary"]["groups"].values())
-        by_client = run["summary"].get("by_client") or {None: run["summary"]["ratios"]}
-        native, native_lat = pick(groups, "native", "throughput") or {}, pick(groups, "native", "latency") or {}
-        kind = native_lat.get("latency_kind", "e2e")
-        for client, r in by_client.items():
-            safe = pick(groups, "safe", "throughput", client) or {}
-            bare = pick(groups, "bare", "throughput", client) or {}
-            safe_lat = pick(groups, "safe", "latency", client) or {}
-            mode = run["mode"] + (f" ({client})" if client and len(by_client) > 1 else "")
-            lines.append(
-                f"| {run['stack']} | {run['params']['size']} B | {mode} | {fmt_rate(safe.get('send_rate'))} | "
-                f"{native.get('label', '-')} | {fmt_rate(native.get('send_rate'))} | {fmt_ratio(r['r_send'], TARGETS['r'])} | "
-                f"{fmt_rate(bare.get('send_rate'))} | {fmt_ratio(r.get('o_send'), TARGETS['o'])} | "
-                f"{fmt_ratio(r.get('o_unsafe'), TARGETS['o'])} | "
-                f"{fmt_ratio(r['safe_vs_unsafe'], TARGETS['safe_vs_unsafe'])} | "
-                f"{fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None)} | "
-                f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind}) | "
-                f"{fmt_ratio(r['p99_ratio'], TARGETS['p99_ratio'], above=False)} | `{run['id']}` |")
-    return "\n".join(lines) + "\n"
+    return tables.markdown(COMPARE_HEADERS, [row for run in runs for row in _compare_rows(run)]) + "\n"
 
 
 # --- plots -------------------------------------------------------------------------------

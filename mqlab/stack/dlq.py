@@ -7,9 +7,9 @@ read with XRANGE, the Kafka DLQ topic is read without a consumer group.
 
 from __future__ import annotations
 
-from . import brokers, tables
-from .config import LabConfig
-from .stacks import Stack
+from .. import brokers, tables
+from ..config import LabConfig
+from ..stacks import Stack
 
 
 def show(config: LabConfig, stack: Stack, limit: int = 20) -> str:

@@ -10,12 +10,13 @@ from typing import Callable
 
 from mqlab_services.envelope import valid_run_id
 
-from . import compose, ledger, preflight
-from .config import LabConfig
+from .. import ledger
+from ..config import LabConfig
+from ..errors import LabError, UsageError
+from ..stacks import Stack, get_stack
+from . import compose, preflight
 from .containers import consumer_names, running_stack
-from .errors import LabError, UsageError
 from .lifecycle import check_mode, running_settings
-from .stacks import Stack, get_stack
 
 Echo = Callable[[str], None]
 

@@ -6,9 +6,9 @@ that turns a granted exposure into the compose variable that publishes the ports
 
 from __future__ import annotations
 
-from . import brokers
-from .config import LabConfig
-from .stacks import Stack
+from .. import brokers
+from ..config import LabConfig
+from ..stacks import Stack
 
 
 def check_expose(config: LabConfig, stack: Stack) -> dict[str, str]:

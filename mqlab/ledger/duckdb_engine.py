@@ -1,6 +1,6 @@
 """The ledger's columnar engine: DuckDB reads the receipt files and SQL does the accounting.
 
-:func:`mqlab.ledger.read_run` uses it by default; the pure-Python engine in :mod:`mqlab.ledger`
+:func:`mqlab.ledger.read_run` uses it by default; the pure-Python engine (:mod:`.python_engine`)
 is the reference, and both give the same Report, field by field (tests/unit/test_ledger_engines.py).
 Ten million messages are close to two GB of receipts: the Python engine holds every id in
 dicts (several GB of memory), while this one loads each file once into a compressed table of a
@@ -20,7 +20,7 @@ inserts it, ``preserve_insertion_order``), so that ``rowid`` numbers its lines: 
 rely on that number, not on the order rows happen to come back in.
 
 A number in a line is ASCII digits within 64 bits (a received seq may start with '-'), read the
-same way by the Python engine (``mqlab.ledger.receipt_number``): a received line whose numbers
+same way by the Python engine (:func:`.receipts.receipt_number`): a received line whose numbers
 are not is read as an old short line, counted but neither timed nor judged for order, and a sent
 seq that is not is -1.
 
@@ -43,9 +43,12 @@ import duckdb
 
 from mqlab_services.adapters.base import REDELIVERED
 
-from .errors import LabError
-from .ledger import Report, judge_order, latency_indices
-from .modes import topic_matches
+from ..errors import LabError
+from ..modes import topic_matches
+from . import receipts
+from .receipts import (DEAD, DEAD_REASON, ID, RECV, RECV_KEY, RECV_LANE, RECV_RECV_NS, RECV_SEND_NS, RECV_SEQ,
+                       RECV_SRC, SENT, SENT_KEY, SENT_SEQ)
+from .report import Report, judge_order, latency_indices
 
 MEMORY_LIMIT = "500MB"
 # DuckDB's own bound is 90% of the free disk. Ten million messages (1.7 GB of receipts) spill
@@ -65,19 +68,31 @@ READ_OPTIONS = ("delim='\t', quote='', escape='', comment='', new_line='\\n', he
 SIGNED = "CASE WHEN regexp_full_match({0}, '-?[0-9]+') THEN TRY_CAST({0} AS BIGINT) END"
 UNSIGNED = "CASE WHEN regexp_full_match({0}, '[0-9]+') THEN TRY_CAST({0} AS BIGINT) END"
 
+
+def col(index: int) -> str:
+    """The column DuckDB reads field ``index`` of a line into (see :mod:`.receipts` for which is which)."""
+    return f"c{index}"
+
+
+ID_FIELD = col(ID)
+
 # The number 32 hex digits spell, in two halves (DuckDB before 2.0 reads at most 64 bits of hex).
-HEX_NUMBER = "(('0x' || substr(c0, 1, 16))::UBIGINT::UHUGEINT << 64) + ('0x' || substr(c0, 17, 16))::UBIGINT"
+HEX_NUMBER = (f"(('0x' || substr({ID_FIELD}, 1, 16))::UBIGINT::UHUGEINT << 64) "
+              f"+ ('0x' || substr({ID_FIELD}, 17, 16))::UBIGINT")
 
 # What each kind of file keeps of a line, after `f` (the file's number), `n` (the line's place
 # in it) and the id's `h` and `t`; and how many fields of a line that takes.
 TABLES = {
-    "sent": ("seq BIGINT, key VARCHAR", 5, f"coalesce({UNSIGNED.format('c1')}, -1), coalesce(c4, '')"),
+    SENT: ("seq BIGINT, key VARCHAR", SENT_KEY + 1,
+           f"coalesce({UNSIGNED.format(col(SENT_SEQ))}, -1), coalesce({col(SENT_KEY)}, '')"),
     # `lat` is NULL on a line too short to be timed (and judged for order), or whose seq or
     # timestamps are not numbers.
-    "recv": ("src VARCHAR, seq BIGINT, lat BIGINT, key VARCHAR, lane VARCHAR", 7,
-             f"coalesce(c1, ''), {SIGNED.format('c2')}, CASE WHEN {SIGNED.format('c2')} IS NOT NULL "
-             f"THEN {UNSIGNED.format('c4')} - {UNSIGNED.format('c3')} END, coalesce(c5, ''), coalesce(c6, '')"),
-    "dead": ("reason VARCHAR", 5, "coalesce(c4, 'unknown')"),
+    RECV: ("src VARCHAR, seq BIGINT, lat BIGINT, key VARCHAR, lane VARCHAR", RECV_LANE + 1,
+           f"coalesce({col(RECV_SRC)}, ''), {SIGNED.format(col(RECV_SEQ))}, "
+           f"CASE WHEN {SIGNED.format(col(RECV_SEQ))} IS NOT NULL "
+           f"THEN {UNSIGNED.format(col(RECV_RECV_NS))} - {UNSIGNED.format(col(RECV_SEND_NS))} END, "
+           f"coalesce({col(RECV_KEY)}, ''), coalesce({col(RECV_LANE)}, '')"),
+    DEAD: ("reason VARCHAR", DEAD_REASON + 1, f"coalesce({col(DEAD_REASON)}, 'unknown')"),
 }
 
 
@@ -190,15 +205,10 @@ class BoundedPipe:
             raise self.error
 
 
-def _files(directory: Path, kind: str) -> list[tuple[str, Path]]:
-    """(name, path) of the files of a kind, in the Python engine's order."""
-    return [(path.stem[len(kind) + 1:], path) for path in sorted(directory.glob(f"{kind}-*.tsv"))]
-
-
 def _load_file(con: duckdb.DuckDBPyConnection, tmp: str, kind: str, number: int, path: Path) -> None:
     """One file into its own table, ``<kind>_<number>``, a row a line, in file order."""
     columns, width, select = TABLES[kind]
-    fields = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+    fields = ", ".join(f"'{col(i)}': 'VARCHAR'" for i in range(width))
     table = f"{kind}_{number}"
     con.execute(f"CREATE TABLE {table} (h UHUGEINT, t VARCHAR, {columns})")
     pipe = BoundedPipe(path, tmp, table)
@@ -206,10 +216,10 @@ def _load_file(con: duckdb.DuckDBPyConnection, tmp: str, kind: str, number: int,
     try:
         con.execute(f"""
             INSERT INTO {table}
-            SELECT CASE WHEN hex THEN {HEX_NUMBER} ELSE 0 END, CASE WHEN hex THEN '' ELSE c0 END, {select}
-            FROM (SELECT *, regexp_full_match(c0, '[0-9a-f]{{32}}') AS hex
+            SELECT CASE WHEN hex THEN {HEX_NUMBER} ELSE 0 END, CASE WHEN hex THEN '' ELSE {ID_FIELD} END, {select}
+            FROM (SELECT *, regexp_full_match({ID_FIELD}, '[0-9a-f]{{32}}') AS hex
                   FROM read_csv('{source}', columns={{{fields}}}, {READ_OPTIONS})
-                  WHERE c0 <> '')""")
+                  WHERE {ID_FIELD} <> '')""")
     finally:
         pipe.close()
 
@@ -262,13 +272,13 @@ def read_report(directory: Path, report: Report, *, scratch: Path, order_scope: 
 
     ``order_scope`` is the mode's, ``drop_dead`` says failed messages were dropped (a lossy
     mode) rather than dead-lettered, ``binding`` is the topic binding of a routed run."""
-    producers, consumers = _files(directory, "sent"), _files(directory, "recv")
+    producers, consumers = receipts.files(directory, SENT), receipts.files(directory, RECV)
     numbers = {name: number for number, (name, _path) in enumerate(consumers)}
-    files = [("sent", i, path) for i, (_name, path) in enumerate(producers)]
-    files += [("recv", i, path) for i, (_name, path) in enumerate(consumers)]
+    files = [(SENT, i, path) for i, (_name, path) in enumerate(producers)]
+    files += [(RECV, i, path) for i, (_name, path) in enumerate(consumers)]
     # A dead-letter file has its consumer's number, or one of its own past them.
-    files += [("dead", numbers.get(name, len(consumers) + i), path)
-              for i, (name, path) in enumerate(_files(directory, "dead"))]
+    files += [(DEAD, numbers.get(name, len(consumers) + i), path)
+              for i, (name, path) in enumerate(receipts.files(directory, DEAD))]
     try:
         scratch.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.TemporaryDirectory(prefix="ledger-", dir=scratch)

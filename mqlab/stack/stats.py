@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import brokers, tables
-from .brokers import ConsumerView
-from .config import LabConfig
-from .stacks import Stack
+from .. import brokers, tables
+from ..brokers import ConsumerView
+from ..config import LabConfig
+from ..stacks import Stack
 
 STALE_S = 10.0  # a status file older than this belongs to a service that is gone or stuck
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import compose, preflight, tables
-from .config import LabConfig
-from .errors import UsageError
-from .stacks import Stack, get_stack, stack_of_project
+from .. import tables
+from ..config import LabConfig
+from ..errors import UsageError
+from ..stacks import Stack, get_stack, stack_of_project
+from . import compose, preflight
 
 
 def running_stack(stack_name: str, client) -> Stack:

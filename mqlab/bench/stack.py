@@ -14,13 +14,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import brokers, compose, native, preflight
-from .config import LabConfig
-from .errors import LabError
-from .lifecycle import ensure_broker_images
-from .stacks import Stack
-from .stats import read_status
-from .wait import poll_until
+from .. import brokers
+from ..brokers import native
+from ..config import LabConfig
+from ..errors import LabError
+from ..stack import compose, preflight
+from ..stack.lifecycle import ensure_broker_images
+from ..stack.stats import read_status
+from ..stacks import Stack
+from ..wait import poll_until
 
 Echo = Callable[[str], None]
 

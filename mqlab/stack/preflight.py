@@ -9,9 +9,9 @@ import subprocess
 
 import docker
 
-from .config import LabConfig
-from .errors import EngineError, UsageError
-from .stacks import PROJECT_PREFIX, Stack
+from ..config import LabConfig
+from ..errors import EngineError, UsageError
+from ..stacks import PROJECT_PREFIX, Stack
 
 MAX_COUNT = 10_000_000
 MIN_SIZE = 200  # the envelope's own fields take about 150 bytes

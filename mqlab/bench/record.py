@@ -8,9 +8,10 @@ import os
 import platform
 from pathlib import Path
 
-from . import benchreport, brokers
-from .config import LabConfig
-from .stacks import Stack
+from .. import brokers
+from ..config import LabConfig
+from ..stacks import Stack
+from . import report
 
 
 def cpu_model() -> str:
@@ -25,7 +26,7 @@ def cpu_model() -> str:
 
 def environment(config: LabConfig, stack: Stack, on, batch: int, prefetch: int) -> dict:
     """The host, Docker, the images (with their ids), the knobs and the CPU pinning of a run;
-    ``on`` is the run's ``benchstack.BenchStack``."""
+    ``on`` is the run's :class:`.stack.BenchStack`."""
     images = {}
     for key in brokers.image_keys(stack):
         name = config.get(key)
@@ -60,7 +61,7 @@ def save(run: dict, directory: Path) -> None:
     """Write the run's JSON, its Markdown report and its plots into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / f"{run['id']}.json", run)
-    (directory / f"{run['id']}.md").write_text(benchreport.markdown(run))
+    (directory / f"{run['id']}.md").write_text(report.markdown(run))
     if any(t.get("profile") for t in run["trials"]):
-        (directory / f"{run['id']}-profile.md").write_text(benchreport.profile_markdown(run))
-    benchreport.plot_run(run, directory)
+        (directory / f"{run['id']}-profile.md").write_text(report.profile_markdown(run))
+    report.plot_run(run, directory)

@@ -18,11 +18,11 @@ from typing import Callable
 
 import docker
 
-from . import brokers
-from .config import LabConfig
-from .errors import LabError, UsageError
-from .stacks import Stack
-from .wait import poll_until
+from .. import brokers
+from ..config import LabConfig
+from ..errors import LabError, UsageError
+from ..stacks import Stack
+from ..wait import poll_until
 
 Echo = Callable[[str], None]
 MAX_DURATION = 600.0

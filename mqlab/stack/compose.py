@@ -18,9 +18,9 @@ from typing import Protocol, Sequence
 
 from invoke.exceptions import CommandTimedOut
 
-from .config import LabConfig
-from .errors import LabError
-from .stacks import Stack
+from ..config import LabConfig
+from ..errors import LabError
+from ..stacks import Stack
 
 
 class Result(Protocol):

@@ -47,14 +47,17 @@ from typing import Callable
 from mqlab_services.bare import MODES as BARE_MODES
 from mqlab_services.settings import CLIENTS
 
-from . import benchrecord, benchreport, brokers, compose, preflight
-from .benchstack import BenchStack
-from .brokers import NativeRun
-from .config import LabConfig
-from .errors import LabError, UsageError
-from .lifecycle import check_mode
-from .modes import mode_info
-from .stacks import STACKS, Stack, get_stack
+from .. import brokers
+from ..brokers import NativeRun
+from ..config import LabConfig
+from ..errors import LabError, UsageError
+from ..modes import mode_info
+from ..stack import compose, preflight
+from ..stack.lifecycle import check_mode
+from ..stacks import STACKS, Stack, get_stack
+from . import record as bench_record
+from . import report as bench_report
+from .stack import BenchStack
 
 Echo = Callable[[str], None]
 #: progress(fraction of the run done, what runs now)
@@ -257,17 +260,17 @@ class Bench:
 
     @staticmethod
     def _mqlab_results(trial: Trial, parts: Path, exits: list[int]) -> dict:
-        producers_out, consumers_out = benchreport.read_parts(parts)
+        producers_out, consumers_out = bench_report.read_parts(parts)
         if not producers_out or not consumers_out:
             logs = sorted(parts.glob("*.log"))
             tail = logs[-1].read_text(errors="replace").strip().splitlines()[-2:] if logs else []
             raise LabError(f"{trial.label}: no results (exit codes {[e for e in exits if e]}): {' | '.join(tail)}")
-        record = benchreport.merge_mqlab(producers_out, consumers_out)
+        record = bench_report.merge_mqlab(producers_out, consumers_out)
         profiles = {}
         for path in sorted(parts.glob("*.pyspy")):  # <project>-bench-<trial>-p0.pyspy, ...-c0.pyspy
             name = path.stem.rsplit("-", 1)[-1]
             role = "producer" if name.startswith("p") else "consumer"
-            profiles[f"{role} {name}"] = benchreport.profile_summary(path.read_text(errors="replace"))
+            profiles[f"{role} {name}"] = bench_report.profile_summary(path.read_text(errors="replace"))
         if profiles:
             record["profile"] = profiles
         return record
@@ -284,7 +287,7 @@ class Bench:
             result = brokers.of(self.stack).native_trial(run)
         finally:
             self.on.delete(made)
-        return benchreport.native_trial(result)
+        return bench_report.native_trial(result)
 
     def run(self) -> dict:
         p = self.params
@@ -295,7 +298,7 @@ class Bench:
             self.on.pin(True)
             for number, trial in enumerate(trials, 1):
                 trial_id = f"{self.id.lower()}-{number:02d}"
-                label = f"[{number}/{len(trials)}] {trial.label} @ {benchreport.fmt_target_rate(trial.rate)}"
+                label = f"[{number}/{len(trials)}] {trial.label} @ {bench_report.fmt_target_rate(trial.rate)}"
                 self.progress(self._done_s / self._total_s, label)
                 run = self.native_trial if trial.role == "native" else self.mqlab_trial
                 record = run(trial, trial_id)
@@ -320,25 +323,26 @@ class Bench:
             "mode": self.params.mode,
             "unsafe_mode": mode_info(self.stack.broker, self.params.mode).lossy or None,
             "params": asdict(self.params),
-            "environment": benchrecord.environment(self.config, self.stack, self.on, self.batch, self.prefetch),
+            "environment": bench_record.environment(self.config, self.stack, self.on, self.batch, self.prefetch),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "trials": self.trials,
         }
-        run["summary"] = benchreport.summarise(self.trials)
-        benchrecord.save(run, self.config.root / BENCH_DIR)
+        run["summary"] = bench_report.summarise(self.trials)
+        bench_record.save(run, self.config.root / BENCH_DIR)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         return run
 
 
 def describe(record: dict) -> str:
     lat = record.get("latency") or {}
-    text = f"sent {benchreport.fmt_rate(record['send_rate'])} msg/s"
+    text = f"sent {bench_report.fmt_rate(record['send_rate'])} msg/s"
     if record.get("recv_rate") is not None:
-        text += f", received {benchreport.fmt_rate(record['recv_rate'])} msg/s"
-    text += f", {record['latency_kind']} p50 {benchreport.fmt_ns(lat.get('p50'))} p99 {benchreport.fmt_ns(lat.get('p99'))}"
+        text += f", received {bench_report.fmt_rate(record['recv_rate'])} msg/s"
+    text += (f", {record['latency_kind']} p50 {bench_report.fmt_ns(lat.get('p50'))} "
+             f"p99 {bench_report.fmt_ns(lat.get('p99'))}")
     ack = record.get("ack_latency") or {}
     if ack.get("p99") is not None:
-        text += f" (ack p99 {benchreport.fmt_ns(ack['p99'])})"
+        text += f" (ack p99 {bench_report.fmt_ns(ack['p99'])})"
     if record.get("error"):
         text += f"; errors: {record['error']}"
     return text
@@ -381,9 +385,9 @@ def compare(config: LabConfig, stacks: list[str] | None = None) -> tuple[str, li
         raise UsageError(f"no benchmark run of {', '.join(missing) or 'any stack'} in {BENCH_DIR}: "
                          f"run `invoke bench {(missing or ['rabbitmq'])[0]}` first")
     runs = [latest[s] for s in wanted]
-    table = benchreport.compare_markdown(runs)
+    table = bench_report.compare_markdown(runs)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     md = directory / f"compare-{stamp}.md"
     md.write_text("# mqlab benchmark: latest run per stack\n\n" + table)
-    png = benchreport.plot_compare(runs, directory / f"compare-{stamp}.png")
+    png = bench_report.plot_compare(runs, directory / f"compare-{stamp}.png")
     return table, [md, png]

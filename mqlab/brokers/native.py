@@ -33,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import LabError
+from ..errors import LabError
 
 MIB = 1024 * 1024
 PROBE_RECORDS = 50_000  # a native tool's short run that sizes a max-rate run to --duration

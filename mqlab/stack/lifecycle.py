@@ -1,7 +1,7 @@
 """Stack lifecycle: up, down, scale, and waiting until the consumers are consuming.
 
 Every operation takes a :class:`~mqlab.config.LabConfig` and a runner (see
-:mod:`mqlab.compose`), so the tasks stay thin and the logic is testable.
+:mod:`.compose`), so the tasks stay thin and the logic is testable.
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from . import brokers, compose, images, preflight
-from .config import LabConfig
+from .. import brokers, images
+from ..config import LabConfig
+from ..errors import LabError, UsageError
+from ..modes import mode_info, names_of
+from ..stacks import STACKS, Stack, get_stack
+from ..wait import poll_until
+from . import compose, preflight
 from .containers import running_stack, running_stacks
-from .errors import LabError, UsageError
 from .expose import check_expose
-from .modes import mode_info, names_of
-from .stacks import STACKS, Stack, get_stack
 from .stats import STALE_S, read_status
-from .wait import poll_until
 
 Echo = Callable[[str], None]
 

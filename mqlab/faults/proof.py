@@ -4,7 +4,7 @@ In the manner of the brokers' own replication tests (Kafka's ``replication_test.
 Jepsen tests of Kafka and RabbitMQ): for each fault and target node, R rounds of
 
 1. a one-shot producer at a fixed rate (its own run id, so each round is judged alone);
-2. once it has acks on record, the fault (``mqlab.chaos``), which ends only when the
+2. once it has acks on record, the fault (:mod:`.chaos`), which ends only when the
    cluster is whole again;
 3. produce until the producer has 100 more acks (it recovered; at most 120 s), then 5 s
    more, then the producer is stopped (SIGTERM: what it had acked is on record), and the
@@ -25,15 +25,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import chaos, compose, ledger, preflight, tables, timeline
-from .config import LabConfig
-from .containers import running_stack
-from .errors import LabError, UsageError
-from .lifecycle import current_mode
-from .modes import mode_info
-from .runs import LineCounter, start_run
-from .stacks import Stack, get_stack
-from .wait import poll_until
+from .. import ledger, tables
+from ..config import LabConfig
+from ..errors import LabError, UsageError
+from ..ledger import timeline
+from ..modes import mode_info
+from ..stack import compose, preflight
+from ..stack.containers import running_stack
+from ..stack.lifecycle import current_mode
+from ..stack.runs import LineCounter, start_run
+from ..stacks import Stack, get_stack
+from ..wait import poll_until
+from . import chaos
 
 Echo = Callable[[str], None]
 
@@ -109,8 +112,7 @@ def render(stack: str, mode: str, rows: list[Row], markdown: bool = False) -> st
                   "yes" if r.accounted else "NO") for r in rows if r.fault == fault]
         title = f"{stack} (mode {mode}): {fault}"
         if markdown:
-            out.append(f"**{title}**\n\n| {' | '.join(HEADERS)} |\n|{'---|' * len(HEADERS)}\n"
-                       + "\n".join(f"| {' | '.join(c)} |" for c in cells))
+            out.append(f"**{title}**\n\n" + tables.markdown(HEADERS, cells))
         else:
             out.append(f"{title}\n" + tables.render(HEADERS, cells, indent=2))
     return "\n\n".join(out)
