@@ -5,7 +5,7 @@ directory; the host merges the files to account for each message by id.
 
 ``<ledger_dir>/<run_id>/sent-<producer name>.tsv``, written only after the broker confirmed::
 
-    msg_id <TAB> seq <TAB> send_ns <TAB> ack_ns <TAB> key
+    msg_id <TAB> seq <TAB> send_ns <TAB> ack_ns <TAB> key <TAB> pos
 
 ``<ledger_dir>/<run_id>/recv-<consumer name>.tsv``, written and flushed after processing
 and *before* the message is acked or committed::
@@ -23,7 +23,10 @@ the last failure, one line (tabs and line breaks as spaces, at most 300 characte
 
 Times are nanoseconds since the Unix epoch (``send_ns`` is the envelope's ``ts_ns``).
 ``key`` is the message's routing key (RabbitMQ ``topic`` mode) or record key (Kafka), and
-empty when there is none. ``lane`` is where the broker keeps order (``adapters.Received``):
+empty when there is none. ``pos`` is where the broker put the message, from its ack, for
+reading it back from the log (``adapters.Acked``): ``p<N>:<offset>`` for Kafka partition N,
+the entry id for a Redis stream, and empty where the broker gives none (RabbitMQ queues,
+Redis pub/sub). Older files have no ``pos`` column; readers take it as empty. ``lane`` is where the broker keeps order (``adapters.Received``):
 ``p<N>`` for Kafka partition N, ``redelivered`` for a message that came again, else empty.
 Tabs, line breaks and other control characters in a key or lane are written as ``?``.
 Files have no header and are only ever appended to. A redelivered message gets a second
@@ -70,8 +73,8 @@ def dead_line(env: Envelope, attempts: int, reason: str, dead_ns: int) -> str:
     return f"{env.id}\t{env.src}\t{env.seq}\t{attempts}\t{clean_reason(reason)}\t{dead_ns}\n"
 
 
-def sent_line(env: Envelope, ack_ns: int, key: str = "") -> str:
-    return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\t{clean_key(key)}\n"
+def sent_line(env: Envelope, ack_ns: int, key: str = "", pos: str = "") -> str:
+    return f"{env.id}\t{env.seq}\t{env.ts_ns}\t{ack_ns}\t{clean_key(key)}\t{clean_key(pos)}\n"
 
 
 def recv_line(env: Envelope, recv_ns: int, key: str = "", lane: str = "") -> str:
@@ -98,8 +101,8 @@ class ReceiptWriter:
     def path(self, run_id: str) -> str:
         return os.path.join(self.ledger_dir, run_id, f"{self.kind}-{self.name}.tsv")
 
-    def sent(self, env: Envelope, ack_ns: int, key: str = "") -> None:
-        self._add(env.run, sent_line(env, ack_ns, key))
+    def sent(self, env: Envelope, ack_ns: int, key: str = "", pos: str = "") -> None:
+        self._add(env.run, sent_line(env, ack_ns, key, pos))
 
     def received(self, env: Envelope, recv_ns: int, key: str | bytes | None = "", lane: str = "") -> None:
         self._add(env.run, recv_line(env, recv_ns, key, lane))

@@ -37,6 +37,13 @@ class Mode:
     lossy: str  # the same client without the safety, for `invoke bench` ("" in a lossy mode)
     dead_letter: str  # where a message that keeps failing goes ("" when it is dropped)
     replicated: bool = False  # needs a replicated stack (its acks wait for replicas)
+    # Where the loss is, in a lossy mode whose other side is safe: "producer" (acks that do not
+    # wait for the replicas; the consumer still commits after processing). "" means `safe`
+    # holds for both sides.
+    lossy_at: str = ""
+    # What holds when a replicated stack loses its leader or primary (a failover), where that
+    # differs from one node: what the proof measured (README "What the proof can see").
+    failover: str = ""
 
     @property
     def fanout(self) -> bool:
@@ -67,14 +74,18 @@ MODES: tuple[Mode, ...] = (
          "", ""),
     Mode("redis", "stream", "competing", True, True, "per stream, with a single consumer", "single consumer",
          "at-least-once: consumer group, XACK after processing, stuck entries reclaimed (XPENDING + XCLAIM)",
-         "pubsub", "chatroom.stream.dead"),
+         "pubsub", "chatroom.stream.dead",
+         failover="lossy under Sentinel: the primary acks before any replica has the entry, so the writes an "
+                  "old primary took while cut off from its replicas are gone from the log after the failover"),
     Mode("redis", "stream-fanout", "fanout", True, False, "per subscriber", "subscriber",
          "at-least-once to each subscriber, from the moment it created its group",
          "pubsub", "chatroom.stream.dead"),
     Mode("redis", "stream-wait", "competing", False, True, "per stream, with a single consumer", "single consumer",
          "acked once the primary and one replica have the entry (WAIT 1, min-replicas-to-write 1); "
          "replication is asynchronous, so a failover can still lose acked entries: measured, not hidden",
-         "", "chatroom.stream.dead", replicated=True),
+         "", "chatroom.stream.dead", replicated=True,
+         failover="no acked entry gone from the log in the measured failovers; WAIT narrows the window, "
+                  "it does not close it (Redis documents that it is not strongly consistent)"),
     Mode("redis", "pubsub", "fanout", False, False, "per subscriber", "subscriber",
          "at-most-once: nothing is stored; a subscriber that is not connected misses the message",
          "", ""),
@@ -90,6 +101,11 @@ MODES: tuple[Mode, ...] = (
     Mode("kafka", "autocommit", "competing", False, True, "per partition", "partition",
          "at-most-once in effect: offsets are committed on a timer, before processing finishes",
          "", "datascience.dlq"),
+    Mode("kafka", "leader-ack", "competing", False, True, "per partition", "partition",
+         "acks=1: the leader acks before its followers have the record, no idempotence; the consumer "
+         "commits after processing. A leader cut off from its followers acks writes its successor never had",
+         "", "datascience.dlq", lossy_at="producer",
+         failover="lossy: records an old leader acked while cut off are truncated from its log"),
 )
 
 BROKERS: tuple[str, ...] = tuple(dict.fromkeys(m.broker for m in MODES))

@@ -169,7 +169,7 @@ class Producer:
             elif isinstance(ack_ns, adapters.Rejected):
                 self._reject(ack_ns.reason)
             else:
-                self.ledger.sent(env, ack_ns, key)
+                self.ledger.sent(env, ack_ns, key, adapters.pos_of(ack_ns))
         self.acked += self.ledger.flush()
         if unconfirmed:
             self.retries += len(unconfirmed)

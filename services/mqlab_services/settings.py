@@ -161,6 +161,12 @@ class Settings:
         return self.info.safe
 
     @functools.cached_property
+    def consumer_safe(self) -> bool:
+        """True where the consumer acks or commits only after processing: in the safe modes, and
+        in a mode whose loss is the producer's alone (``leader-ack``)."""
+        return self.info.safe or self.info.lossy_at == "producer"
+
+    @functools.cached_property
     def fanout(self) -> bool:
         """True when every subscriber gets every message (its own queue, group or subscription)."""
         return self.info.fanout

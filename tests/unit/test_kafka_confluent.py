@@ -155,6 +155,19 @@ def _err(code: int, text: str = "") -> KafkaError:
     return KafkaError(code, text or "error")
 
 
+class _Delivered:
+    """A delivery report's message: the partition and offset the broker gave the record."""
+
+    def __init__(self, partition: int, offset: int):
+        self._partition, self._offset = partition, offset
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
 class FakeProducer:
     """Delivery reports from ``outcomes``, one per produced record in order: None (acked) or an error code.
 
@@ -165,6 +178,8 @@ class FakeProducer:
         self.outcomes, self.client_limit, self.errors = list(outcomes), client_limit, list(errors)
         self.produced, self.pending, self.purged = [], [], False
         self.error_cb = None
+        self.offset = 40  # where the log of partition 2 ends
+
 
     def produce(self, topic, value=None, key=None, headers=None, on_delivery=None):
         if len(value) > self.client_limit:
@@ -177,7 +192,8 @@ class FakeProducer:
             self.error_cb(err)
         for callback in self.pending:
             code = self.outcomes.pop(0) if self.outcomes else None
-            callback(None if code is None else _err(code), None)
+            self.offset += code is None
+            callback(None if code is None else _err(code), _Delivered(2, self.offset - 1) if code is None else None)
         self.pending = []
         return 0
 
@@ -196,6 +212,8 @@ def test_publish_returns_the_ack_time_of_each_delivered_record():
     fake = _producing(adapter, FakeProducer([None, KafkaError._MSG_TIMED_OUT, None]))
     acks = adapter.publish([(b"a", "key-0"), (b"b", "key-1"), (b"c", "")])
     assert isinstance(acks[0], int) and acks[1] is None and isinstance(acks[2], int)
+    # where the broker put each record, for the final read of the log
+    assert [adapters.pos_of(acks[0]), adapters.pos_of(acks[2])] == ["p2:40", "p2:41"]
     assert [(t, v, k) for t, v, k, _h in fake.produced] == [
         ("datascience", b"a", b"key-0"), ("datascience", b"b", b"key-1"), ("datascience", b"c", None)]
 

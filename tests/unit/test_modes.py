@@ -89,6 +89,7 @@ def test_the_readme_mode_table_says_what_the_code_does():
         assert row["delivery guarantee"] == mode.guarantee
         assert row["order promised"] == mode.order
         assert row["dead letters"] == (f"`{mode.dead_letter}`" if mode.dead_letter else "dropped (lost)")
+        assert row["under a failover (clusters)"] == (mode.failover or "–")
 
 
 def test_a_lossy_counterpart_is_a_lossy_mode_of_the_same_broker():

@@ -239,7 +239,7 @@ def test_receipts_carry_the_key_the_mode_chose_and_status_files_tell_what_each_s
     env, ledger_dir = lab
     assert producer.main(["--count", "30", "--run-id", "r6"], {**env, "MQLAB_NAME": "p1"}) == 0
     rows = sent_rows(ledger_dir, "r6")
-    assert all(len(r) == 5 and r[4] == f"k{int(r[1]) % 3}" for r in rows)
+    assert all(len(r) == 6 and r[4] == f"k{int(r[1]) % 3}" and r[5] == "" for r in rows)  # a queue: no position
     assert consumer.main([], {**env, "MQLAB_NAME": "c1"}) == 0
     with open(ledger_dir / "r6" / "recv-c1.tsv") as f:
         recv = [line.rstrip("\n").split("\t") for line in f]

@@ -18,7 +18,7 @@ def test_sent_lines(tmp_path):
     writer.sent(env(2), ack_ns=6000)
     assert writer.flush() == 2
     text = (tmp_path / "r1" / "sent-p1.tsv").read_text()
-    assert text == f"{1:032x}\t1\t1001\t5000\t\n{2:032x}\t2\t1002\t6000\t\n"
+    assert text == f"{1:032x}\t1\t1001\t5000\t\t\n{2:032x}\t2\t1002\t6000\t\t\n"
 
 
 def test_recv_lines(tmp_path):
@@ -37,9 +37,11 @@ def test_recv_lines_carry_the_key_and_the_lane(tmp_path):
     assert [len(r) for r in rows] == [7, 7]
     assert [(r[5], r[6]) for r in rows] == [("orders.eu", ""), ("key-5", "p2")]
     sent = ReceiptWriter(str(tmp_path), "sent", "p1")
-    sent.sent(env(6), ack_ns=1, key="key-6")
+    sent.sent(env(6), ack_ns=1, key="key-6", pos="p2:17")
+    sent.sent(env(7), ack_ns=2)
     sent.close()
-    assert (tmp_path / "r1" / "sent-p1.tsv").read_text().split("\t") == [f"{6:032x}", "6", "1006", "1", "key-6\n"]
+    rows = [line.split("\t") for line in (tmp_path / "r1" / "sent-p1.tsv").read_text().splitlines()]
+    assert rows == [[f"{6:032x}", "6", "1006", "1", "key-6", "p2:17"], [f"{7:032x}", "7", "1007", "2", "", ""]]
 
 
 @pytest.mark.parametrize("key, shown", [

@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 
 from ..settings import Settings
-from .base import (REDELIVERED, Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received, Rejected,
-                   lane_of)
+from .base import (REDELIVERED, Acked, Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received,
+                   Rejected, lane_of, pos_of)
 
-__all__ = ["ADAPTERS", "KAFKA_ADAPTERS", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
-           "REDELIVERED", "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create", "lane_of"]
+__all__ = ["ADAPTERS", "KAFKA_ADAPTERS", "Acked", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
+           "REDELIVERED", "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create", "lane_of", "pos_of"]
 
 ADAPTERS: dict[str, str] = {
     "rabbitmq": "mqlab_services.adapters.rabbitmq:RabbitMQAdapter",

@@ -6,7 +6,7 @@ An adapter wraps one native client (pika, redis-py, kafka-python) for one
     adapter.connect()                 # connect and declare the topology (idempotent)
     adapter.ping()                    # a real round trip; seconds
     key = adapter.key_for(seq)        # the routing/record key the mode gives message `seq`
-    acks = adapter.publish(batch)     # [(body, key), ...] -> [ack_ns or None, ...]
+    acks = adapter.publish(batch)     # [(body, key), ...] -> [ack_ns (an Acked) or None, ...]
     adapter.consume(handler, running, dead)  # until running() is False
     adapter.subscribed, adapter.assignment  # what the consumer reads, for its status file
     adapter.node                      # the node it reached (clusters), for its status file
@@ -47,6 +47,26 @@ class Received(tuple):
 
 
 REDELIVERED = "redelivered"
+
+
+class Acked(int):
+    """publish()'s answer for a confirmed message: the time its confirm arrived (ns since the
+    epoch), and ``pos``, where the broker put it, for reading it back from the log later
+    (``p<partition>:<offset>`` for a Kafka record, the entry id of a Redis stream entry; ""
+    where a broker gives no position, as a RabbitMQ queue). Plain ints are accepted wherever an
+    Acked is, with no position."""
+
+    pos: str = ""
+
+    def __new__(cls, ack_ns: int, pos: str = "") -> "Acked":
+        item = super().__new__(cls, ack_ns)
+        if pos:
+            item.pos = pos
+        return item
+
+
+def pos_of(ack) -> str:
+    return getattr(ack, "pos", "")
 
 
 def lane_of(item) -> str:
@@ -143,8 +163,9 @@ class Adapter(abc.ABC):
         """Send a batch and wait for the broker's confirms.
 
         Returns, for each message in order, the time (ns since epoch) its confirm
-        arrived, None when the broker did not confirm it (in time: send it again), or a
-        :class:`Rejected` for a message that can never be sent (too large).
+        arrived (an :class:`Acked` carrying where the broker put it, where it says), None when
+        the broker did not confirm it (in time: send it again), or a :class:`Rejected` for a
+        message that can never be sent (too large).
         Only confirmed messages may be recorded as sent.
         """
 

@@ -57,7 +57,7 @@ import kafka.errors
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected, _no_dead, too_large
+from .base import Acked, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected, _no_dead, too_large
 from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
                            describe_mode, record_key, retry_then_dead_letter, settle_too_large)
 
@@ -90,7 +90,7 @@ def consumer_config(settings) -> dict:
         "bootstrap_servers": bootstrap_servers(settings),
         "client_id": f"mqlab-{settings.name}",
         "group_id": settings.subscriber_group,
-        "enable_auto_commit": not settings.safe,
+        "enable_auto_commit": not settings.consumer_safe,
         "auto_commit_interval_ms": 1000,
         "auto_offset_reset": "latest" if settings.fanout else "earliest",
         "max_poll_records": settings.batch,
@@ -178,8 +178,8 @@ class KafkaAdapter(Adapter):
         acks: list = [None] * len(batch)
         limit = self.settings.max_message_bytes
 
-        def acked(index, _metadata):  # runs on the producer's I/O thread
-            acks[index] = time.time_ns()
+        def acked(index, metadata):  # runs on the producer's I/O thread
+            acks[index] = Acked(time.time_ns(), f"p{metadata.partition}:{metadata.offset}")
 
         too_big: list[int] = []
 
@@ -220,7 +220,7 @@ class KafkaAdapter(Adapter):
                                        lambda failed, attempts: self._produce_dead(flat, batch, failed, attempts))
             except Stopping:
                 return
-            if batch and self.settings.safe:
+            if batch and self.settings.consumer_safe:
                 self._commit(records, outage)
 
     def _subscribe(self) -> None:
@@ -291,7 +291,7 @@ class KafkaAdapter(Adapter):
         self.subscribed, self._assigned = False, None
         self._uncommitted.clear()
         # close() sends LeaveGroup: the group rebalances now, not after the session timeout.
-        for closer in (lambda: consumer.close(autocommit=not self.settings.safe,
+        for closer in (lambda: consumer.close(autocommit=not self.settings.consumer_safe,
                                               timeout_ms=CLOSE_TIMEOUT_MS) if consumer else None,
                        lambda: _close_producer(producer) if producer else None,
                        lambda: admin.close() if admin else None):

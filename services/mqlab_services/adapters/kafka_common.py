@@ -61,6 +61,9 @@ def describe_mode(settings) -> str:
                 "fanout": f"a group per subscriber ({s.subscriber_group}) from the latest offset",
                 "keyed": f"group {s.group}, {s.keys} record keys, ordered per key"}[s.mode]
         return f"topic {s.topic}, {what}: acks=all, idempotent producer, commit after processing"
+    if s.consumer_safe:
+        return (f"topic {s.topic}, group {s.group}: LOSSY acks=1 (the leader alone; no idempotence), "
+                "commit after processing")
     return f"topic {s.topic}, group {s.group}: LOSSY acks=1, offsets auto-committed every second"
 
 

@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .base import Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected, _no_dead, too_large
+from .base import Acked, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, Rejected, _no_dead, too_large
 from .kafka_common import (CONFIRM_TIMEOUT, RECONNECT_BACKOFF_MAX_MS, Stopping, bootstrap_servers, dead_headers,
                            describe_mode, record_key, retry_then_dead_letter, settle_too_large)
 
@@ -107,7 +107,7 @@ def consumer_config(settings) -> dict:
     return {
         **_common(settings),
         "group.id": settings.subscriber_group,
-        "enable.auto.commit": not settings.safe,
+        "enable.auto.commit": not settings.consumer_safe,
         "auto.commit.interval.ms": 1000,
         "auto.offset.reset": "latest" if settings.fanout else "earliest",
         # As in kafka.py: a dead member holds its partitions 10 s; a rebalance waits 30 s at most.
@@ -252,9 +252,9 @@ class ConfluentKafkaAdapter(Adapter):
         limit = self.settings.max_message_bytes
         self._all_down = None
 
-        def report(index: int, err: KafkaError | None, _msg) -> None:
+        def report(index: int, err: KafkaError | None, msg) -> None:
             if err is None:
-                acks[index] = time.time_ns()
+                acks[index] = Acked(time.time_ns(), f"p{msg.partition()}:{msg.offset()}")
             elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
                 too_big.append(index)
 
@@ -285,7 +285,7 @@ class ConfluentKafkaAdapter(Adapter):
                                        lambda failed, attempts: self._produce_dead(records, batch, failed, attempts))
             except Stopping:
                 return
-            if records and self.settings.safe:
+            if records and self.settings.consumer_safe:
                 self._commit(records)
 
     def _subscribe(self) -> None:

@@ -65,7 +65,7 @@ import redis
 import redis.exceptions
 from redis.sentinel import Sentinel
 
-from .base import (REDELIVERED, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, _no_dead,
+from .base import (REDELIVERED, Acked, Adapter, BrokerConfigError, DeadHandler, Handler, Outgoing, Received, _no_dead,
                    exhausted, outcomes)
 
 log = logging.getLogger("mqlab")
@@ -233,7 +233,9 @@ class RedisAdapter(Adapter):
         self._check_replies(replies)
         if waits and not self._replicated(replies.pop(), len(batch)):
             return [None] * len(batch)
-        return [None if isinstance(reply, Exception) else now for reply in replies]
+        if not self.streams:  # PUBLISH answers a count of subscribers: no position
+            return [None if isinstance(reply, Exception) else now for reply in replies]
+        return [None if isinstance(reply, Exception) else Acked(now, reply.decode()) for reply in replies]
 
     def _check_replies(self, replies: list) -> None:
         """Raise an error reply that means the server is away or cannot serve now."""
