@@ -62,6 +62,15 @@ def _help_for(self, flag):
     return (names.replace("=STRING", f"={label}").replace(" STRING", f" {label}") if label else names), text
 
 
+# The one patch of invoke, kept on purpose. invoke labels a flag's value from its kind alone
+# ({str: STRING, int: INT}; a float flag gets no label and reads like a switch), and it casts
+# the value itself, with a traceback on a bad one. The lab wants both: its own one-line error
+# (so numbers arrive as text) and INT or NUMBER in `--help`. invoke offers no hook for the
+# label: its help comes from ParserContext.help_for, and the contexts are built by invoke's
+# own Collection, not by the task. A Program subclass would need a command of its own instead
+# of `invoke`. So help_for is wrapped, and it changes only flags that carry a value_label.
+# tests/unit/test_tasks.py runs `invoke --help` as a user does and fails if an invoke release
+# stops calling it or changes its format.
 _invoke_help_for = ParserContext.help_for
 ParserContext.help_for = _help_for
 
@@ -283,10 +292,16 @@ class StackOrCompare(LabTask):
 
     def get_arguments(self, *args, **kwargs):
         arguments = super().get_arguments(*args, **kwargs)
-        by_name = {a.name: a for a in arguments}
-        by_name["compare"].__class__ = _FillsStack
-        by_name["compare"].stack = by_name["stack"]
-        return arguments
+        stack = next(a for a in arguments if a.name == "stack")
+        return [_fills(a, stack) if a.name == "compare" else a for a in arguments]
+
+
+def _fills(flag: Argument, stack: Argument) -> _FillsStack:
+    """The same flag as a _FillsStack (invoke's Argument keeps what it was made with)."""
+    made = _FillsStack(names=flag.names, kind=flag.kind, default=flag.default, help=flag.help,
+                       optional=flag.optional, incrementable=flag.incrementable, attr_name=flag.attr_name)
+    made.stack = stack
+    return made
 
 
 @task(klass=StackOrCompare, positional=["stack"], help={

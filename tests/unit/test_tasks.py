@@ -119,3 +119,22 @@ def test_numeric_flags_show_as_numbers_and_no_short_flag_is_made_up():
         short = sorted({part for line in lines for part in line.replace(",", " ").split()
                         if part.startswith("-") and not part.startswith("--")})
         assert short in ([], ["-k"]), (name, short)
+
+
+def test_invoke_itself_prints_the_numeric_labels_and_compare_stands_in_for_the_stack():
+    """`invoke --help` as a user runs it: the one place where the lab patches invoke (its
+    help_for). An invoke release that stops calling it, or changes the line it wraps, fails here."""
+    import subprocess
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "invoke", *argv], cwd=tasks.ROOT, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+
+    shown = run("--help", "bench").stdout
+    for flag in ("--rate=NUMBER", "--duration=NUMBER", "--repeat=INT", "--size=INT", "--latency-rate=NUMBER"):
+        assert flag in shown, (flag, shown)
+    assert "--count=INT" in run("--help", "produce").stdout
+    compared = run("bench", "--compare")
+    said = compared.stdout + compared.stderr
+    assert "did not receive required positional arguments" not in said, said  # --compare fills in the stack
+    assert "Traceback" not in said
