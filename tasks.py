@@ -376,7 +376,7 @@ def images(c, rebuild=False, only=None):
 @lab_task
 def test(c, unit=False, e2e=False, stack=None, k=None):
     """Run the test suite: unit tests, then end-to-end tests against real stacks."""
-    argv = [sys.executable, "-m", "pytest", "-v"]
+    argv = [sys.executable, "-m", "pytest", "-v", "--durations=25"]  # the slowest, to keep CI short
     if unit and not e2e:
         argv.append("tests/unit")
     elif e2e and not unit:

@@ -53,7 +53,7 @@ def test_env_value_not_a_number(monkeypatch):
 
 
 def test_test_task_runs_pytest_on_the_unit_suite():
-    expected = shlex.join([sys.executable, "-m", "pytest", "-v", "tests/unit", "-m", "kafka_zookeeper"])
+    expected = shlex.join([sys.executable, "-m", "pytest", "-v", "--durations=25", "tests/unit", "-m", "kafka_zookeeper"])
     ctx = MockContext(run={expected: Result("", exited=0)})
     tasks.test(ctx, unit=True, stack="kafka-zookeeper")
     ctx.run.assert_called_once()
