@@ -32,6 +32,10 @@ class Stack:
     legacy: bool = False
     default_mode: str = ""  # the mode `invoke up` runs without --mode ("": the broker's first)
     sentinels: tuple[Node, ...] = ()  # Redis Sentinel: who knows the primary
+    # The unsafe control of a cluster (`invoke proof --control`): the configuration users run by
+    # mistake, which can lose acked writes under node faults; a checker that never saw it lose
+    # has not shown that it can see a loss. "" on single-node stacks.
+    control_mode: str = ""
 
     @property
     def cluster(self) -> bool:
@@ -98,6 +102,7 @@ STACKS: dict[str, Stack] = {
             ports=tuple((n.port_key, n.port) for n in _KAFKA_NODES),
             images=("KAFKA_IMAGE",),
             nodes=_KAFKA_NODES,
+            control_mode="leader-ack",  # acks=1: the leader alone
         ),
         Stack(
             "rabbitmq-cluster",
@@ -108,6 +113,7 @@ STACKS: dict[str, Stack] = {
             images=("RABBITMQ_IMAGE",),
             nodes=_RABBITMQ_NODES,
             default_mode="quorum",
+            control_mode="work",  # a classic queue: it lives on one node
         ),
         Stack(
             "redis-sentinel",
@@ -118,6 +124,7 @@ STACKS: dict[str, Stack] = {
             nodes=_REDIS_NODES,
             default_mode="stream-wait",
             sentinels=_SENTINELS,
+            control_mode="stream",  # acked by the primary alone (no WAIT)
         ),
     )
 }

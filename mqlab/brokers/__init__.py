@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UsageError
-from .base import Backlog, Broker, ConsumerView, Dead, NativeRun, names
+from .base import Backlog, Broker, ConsumerView, Dead, NativeRun, Peer, names
 
 #: broker name -> "module:class", imported on first use (so a host without one broker's
 #: client library can still use the others).
@@ -30,7 +30,8 @@ REGISTRY = {
 _loaded: dict[str, Broker] = {}
 _of_stack: dict[str, Broker] = {}
 
-__all__ = ["REGISTRY", "Backlog", "Broker", "ConsumerView", "Dead", "NativeRun", "get", "image_keys", "names", "of"]
+__all__ = ["REGISTRY", "Backlog", "Broker", "ConsumerView", "Dead", "NativeRun", "Peer", "get", "image_keys", "names",
+           "of"]
 
 
 def get(name: str) -> Broker:

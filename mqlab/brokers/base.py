@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from mqlab_services.envelope import decode
 from mqlab_services.settings import Settings
 
 from ..errors import UsageError
@@ -38,6 +39,12 @@ class Dead:
     message_id: str
     attempts: str
     reason: str
+
+
+def logged_id(body: bytes) -> str:
+    """The lab's message id of a message read back from a log (the envelope's fast path first)."""
+    found = decode(body) if isinstance(body, bytes) else None
+    return found.id if found else envelope_id(body)
 
 
 def envelope_id(body: bytes | str) -> str:
@@ -108,6 +115,17 @@ class NativeRun:
     delete: Callable[[dict[str, str]], None]  # removes what a run made on the broker
 
 
+@dataclass(frozen=True)
+class Peer:
+    """A node's peer during a node fault (another broker node, or a sentinel), as a broker
+    module may question it: its log since the fault began, and a command run in its container
+    (``run(argv, user)`` returns what it printed). The faults make these; the brokers read them."""
+
+    service: str
+    logs: Callable[[], str]
+    run: Callable[..., str]
+
+
 class Broker:
     """One broker, as the host side sees it. Subclasses set the names and implement the calls.
 
@@ -137,6 +155,21 @@ class Broker:
     def in_sync(self, config: "LabConfig", mode: str) -> tuple[bool, str]:
         """Whether every replica is back in step (after a node fault), and what the broker says."""
         return True, "one node"
+
+    #: What the final read goes by, where the broker keeps a log it can be read back from by
+    #: position ("" where it keeps none: a queue forgets what it delivered).
+    log_position = ""
+
+    def read_log(self, config: "LabConfig", mode: str, positions: list[str]) -> dict[str, str]:
+        """The final read: for each position a producer recorded (``Acked.pos``), the id of the
+        message that is there in the broker's log now; positions with nothing there are left out.
+        Read from where the broker serves its log now (the leader, the primary)."""
+        raise NotImplementedError(f"{self.name} keeps no log to read back by position")
+
+    def saw_down(self, config: "LabConfig", node: str, peers: list[Peer]) -> str:
+        """What the peers of ``node`` (its compose service) said of it being out of reach since
+        the fault began, in the broker's own words; "" while they have said nothing."""
+        return ""
 
     def node_service(self, number: int) -> str:
         """The compose service of node ``number`` (1-based)."""

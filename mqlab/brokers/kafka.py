@@ -7,6 +7,7 @@ kafka-consumer-perf-test reading what it produced.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -14,7 +15,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from ..errors import UsageError
 from .native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, check_rate, gist, option_number,
                       positive, records_for, to_ns)
-from .base import HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names, text
+from .base import (HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, logged_id, names,
+                   text)
 
 #: The brokers' listener for containers on the stack's network.
 BOOTSTRAP = "kafka:19092"
@@ -66,6 +68,21 @@ def _lag(config, groups: set[str], topic: str, servers: list[str]) -> dict[str, 
     return lag
 
 
+def _read_partition(consumer, tp, low: int, high: int, timeout_s: float = 120.0) -> dict[str, str]:
+    """``p<partition>:<offset>`` -> id of the records of one partition from ``low`` to ``high``."""
+    consumer.assign([tp])
+    start, end = consumer.beginning_offsets([tp])[tp], consumer.end_offsets([tp])[tp]
+    stop = min(high + 1, end)
+    found: dict[str, str] = {}
+    consumer.seek(tp, max(low, start))
+    deadline = time.monotonic() + timeout_s
+    while consumer.position(tp) < stop and time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=1000, max_records=10_000).get(tp, []):
+            if low <= record.offset <= high:
+                found[f"p{tp.partition}:{record.offset}"] = logged_id(record.value)
+    return found
+
+
 class Kafka(Broker):
     name = "kafka"
     tool_label = "kafka-perf-test"
@@ -115,6 +132,41 @@ class Kafka(Broker):
         behind = [p.partition for p in states if p.leader < 0 or set(p.isr) != set(p.replicas)]
         return bool(states) and not behind, (f"{len(states) - len(behind)} of {len(states)} partitions fully in sync"
                                              if states else "no partitions yet")
+
+    log_position = "partition and offset"
+
+    def read_log(self, config, mode: str, positions: list[str]) -> dict[str, str]:
+        """Each partition's records from the lowest recorded offset to the highest, fetched from
+        its leader now (``p<partition>:<offset>`` -> id). An old leader's records that its successor
+        never had are gone, or another record took their offset."""
+        topic = names(self.name, mode).topic
+        wanted: dict[int, list[int]] = {}
+        for pos in positions:
+            partition, _, offset = pos.removeprefix("p").partition(":")
+            wanted.setdefault(int(partition), []).append(int(offset))
+        consumer = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                 request_timeout_ms=11_000, max_partition_fetch_bytes=8 * 2**20)
+        found: dict[str, str] = {}
+        try:
+            for partition, offsets in sorted(wanted.items()):
+                found.update(_read_partition(consumer, TopicPartition(topic, partition), min(offsets), max(offsets)))
+        finally:
+            consumer.close()
+        return found
+
+    def saw_down(self, config, node: str, peers) -> str:
+        """The controller quorum fenced the node: a broker that misses its heartbeats for
+        broker.session.timeout.ms (9 s) is fenced by the active controller, which logs it and
+        takes the node out of every ISR and leadership. The active controller is one of the
+        peers whenever the node is cut off from them."""
+        node_id = next((i for i, n in enumerate(self.bound.nodes, 1) if n.service == node), 0)
+        # Kafka 3.x says "Fencing broker 2 because ...", 4.x "Fencing broker 2 at epoch 15 because ...".
+        fenced = re.compile(rf"Fencing broker {node_id}(?: at epoch \d+)? because its session has timed out")
+        for peer in peers:
+            found = fenced.search(peer.logs())
+            if found:
+                return f"{peer.service} (the active controller) logged: {found.group(0)}"
+        return ""
 
     def check_expose(self, config) -> None:
         raise UsageError("Kafka has no authentication in this lab (PLAINTEXT listeners): --expose is refused")

@@ -83,6 +83,10 @@ def queue_counts(config, queues: set[str], ports: list[int] | None = None) -> di
     return counts
 
 
+#: How long a peer waits for a node to answer before it counts as unreachable (``saw_down``).
+PEER_PROBE_MS = 2000
+
+
 class RabbitMQ(Broker):
     name = "rabbitmq"
     tool_label = "PerfTest"
@@ -134,6 +138,20 @@ class RabbitMQ(Broker):
         ok = not down and not missing and len(nodes) == len(self.bound.nodes)
         return ok, (f"{len(nodes) - len(down)} of {len(self.bound.nodes)} nodes running"
                     + (f"; {queue} members offline: {', '.join(missing)}" if missing else ""))
+
+    def saw_down(self, config, node: str, peers) -> str:
+        """A peer's Erlang runtime could not reach the node: a call to it (``erpc``, 2 s) timed
+        out or found no connection. That is what the quorum queue's Raft members see of a cut-off
+        member; RabbitMQ itself marks the node down only after net_ticktime (60 s)."""
+        probe = (f"case catch erpc:call('rabbit@{node}', erlang, node, [], {PEER_PROBE_MS}) of "
+                 "{'EXIT', {{erpc, Why}, _}} -> Why; {'EXIT', Why} -> Why; Answer -> Answer end.")
+        for peer in peers:
+            if peer.service.startswith("rabbitmq"):
+                said = peer.run(["rabbitmqctl", "eval", probe], "rabbitmq").strip()
+                if said in ("timeout", "noconnection"):
+                    return (f"{peer.service} could not reach rabbit@{node}: erpc {said} "
+                            f"(within {PEER_PROBE_MS / 1000:g} s)")
+        return ""
 
     def check_expose(self, config) -> None:
         if "guest" in (config.get("RABBITMQ_USER", "guest"), config.get("RABBITMQ_PASSWORD", "guest")):

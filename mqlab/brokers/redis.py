@@ -10,13 +10,15 @@ redis-benchmark has no duration and no rate: at full speed a short probe sizes a
 from __future__ import annotations
 
 import csv
+import re
 
 import redis as redis_py
 
 from ..errors import UsageError
 from .native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, gist, mb_per_s, positive,
                       records_for, to_ns)
-from .base import HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, names, text
+from .base import (HOST, TIMEOUT_S, Backlog, Broker, ConsumerView, Dead, NativeRun, Topology, envelope_id, logged_id,
+                   names, text)
 
 #: Linux refuses a single command-line argument of 128 KiB or more (MAX_ARG_STRLEN, with its NUL).
 MAX_ARG_BYTES = 32 * 4096 - 1
@@ -48,6 +50,9 @@ def sentinel_views(config, sentinels: list[tuple[str, int]]) -> dict[str, str]:
         finally:
             client.close()
     return views
+
+
+READ_PAGE = 10_000  # stream entries per XRANGE of the final read
 
 
 class Redis(Broker):
@@ -117,6 +122,39 @@ class Redis(Broker):
         wanted = len(self.bound.nodes) - 1
         return (agree and info.get("role") == "master" and online == wanted,
                 f"primary {primary}, {online} of {wanted} replicas online, sentinels agree: {agree}")
+
+    log_position = "stream entry id"
+
+    def read_log(self, config, mode: str, positions: list[str]) -> dict[str, str]:
+        """The mode's stream from the lowest recorded entry id to the highest, read with XRANGE
+        from the primary now (entry id -> id). Entries an old primary took and never passed on
+        before it was demoted are not there."""
+        if not positions:
+            return {}
+        ordered = sorted(positions, key=lambda e: tuple(int(x) for x in e.split("-")))
+        stream, start, found = names(self.name, mode).stream, ordered[0], {}
+        client = self.client(config)
+        try:
+            while True:
+                entries = client.xrange(stream, min=start, max=ordered[-1], count=READ_PAGE)
+                found.update((text(entry), logged_id(fields.get(b"data", b""))) for entry, fields in entries)
+                if len(entries) < READ_PAGE:
+                    return found
+                start = "(" + text(entries[-1][0])
+        finally:
+            client.close()
+
+    def saw_down(self, config, node: str, peers) -> str:
+        """A sentinel flagged the node subjectively down (``+sdown``): it had no valid answer
+        from it for down-after-milliseconds (5 s). Sentinels log it as ``+sdown master
+        mymaster <node> 6379`` or ``+sdown slave <node>:6379 <node> 6379 @ ...``."""
+        flagged = re.compile(rf"\+sdown (?:master \S+|slave \S+) {re.escape(node)} \d+")
+        for peer in peers:
+            if peer.service.startswith("sentinel"):
+                found = flagged.search(peer.logs())
+                if found:
+                    return f"{peer.service} logged: {found.group(0)}"
+        return ""
 
     def check_expose(self, config) -> None:
         if not config.get("REDIS_PASSWORD"):

@@ -3,7 +3,8 @@
 Producers and consumers append one line per message to their own files under
 ``<ledger>/<run_id>/`` (see ``mqlab_services.ledger`` for the writer), fields split by tabs:
 
-- ``sent-<producer>.tsv``: ``id  seq  send_ns  ack_ns  key``, written after the broker confirmed it;
+- ``sent-<producer>.tsv``: ``id  seq  send_ns  ack_ns  key  pos``, written after the broker confirmed it
+  (``pos``: where the broker put it, for the final read; empty where it gives none);
 - ``recv-<consumer>.tsv``: ``id  src  seq  send_ns  recv_ns  key  lane``, written after processing
   and before the ack;
 - ``dead-<consumer>.tsv``: ``id  src  seq  attempts  reason  dead_ns``, written when the consumer
@@ -25,7 +26,7 @@ SENT, RECV, DEAD = "sent", "recv", "dead"
 #: Every kind of line starts with the message's id.
 ID = 0
 # sent-<producer>.tsv
-SENT_SEQ, SENT_SEND_NS, SENT_ACK_NS, SENT_KEY = 1, 2, 3, 4
+SENT_SEQ, SENT_SEND_NS, SENT_ACK_NS, SENT_KEY, SENT_POS = 1, 2, 3, 4, 5
 # recv-<consumer>.tsv
 RECV_SRC, RECV_SEQ, RECV_SEND_NS, RECV_RECV_NS, RECV_KEY, RECV_LANE = 1, 2, 3, 4, 5, 6
 # dead-<consumer>.tsv

@@ -15,6 +15,7 @@ from typing import Mapping
 
 from .. import tables
 from ..modes import MODES
+from .final_read import SAMPLE, FinalRead
 
 
 @dataclass
@@ -41,10 +42,16 @@ class Report:
     lost_ids: list[str] = field(default_factory=list)
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
+    final: FinalRead | None = None  # the final read of the broker's log (None: not asked for)
+
+    @property
+    def gone(self) -> int:
+        """Acked messages the final read did not find where the broker put them."""
+        return self.final.gone if self.final and self.final.read else 0
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.sent > 0
+        return self.lost == 0 and self.gone == 0 and self.sent > 0
 
 
 def judge_order(report: Report, in_lanes: int, elsewhere: int, consumers: int, scope: str) -> None:
@@ -100,8 +107,8 @@ def _accounting_rows(report: Report) -> list[tuple[str, str]]:
         rows.append(("dead-lettered (see `invoke dlq`)", f"{report.dead_lettered:,}"))
         for reason, n in sorted(report.dead_reasons.items(), key=lambda kv: -kv[1])[:3]:
             rows.append((f"  {reason[:60]}", f"{n:,}"))
+    rows += [("lost (acked, never received)", f"{report.lost:,}"), *_final_rows(report.final)]
     rows += [
-        ("lost (acked, never received)", f"{report.lost:,}"),
         ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),
         ("received without an ack on record", f"{report.unacked_received:,}"),
         ("out of order where the mode promises order", f"{report.out_of_order:,}" + _order_note(report)),
@@ -113,6 +120,28 @@ def _accounting_rows(report: Report) -> list[tuple[str, str]]:
     return rows
 
 
+def _final_rows(final: FinalRead | None) -> list[tuple[str, str]]:
+    """The final read: acked messages gone from the broker's log, whatever the consumers got."""
+    if final is None:
+        return []
+    if not final.read:
+        return [("final read of the broker's log", f"not read: {final.note}")]
+    delivered = f"; {final.gone_received:,} of them delivered before they were gone" if final.gone_received else ""
+    return [(f"acked but gone from the broker's log (final read by {final.by})",
+             f"{final.gone:,} of {final.checked:,}{delivered}")]
+
+
+def _verdict(report: Report) -> str:
+    if report.sent == 0:
+        return "FAIL: nothing was sent"
+    if report.ok:
+        read = report.final is not None and report.final.read
+        return "OK: every acked message was received" + (" and is still in the broker's log" if read else "")
+    parts = [f"{report.lost:,} acked messages lost"] if report.lost else []
+    parts += [f"{report.gone:,} acked messages gone from the broker's log"] if report.gone else []
+    return "FAIL: " + "; ".join(parts)
+
+
 def render(report: Report, names: Mapping[str, str] | None = None) -> str:
     """The verify table as plain text; ``names`` maps the services' own names to container names."""
     names = names or {}
@@ -120,7 +149,7 @@ def render(report: Report, names: Mapping[str, str] | None = None) -> str:
              tables.render(None, _delivery_rows(report, names) + _accounting_rows(report), indent=2)]
     if report.lost_ids:
         lines.append("  first lost ids: " + ", ".join(report.lost_ids))
-    verdict = "OK: every acked message was received" if report.ok else (
-        "FAIL: nothing was sent" if report.sent == 0 else f"FAIL: {report.lost:,} acked messages lost")
-    lines.append(verdict)
+    if report.gone:
+        lines.append("  first ids gone from the log: " + ", ".join(report.final.gone_ids[:SAMPLE]))
+    lines.append(_verdict(report))
     return "\n".join(lines)

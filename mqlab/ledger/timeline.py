@@ -45,3 +45,23 @@ def consumer_silence_s(directory: Path, until_ns: int | None = None) -> float:
     last = max((v[-1] for v in per_consumer.values() if v), default=0)
     last = max(last, until_ns or 0)
     return max((max(longest_gap(v), (last - v[-1]) / 1e9) for v in per_consumer.values() if v), default=0.0)
+
+
+def first_ack_ns(directory: Path) -> int | None:
+    """When the run's first ack arrived (ns since the epoch): where its timeline starts."""
+    return min((v[0] for v in receipts.column(directory, *ACK_NS).values() if v), default=None)
+
+
+def silence_within_s(directory: Path, start_ns: int, end_ns: int) -> float:
+    """The longest time one consumer received nothing inside the window from ``start_ns`` to
+    ``end_ns`` (a fault's), in seconds: silence before or after the window does not count."""
+    longest = 0.0
+    for values in receipts.column(directory, *RECV_NS).values():
+        inside = [start_ns, *(t for t in values if start_ns < t < end_ns), end_ns]
+        longest = max(longest, longest_gap(inside))
+    return longest
+
+
+def acks_within(directory: Path, start_ns: int, end_ns: int) -> int:
+    """How many acks the producers got inside the window: the stream went on during it."""
+    return sum(start_ns <= t <= end_ns for values in receipts.column(directory, *ACK_NS).values() for t in values)

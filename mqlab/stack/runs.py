@@ -1,5 +1,5 @@
 """Runs of messages: `invoke produce` (a one-shot producer with an acked-progress bar) and
-`invoke verify` (the ledger's account of a run)."""
+`invoke verify` (the ledger's account of a run, and the final read of the broker's log)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 
 from mqlab_services.envelope import valid_run_id
 
-from .. import ledger
+from .. import brokers, ledger
 from ..config import LabConfig
 from ..errors import LabError, UsageError
 from ..stacks import Stack, get_stack
@@ -104,11 +104,24 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     return run_id
 
 
+def final_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledger.FinalRead:
+    """Read the broker's log back at every position the run's producers recorded."""
+    broker = brokers.of(stack)
+    if not broker.log_position:
+        return ledger.not_read(f"a {stack.broker} queue forgets what it delivered: no log to read back")
+    try:
+        return ledger.read_back(ledger.run_dir(config.ledger_dir, run_id), broker.log_position,
+                                lambda positions: broker.read_log(config, mode, positions))
+    except Exception as exc:  # each client raises its own kind when the broker does not answer
+        return ledger.not_read(f"{stack.name} did not answer ({type(exc).__name__}: {str(exc)[:120]})")
+
+
 def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
            on_poll: Callable[[ledger.Report], None] | None = None) -> tuple[ledger.Report, str]:
     stack = get_stack(stack_name)
     run_id = run_id or ledger.latest_run(config.ledger_dir, stack.name)
     report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll)
+    report.final = final_read(config, stack, report.mode, run_id)
     try:
         names = consumer_names(preflight.docker_client(), stack)
     except LabError:

@@ -157,11 +157,14 @@ def produce(stack: str, count: int, *extra: str) -> str:
 
 
 def verify(stack: str, run_id: str, settle: int = 15, timeout: int = 180):
-    """`invoke verify` as a user runs it, and the ledger's Report for exact assertions."""
+    """`invoke verify` as a user runs it, and the ledger's Report for exact assertions, with the
+    final read of the broker's log (``report.final``, ``report.gone``) as verify does it."""
     from mqlab import ledger
+    from mqlab.stack import runs
 
     done = invoke("verify", stack, "--run-id", run_id, "--settle", str(settle), "--timeout", str(timeout))
     report = ledger.read_run(ROOT / ".mqlab" / "ledger", run_id)
+    report.final = runs.final_read(config.load(ROOT, config.offline_default()), get_stack(stack), report.mode, run_id)
     return done, report
 
 

@@ -12,7 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.conftest import (Case, ack_gap_s, consumer_silence_s, invoke, latency_ms_by_send_time, produce,
+from mqlab.ledger import timeline
+from tests.e2e.conftest import (LEDGER, Case, ack_gap_s, consumer_silence_s, invoke, latency_ms_by_send_time, produce,
                                 start_stream, started_at, verify, wait_for_acked)
 
 SAFE = [Case("rabbitmq", "work", consumers=2), Case("redis", "stream", consumers=2), Case("kafka", "group", consumers=2)]
@@ -45,10 +46,16 @@ def _evidence(case: Case, fault: str, run_id: str, before: dict, chaos_out: str)
         assert started_at(case.stack, case.stack) != before["broker"], "the broker was not restarted"
     if fault in ("kill-broker", "pause-broker"):
         assert ack_gap_s(run_id) >= 0.8 * seconds, f"no gap in producer acks: {ack_gap_s(run_id):.1f} s"
-    if fault in ("partition", "kill-consumer"):
-        # A partition can outlast the run: the cut-off consumer is silent until it is back.
-        until = _stamps_ns(chaos_out, "reconnect ")[0] if fault == "partition" else None
-        silence = consumer_silence_s(run_id, until)
+    if fault == "partition":
+        # Silence counts only between the disconnect and the reconnect, and only while the
+        # stream went on: a consumer that fell silent because the run had ended proves nothing.
+        (cut,), (healed,) = _stamps_ns(chaos_out, "disconnect "), _stamps_ns(chaos_out, "reconnect ")
+        silence = timeline.silence_within_s(LEDGER / run_id, cut, healed)
+        assert silence >= 0.8 * seconds, f"no consumer went silent while it was cut off: {silence:.1f} s"
+        late = timeline.acks_within(LEDGER / run_id, cut + (healed - cut) // 2, healed)
+        assert late > 0, "the stream had stopped before the cut ended: the silence proves nothing"
+    if fault == "kill-consumer":
+        silence = consumer_silence_s(run_id)
         assert silence >= 0.8 * seconds, f"no consumer went silent: {silence:.1f} s"
     if fault == "kill-consumer":
         assert started_at(case.stack, "consumer") != before["consumer"], "no consumer was restarted"

@@ -90,35 +90,63 @@ def test_node_only_goes_with_node_faults():
     chaos.check_node("kill-node", "leader")
 
 
-def _round(fault, target, acked, lost=0, dup=0, gap=1.0, stall=2.0, received=None):
-    return proof.Round(fault, target, 1, "r", acked, acked - lost if received is None else received, lost, dup,
-                       gap, stall, 10.0)
+def _round(fault, target, acked, lost=0, dup=0, gap=1.0, stall=2.0, gone=0, evidence="seen", mode="group"):
+    return proof.Round(fault, target, 1, "r", acked, acked - lost, lost, dup, gap, stall, 10.0, gone, 0, evidence,
+                       mode)
 
 
-def test_the_round_table_sums_counts_and_keeps_the_worst_times():
+def test_the_round_table_sums_counts_keeps_the_worst_times_and_shows_invalid_rounds():
     rounds = [_round("kill-node", "leader", 1000, gap=2.0, stall=3.0), _round("kill-node", "leader", 900, dup=2, gap=4.0),
-              _round("kill-node", "leader", 1100, gap=9.0, stall=1.0), _round("kill-node", "follower", 1000, lost=3),
-              _round("rolling-restart", "all", 500)]
+              _round("kill-node", "leader", 1100, gap=9.0, stall=1.0, evidence=""),
+              _round("kill-node", "follower", 1000, lost=3, gone=4), _round("rolling-restart", "all", 500)]
     rows = proof.summarize(rounds)
-    assert [(r.fault, r.target, r.rounds) for r in rows] == [
-        ("kill-node", "leader", 3), ("kill-node", "follower", 1), ("rolling-restart", "all", 1)]
+    assert [(r.fault, r.target, r.rounds, r.invalid) for r in rows] == [
+        ("kill-node", "leader", 3, 1), ("kill-node", "follower", 1, 0), ("rolling-restart", "all", 1, 0)]
     leader = rows[0]
-    assert (leader.acked, leader.lost, leader.duplicated) == (3000, 0, 2)
+    assert (leader.acked, leader.received, leader.lost, leader.gone, leader.duplicated) == (3000, 3000, 0, 0, 2)
     assert (leader.unavailable_max_s, leader.unavailable_median_s, leader.stalled_max_s) == (9.0, 4.0, 3.0)
     text = proof.render("kafka-cluster", "group", rows)
     assert text.count("kafka-cluster (mode group): ") == 2  # one table per fault
     assert "9.0 (4.0)" in text
     markdown = proof.render("kafka-cluster", "group", rows, markdown=True)
-    assert "| leader | 3 | 3,000 | 0 | 2 | 9.0 (4.0) | 3.0 | yes |" in markdown
-    assert markdown.startswith("**kafka-cluster (mode group): kill-node**\n\n| target | rounds |")
+    assert "| leader | 3 | 3,000 | 3,000 | 0 | 0 | 2 | 9.0 (4.0) | 3.0 | 1 (invalid) |" in markdown
+    assert "| follower | 1 | 1,000 | 997 | 3 | 4 | 0 | 1.0 (1.0) | 2.0 | 0 |" in markdown
+    assert markdown.startswith("**kafka-cluster (mode group): kill-node**\n\n| target | rounds | acked | received |")
 
 
-def test_the_proof_fails_on_a_loss_in_a_safe_mode_only():
-    lossy = [_round("kill-node", "leader", 1000, lost=5)]
-    assert "5 acked messages lost" in proof.failed(get_stack("kafka-cluster"), "group", lossy)
-    assert proof.failed(get_stack("redis-sentinel"), "stream-wait", lossy) == ""
-    unaccounted = [_round("kill-node", "leader", 1000, received=990)]
-    assert "neither received nor counted lost" in proof.failed(get_stack("redis-sentinel"), "stream-wait", unaccounted)
+def test_a_queue_has_no_log_to_read_and_the_table_says_so():
+    rows = proof.summarize([_round("kill-node", "leader", 100, gone=None, mode="quorum")])
+    assert rows[0].gone is None and "not read (a queue)" in proof.render("rabbitmq-cluster", "quorum", rows)
+
+
+def test_a_control_says_whether_it_showed_a_loss_and_never_calls_itself_safe():
+    rows = proof.summarize([_round("isolate-node", "leader", 1000, lost=0, gone=120, mode="leader-ack"),
+                            _round("isolate-node", "follower", 1000, mode="leader-ack")])
+    text = proof.render("kafka-cluster", "leader-ack", rows, control=True)
+    assert "kafka-cluster (mode leader-ack, the unsafe control): isolate-node" in text
+    assert "leader: the control lost 0 and 120 acked messages are gone from the log: the checker can see a loss" in text
+    assert "follower: this fault did not show that the checker can see a loss here" in text
+    assert "safe" not in text.replace("unsafe", "")
+
+
+def test_the_proof_fails_on_a_loss_or_a_gone_message_in_a_safe_mode_and_on_a_round_without_evidence():
+    kafka, redis = get_stack("kafka-cluster"), get_stack("redis-sentinel")
+    assert "5 acked messages lost in a safe mode" in proof.failed(kafka, [_round("kill-node", "leader", 1000, lost=5)])
+    assert "7 acked messages gone from the broker's log" in proof.failed(kafka, [_round("kill-node", "leader", 9, gone=7)])
+    # the controls and the lossy modes may lose: that is what they are run for
+    assert proof.failed(kafka, [_round("isolate-node", "leader", 1000, lost=5, gone=9, mode="leader-ack")]) == ""
+    assert proof.failed(redis, [_round("isolate-node", "leader", 1000, gone=9, mode="stream")]) == ""
+    assert proof.failed(redis, [_round("kill-node", "leader", 1000, lost=2, mode="stream-wait")]) == ""
+    invalid = [_round("pause-node", "follower", 1000, evidence="")]
+    assert "1 round(s) without evidence of their fault (pause-node)" in proof.failed(kafka, invalid)
+
+
+def test_a_round_is_proven_by_what_the_broker_showed_or_for_a_pause_by_a_gap_in_its_acks():
+    assert proof.evidence_of("isolate-node", "sentinel-2 logged: +sdown master mymaster redis-1 6379", 0.1) \
+        .startswith("sentinel-2 logged")
+    assert proof.evidence_of("isolate-node", "", 30.0) == ""  # a gap alone does not prove a cut
+    assert proof.evidence_of("pause-node", "", 12.5) == "no producer ack for 12.5 s (the broker's acks on record)"
+    assert proof.evidence_of("pause-node", "", 0.4) == ""
 
 
 @pytest.mark.parametrize("stack, faults, targets, rounds, rate, message", [

@@ -9,9 +9,9 @@ ENV = Envelope(id="a1", run="r", src="p-1", seq=7, ts_ns=1_000)
 
 
 def test_the_columns_name_what_the_writer_puts_there():
-    sent = writer.sent_line(ENV, 2_000, "orders.eu").rstrip("\n").split("\t")
+    sent = writer.sent_line(ENV, 2_000, "orders.eu", "p2:40").rstrip("\n").split("\t")
     assert (sent[receipts.ID], sent[receipts.SENT_SEQ], sent[receipts.SENT_SEND_NS], sent[receipts.SENT_ACK_NS],
-            sent[receipts.SENT_KEY]) == ("a1", "7", "1000", "2000", "orders.eu")
+            sent[receipts.SENT_KEY], sent[receipts.SENT_POS]) == ("a1", "7", "1000", "2000", "orders.eu", "p2:40")
     recv = writer.recv_line(ENV, 3_000, "k", "p2").rstrip("\n").split("\t")
     assert (recv[receipts.ID], recv[receipts.RECV_SRC], recv[receipts.RECV_SEQ], recv[receipts.RECV_SEND_NS],
             recv[receipts.RECV_RECV_NS], recv[receipts.RECV_KEY], recv[receipts.RECV_LANE]) == (

@@ -1,0 +1,74 @@
+"""What the faults share: finding a stack's containers, stamping each step with its time,
+waiting for a container's health, and cutting a container off its network."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Callable
+
+from ..errors import LabError
+from ..stacks import Stack
+from ..wait import poll_until
+
+Echo = Callable[[str], None]
+HEALTHY_TIMEOUT = 180.0
+
+
+def stamp(echo: Echo, message: str) -> None:
+    echo(f"{datetime.now().strftime('%H:%M:%S.%f')[:-3]} {message}")
+
+
+def containers(client, stack: Stack, service: str, running: bool = True) -> list:
+    found = client.containers.list(all=not running, filters={"label": [
+        f"com.docker.compose.project={stack.project}", f"com.docker.compose.service={service}"]})
+    return sorted(found, key=lambda c: c.name)
+
+
+def wait_healthy(container, echo: Echo, timeout: float = HEALTHY_TIMEOUT) -> None:
+    health: list = [None]
+
+    def healthy() -> bool:
+        container.reload()
+        health[0] = (container.attrs.get("State", {}).get("Health") or {}).get("Status")
+        return container.status == "running" and health[0] in (None, "healthy")
+
+    if not poll_until(healthy, timeout, interval=1.0):
+        raise LabError(f"{container.name} did not become healthy within {timeout:.0f} s")
+    stamp(echo, f"{container.name} is {'healthy' if health[0] else 'running'}")
+
+
+def network_of(client, c):
+    networks = list(c.attrs.get("NetworkSettings", {}).get("Networks", {}))
+    if not networks:
+        raise LabError(f"{c.name} is on no network")
+    return client.networks.get(networks[0])
+
+
+def cut(client, c, duration: float, echo: Echo, label: str) -> None:
+    """Disconnect ``c`` from its network for ``duration``, then connect it again by its name
+    (and at its fixed address, where the compose file gives it one)."""
+    net = network_of(client, c)
+    fixed = ((c.attrs["NetworkSettings"]["Networks"][net.name].get("IPAMConfig") or {}).get("IPv4Address")
+             or None)
+    stamp(echo, f"disconnect {c.name} from {net.name} for {duration:g} s")
+    net.disconnect(c)
+    try:
+        time.sleep(duration)
+    finally:
+        stamp(echo, f"reconnect {c.name} to {net.name}")
+        net.connect(c, aliases=[label], ipv4_address=fixed)
+
+
+def started_at(container) -> str:
+    """When Docker last started the container (State.StartedAt): it changes with every start."""
+    container.reload()
+    return container.attrs["State"]["StartedAt"]
+
+
+def tool_image(client, stack: Stack) -> str:
+    """The services image (it has `tc` and `iptables`), from a running producer or consumer."""
+    tool = containers(client, stack, "consumer") or containers(client, stack, "producer")
+    if not tool:
+        raise LabError(f"{stack.name} has no producer or consumer container to take the services image from")
+    return tool[0].image.id
