@@ -145,7 +145,18 @@ def merge_mqlab(producers: list[dict], consumers: list[dict]) -> dict:
         "ack_curve": curve(ack),
         "series": {"sent": sent, "received": received, "backlog": backlog(sent, received)},
         "error": "; ".join(errors) or None,
+        "invalid": invalid_reason(sum(p["total"] for p in producers), sum(c["total"] for c in consumers)),
     }
+
+
+def invalid_reason(sent: int, received: int) -> str | None:
+    """Why a trial did not do the work it stands for, or None. A trial whose consumers received
+    nothing of what was sent measured a producer with no one reading: Redis drops a pub/sub
+    subscriber that falls behind (its output buffer limit), and a dead consumer reads nothing.
+    Such a trial is shown, and kept out of every median and ratio."""
+    if sent and not received:
+        return f"its consumers received none of the {sent:,} messages sent (dropped by the broker, or dead)"
+    return None
 
 
 def native_trial(result) -> dict:
@@ -174,15 +185,18 @@ def _median(values: list) -> float | None:
 
 
 def median_of(trials: list[dict]) -> dict:
-    """Median over repeats of a group's rates and latency quantiles."""
-    ok = [t for t in trials if not t.get("error")] or trials
+    """Median over repeats of a group's rates and latency quantiles; invalid trials are left out
+    (a group with none valid has no figures)."""
+    valid = [t for t in trials if not t.get("invalid")]
+    ok = [t for t in valid if not t.get("error")] or valid
     out = {key: _median([t.get(key) for t in ok]) for key in ("send_rate", "recv_rate", "mb_per_s")}
     for field in ("latency", "ack_latency"):
         if any(field in t for t in ok):
             out[field] = {k: _median([t[field].get(k) for t in ok if field in t])
                           for k in ("p50", "p90", "p99", "p999", "max")}
-    out["latency_kind"] = ok[0]["latency_kind"]
+    out["latency_kind"] = (ok or trials)[0]["latency_kind"]
     out["repeats"] = len(trials)
+    out["invalid"] = [t["invalid"] for t in trials if t.get("invalid")]
     out["errors"] = [t["error"] for t in trials if t.get("error")]
     return out
 
@@ -415,6 +429,10 @@ def markdown(run: dict) -> str:
     errors = [e for g in summary["groups"].values() for e in g.get("errors", [])]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]
+    invalid = [f"{g['label']}: {len(g['invalid'])} of {g['repeats']} ({g['invalid'][0]})"
+               for g in summary["groups"].values() if g.get("invalid")]
+    if invalid:
+        lines += ["", "Invalid trials, kept out of every median and ratio: " + "; ".join(invalid)]
     return "\n".join(lines) + "\n"
 
 

@@ -363,3 +363,30 @@ def test_a_trials_profiles_are_summed_per_container_next_to_its_numbers(tmp_path
     assert record["send_rate"] == 2.5
     assert sorted(record["profile"]) == ["consumer c0", "producer p0"]
     assert record["profile"]["producer p0"]["self"] == [["encode (mqlab_services/envelope.py)", 100.0]]
+
+
+def test_a_trial_whose_consumers_received_nothing_is_invalid_and_stays_out_of_o():
+    dropped = bench_report.merge_mqlab([part("producer", "p0", [60000], 60000, [1000])],
+                                       [part("consumer", "c0", [0], 0, [])])
+    assert dropped["invalid"] == ("its consumers received none of the 60,000 messages sent (dropped by the "
+                                  "broker, or dead)")
+    kept = bench_report.merge_mqlab([part("producer", "p0", [9000], 9000, [1000])],
+                                    [part("consumer", "c0", [9000], 9000, [2000])])
+    assert kept["invalid"] is None
+    trials = [trial({**dropped, "kind": "mqlab"}, "mqlab pubsub", "unsafe", "throughput", None, 0),
+              trial({**kept, "kind": "mqlab"}, "mqlab pubsub", "unsafe", "throughput", None, 1),
+              trial({**kept, "kind": "mqlab"}, "mqlab stream", "safe", "throughput", None, 0),
+              trial({**kept, "kind": "bare", "send_rate": 10000.0}, "bare pubsub", "bare-unsafe", "throughput", None, 0)]
+    summary = bench_report.summarise(trials)
+    group = summary["groups"]["mqlab pubsub@throughput"]
+    assert group["send_rate"] == kept["send_rate"] and group["invalid"] == [dropped["invalid"]]
+    assert summary["ratios"]["o_unsafe"] == pytest.approx(kept["send_rate"] / 10000)  # the dropped one left out
+    only_dropped = bench_report.summarise([trials[0], trials[3]])
+    assert only_dropped["groups"]["mqlab pubsub@throughput"]["send_rate"] is None
+    assert only_dropped["ratios"]["o_unsafe"] is None
+    run = {"id": "redis-1", "stack": "redis", "mode": "stream", "unsafe_mode": "pubsub", "trials": trials,
+           "summary": summary, "environment": {}, "params": {"size": 1024, "producers": 1, "consumers": 1,
+                                                          "warmup": 1, "duration": 2, "repeat": 2, "rate": None,
+                                                          "latency_rate": None}}
+    assert ("Invalid trials, kept out of every median and ratio: mqlab pubsub: 1 of 2 (its consumers received none "
+            "of the 60,000 messages sent") in bench_report.markdown(run)
