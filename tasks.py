@@ -311,7 +311,8 @@ def _fills(flag: Argument, stack: Argument) -> _FillsStack:
 
 
 @task(klass=StackOrCompare, positional=["stack"], help={
-    "stack": f"the stack to benchmark ({STACK_NAMES}); started for the run (broker only) if it is not running",
+    "stack": f"the stack to benchmark ({STACK_NAMES}); started for the run (broker only) if it is not running; "
+             "or ledger: the ledger's own speed on a synthetic run, no broker",
     "size": "message size in bytes, for mqlab and the native tool alike (default 1024)",
     "rate": "messages per second in all, or 'max' for as fast as the client goes (default max)",
     "duration": "seconds measured per trial, after the warm-up (default 10)",
@@ -330,13 +331,21 @@ def _fills(flag: Argument, stack: Argument) -> _FillsStack:
     "profile": "run mqlab's and the bare client's containers under py-spy and write the top entries of each "
                "profile to .mqlab/bench/<run>-profile.md",
     "compare": "do not run anything: put the latest run of every benchmarked stack into one table and plot",
+    "count": "bench ledger only: messages in the synthetic run (default 10,000,000)",
     "offline": OFFLINE_HELP,
 })
 @lab_task
 def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
           repeat=3, latency_rate=1000, client="all", no_native=False, no_bare=False, profile=False,
-          compare=False, offline=False):
+          compare=False, count=10_000_000, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
+    if stack == "ledger":
+        result, saved = lab_bench.bench_ledger(ROOT, lab_stack.parse_int(count, "count"), _echo)
+        print(result)
+        _echo(f"wrote {saved.relative_to(ROOT)}")
+        if not result.endswith("OK: verify found exactly what was planted"):
+            raise Exit(code=1)
+        return
     cfg = _config(offline)
     if compare:
         if stack:

@@ -5,6 +5,8 @@
 - :mod:`.stack`  the stack during a run: its compose calls, the trial containers, CPU pinning
 - :mod:`.record` what a run records besides its trials, and the files it is saved to
 - :mod:`.report` merging the trial containers' results, medians and ratios, Markdown and plots
+- :mod:`.spread` paired ratios per repeat, their intervals and the ✓/≈/✗ judgement
+- :mod:`.ledger_bench` `invoke bench ledger`: verify on a synthetic run against one DuckDB scan
 
 Front doors: :class:`BenchParams`, :func:`bench`, :func:`compare`, :func:`markdown` (the report
 of a run) and :data:`BENCH_DIR`, where runs are saved.
@@ -17,7 +19,8 @@ of a run) and :data:`BENCH_DIR`, where runs are saved.
 
 from __future__ import annotations
 
+from .ledger_bench import bench_ledger
 from .plan import BENCH_DIR, BenchParams, bench, compare
 from .report import markdown
 
-__all__ = ["BENCH_DIR", "BenchParams", "bench", "compare", "markdown"]
+__all__ = ["BENCH_DIR", "BenchParams", "bench", "bench_ledger", "compare", "markdown"]

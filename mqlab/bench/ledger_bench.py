@@ -1,0 +1,278 @@
+"""`invoke bench ledger`: the ledger's own speed, with no broker.
+
+It writes a run of N messages straight to receipt files (the format of
+:mod:`mqlab.ledger.receipts`), with a known number of lost, duplicated and out-of-order ids
+planted in it, then
+
+- times `verify`'s reading of it (:func:`mqlab.ledger.read_run`, the DuckDB engine) in a
+  process of its own, for its elapsed time and peak resident memory, and checks that the
+  Report finds exactly the planted numbers;
+- times the **floor**: one DuckDB scan of the same files that counts their distinct ids, the
+  least any reading of them must do;
+
+and prints time, peak RSS and verify ÷ floor.
+
+The run: one producer, two competing consumers (a Redis ``stream`` run), ids in the
+producers' form, timestamps of 100,000 messages a second. Lines are built with numpy, a block
+of up to a million same-width lines at a time, so writing is not what is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+PRODUCER = "producer-1"
+CONSUMERS = ("consumer-1", "consumer-2")
+CHUNK = 1_000_000
+MAX_COUNT = 1_000_000_000
+BYTES_PER_MESSAGE = 180  # of receipts on disk, sent and received lines together (measured: 17 MB for 100,000)
+
+
+@dataclass(frozen=True)
+class Planted:
+    """What a synthetic run holds, by construction."""
+
+    count: int  # acked messages
+    lost: int  # acked, never received
+    duplicated: int  # received twice (the second time marked redelivered, by the other consumer)
+    out_of_order: int  # adjacent first deliveries swapped within one consumer's file
+
+    @classmethod
+    def for_count(cls, count: int) -> Planted:
+        return cls(count, max(1, count // 10_000), max(1, count // 2_000), max(1, count // 5_000))
+
+
+def digits(values: np.ndarray, width: int) -> np.ndarray:
+    """Non-negative integers as ASCII digits, ``width`` of them each."""
+    out = np.empty((len(values), width), dtype=np.uint8)
+    v = values.astype(np.int64)
+    for j in range(width - 1, -1, -1):
+        out[:, j] = v % 10 + 48
+        v = v // 10
+    return out
+
+
+def hex_ids(prefix: bytes, seq: np.ndarray) -> np.ndarray:
+    """A producer's ids: 16 hex digits of its own, then the counter in 16 hex digits."""
+    out = np.empty((len(seq), 32), dtype=np.uint8)
+    out[:, :16] = np.frombuffer(prefix, dtype=np.uint8)
+    v = seq.astype(np.uint64)
+    for j in range(31, 15, -1):
+        out[:, j] = HEX[(v & np.uint64(15)).astype(np.int64)]
+        v = v >> np.uint64(4)
+    return out
+
+
+def _block(columns: list) -> bytes:
+    """One byte matrix from fixed-width columns (arrays) and constant separators (bytes)."""
+    n = next(len(c) for c in columns if isinstance(c, np.ndarray))
+    if n == 0:
+        return b""
+    parts = [c if isinstance(c, np.ndarray) else np.tile(np.frombuffer(c, dtype=np.uint8), (n, 1)) for c in columns]
+    return np.hstack(parts).tobytes()
+
+
+def _pick(rng: np.random.Generator, n: int, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """``k`` distinct indices below ``n`` (none of ``exclude``), sorted, without an n-sized permutation."""
+    chosen = np.empty(0, dtype=np.int64)
+    while len(chosen) < k:
+        more = rng.integers(0, n, size=2 * (k - len(chosen)) + 16)
+        chosen = np.union1d(chosen, more)
+        if exclude is not None and len(exclude):
+            chosen = np.setdiff1d(chosen, exclude)
+        if len(chosen) > k:
+            chosen = np.sort(rng.choice(chosen, size=k, replace=False))
+    return chosen
+
+
+def write_run(directory: Path, planted: Planted, seed: int = 1, progress=None) -> None:
+    """The run's receipt files and run.json in ``directory``."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    n = planted.count
+    lost = _pick(rng, n, planted.lost)
+    again = _pick(rng, n, planted.duplicated, exclude=lost)
+    prefix = rng.bytes(8).hex().encode()
+    start_ns = time.time_ns() - 3_600 * 10**9
+    swaps_left = planted.out_of_order
+    blocks = -(-n // CHUNK)
+    redelivered: list[list[bytes]] = [[] for _ in CONSUMERS]
+    src = PRODUCER.encode()
+    with (directory / f"sent-{PRODUCER}.tsv").open("wb") as sent, \
+            (directory / f"recv-{CONSUMERS[0]}.tsv").open("wb") as first, \
+            (directory / f"recv-{CONSUMERS[1]}.tsv").open("wb") as second:
+        recv = (first, second)
+        for number, lo in enumerate(range(0, n, CHUNK)):
+            hi = min(n, lo + CHUNK)
+            seq = np.arange(lo, hi, dtype=np.int64)
+            ids = hex_ids(prefix, seq)
+            send_ns = start_ns + seq * 10_000
+            seq_digits, send_digits = digits(seq, len(str(hi - 1))), digits(send_ns, 19)
+            sent.write(_block([ids, b"\t", seq_digits, b"\t", send_digits, b"\t",
+                               digits(send_ns + 1_000_000, 19), b"\t\t\n"]))
+            recv_digits = digits(send_ns + 2_000_000, 19)
+            consumer = (seq % 2).astype(np.int64)
+            delivered = np.ones(hi - lo, dtype=bool)
+            delivered[lost[(lost >= lo) & (lost < hi)] - lo] = False
+            # This block's share of the swaps, spread so that each lands on its own pair.
+            swaps = swaps_left if number == blocks - 1 else min(swaps_left, -(-planted.out_of_order // blocks))
+            swaps_left -= swaps
+            for c, fh in enumerate(recv):
+                rows = np.flatnonzero((consumer == c) & delivered)
+                order = rows.copy()
+                step = max(4, len(rows) // max(1, swaps // len(CONSUMERS) + 1) // 2 * 2)
+                share = swaps // len(CONSUMERS) + (c < swaps % len(CONSUMERS))
+                at = np.arange(share) * step
+                if share and at[-1] + 1 >= len(rows):
+                    raise UsageError(f"too many out-of-order ids for {n:,} messages")
+                order[at], order[at + 1] = rows[at + 1], rows[at]
+                fh.write(_block([ids[order], b"\t" + src + b"\t", seq_digits[order], b"\t", send_digits[order],
+                                 b"\t", recv_digits[order], b"\t\t\n"]))
+            for i in again[(again >= lo) & (again < hi)] - lo:
+                redelivered[1 - consumer[i]].append(b"\t".join([
+                    ids[i].tobytes(), src, str(seq[i]).encode(), send_digits[i].tobytes(),
+                    str(int(send_ns[i]) + 30 * 10**9).encode(), b"", b"redelivered"]) + b"\n")
+            if progress:
+                progress(hi, n)
+        for fh, lines in zip(recv, redelivered):
+            fh.write(b"".join(lines))
+    (directory / "run.json").write_text(json.dumps({"stack": "redis", "mode": "stream", "count": n}) + "\n")
+
+
+def _timed(argv: list[str]) -> tuple[float, dict]:
+    """Run ``argv`` (a :func:`_child`); its elapsed seconds and its JSON line (with its own peak RSS)."""
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode:
+        said = proc.stderr.strip().splitlines()
+        raise RuntimeError(said[-1] if said else f"exit {proc.returncode}")
+    return elapsed, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# The timed process: it imports only what its reading needs (not the bench's plotting), reads
+# the run (verify) or scans it (floor), and prints one JSON line with its own peak RSS.
+CHILD = """
+import json, resource, sys
+from pathlib import Path
+kind, ledger_dir, run_id = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+if kind == "verify":
+    from mqlab import ledger
+    r = ledger.read_run(ledger_dir, run_id)
+    out = {"sent": r.sent, "lost": r.lost, "duplicated": r.duplicated, "order": r.out_of_order + r.reordered}
+else:
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    files = [str(p) for p in sorted((ledger_dir / run_id).glob("*.tsv"))]
+    (out,) = con.execute("SELECT count(DISTINCT id) FROM read_csv($files, columns={'id': 'VARCHAR'}, delim='\\t', "
+                         "quote='', escape='', header=false, auto_detect=false, null_padding=true, strict_mode=false)",
+                         {"files": files}).fetchone()
+    out = {"distinct": out}
+out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class LedgerBench:
+    count: int
+    write_s: float
+    verify_s: float
+    verify_rss: int
+    floor_s: float
+    floor_rss: int
+    found: dict
+    planted: Planted
+
+    @property
+    def ratio(self) -> float:
+        return self.verify_s / self.floor_s if self.floor_s else float("inf")
+
+    @property
+    def matches(self) -> bool:
+        p = self.planted
+        return (self.found["sent"], self.found["lost"], self.found["duplicated"], self.found["order"]) == (
+            p.count, p.lost, p.duplicated, p.out_of_order)
+
+
+def run(root: Path, count: int, echo, keep: bool = False) -> LedgerBench:
+    """Write, verify and scan a synthetic run of ``count`` messages under ``root/.mqlab/bench-ledger``."""
+    if not 1_000 <= count <= MAX_COUNT:
+        raise UsageError(f"--count must be between 1,000 and {MAX_COUNT:,}, got {count:,}")
+    ledger_dir = root / ".mqlab" / "bench-ledger"
+    need = count * BYTES_PER_MESSAGE
+    shutil.rmtree(ledger_dir, ignore_errors=True)
+    ledger_dir.mkdir(parents=True)
+    free = shutil.disk_usage(ledger_dir).free
+    if free < 2 * need:
+        raise UsageError(f"{count:,} messages need about {need / 1e9:.1f} GB of receipts and as much scratch "
+                         f"space; {ledger_dir} has {free / 1e9:.1f} GB free")
+    planted = Planted.for_count(count)
+    run_id = f"bench-ledger-{count}"
+    try:
+        echo(f"writing {count:,} messages ({planted.lost:,} lost, {planted.duplicated:,} duplicated, "
+             f"{planted.out_of_order:,} out of order) to {ledger_dir / run_id}")
+        began = time.monotonic()
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if time.monotonic() - last[0] >= 5 or done == total:
+                last[0] = time.monotonic()
+                echo(f"  written {done:,} of {total:,}")
+
+        write_run(ledger_dir / run_id, planted, progress=progress)
+        write_s = time.monotonic() - began
+        me = [sys.executable, "-c", CHILD]
+        echo("verify: reading the run with the ledger's engine (a process of its own)")
+        verify_s, found = _timed(me + ["verify", str(ledger_dir), run_id])
+        echo("floor: one DuckDB scan counting the distinct ids of the same files")
+        floor_s, floor = _timed(me + ["floor", str(ledger_dir), run_id])
+        return LedgerBench(count, write_s, verify_s, found["peak_rss"], floor_s, floor["peak_rss"], found, planted)
+    finally:
+        if not keep:
+            shutil.rmtree(ledger_dir, ignore_errors=True)
+
+
+def render(result: LedgerBench) -> str:
+    p, f = result.planted, result.found
+    rows = [
+        ("verify (DuckDB engine)", f"{result.verify_s:.1f} s", f"{result.verify_rss / 2**20:,.0f} MiB"),
+        ("floor: one scan, count(DISTINCT id)", f"{result.floor_s:.1f} s", f"{result.floor_rss / 2**20:,.0f} MiB"),
+    ]
+    from ..tables import render as table
+
+    lines = [f"ledger bench: {result.count:,} messages (receipts written in {result.write_s:.1f} s)",
+             table(("reading", "time", "peak RSS"), rows, indent=2),
+             f"verify ÷ floor: {result.ratio:.2f}",
+             f"planted: {p.lost:,} lost, {p.duplicated:,} duplicated, {p.out_of_order:,} out of order; "
+             f"verify found: {f['lost']:,} lost, {f['duplicated']:,} duplicated, {f['order']:,} out of order, "
+             f"{f['sent']:,} sent"]
+    lines.append("OK: verify found exactly what was planted" if result.matches
+                 else "FAIL: verify did not find what was planted")
+    return "\n".join(lines)
+
+
+def as_json(result: LedgerBench) -> dict:
+    return {**asdict(result), "ratio": result.ratio, "matches": result.matches}
+
+
+def bench_ledger(root: Path, count: int, echo) -> tuple[str, Path]:
+    """`invoke bench ledger`: run it, save ``.mqlab/bench/ledger-<time>.json``; the text and that path."""
+    result = run(root, count, echo)
+    saved = root / ".mqlab" / "bench" / f"ledger-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(as_json(result), indent=1) + "\n")
+    return render(result), saved
