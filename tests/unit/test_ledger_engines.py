@@ -26,7 +26,7 @@ from mqlab import ledger
 from mqlab.errors import LabError, UsageError
 from mqlab.ledger import duckdb_engine
 from mqlab.ledger import run as ledger_run
-from tests.tools.make_ledger import write_run
+from mqlab.bench.ledger_bench import Planted, write_run
 
 
 def both(ledger_dir: Path, run_id: str, **kwargs) -> ledger.Report:
@@ -449,7 +449,7 @@ def tmpfs(path: Path, options: str):
 def synthetic_run(tmp_path: Path) -> Path:
     """100,000 messages (17 MB of receipts) in ``<tmp_path>/.mqlab/ledger/big``; the ledger directory."""
     ledger_dir = tmp_path / ".mqlab" / "ledger"
-    write_run(ledger_dir / "big", 100_000, lost=0.001, redelivered=0.001, seed=3)
+    write_run(ledger_dir / "big", Planted(100_000, lost=100, duplicated=100, out_of_order=10), seed=3)
     return ledger_dir
 
 
