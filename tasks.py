@@ -255,6 +255,21 @@ def _words(text: str) -> list[str]:
 
 
 @task(help={
+    "stack": f"the running stack ({STACK_NAMES}); a log: Kafka, a Redis stream (queues cannot be read again)",
+    "from_": "where to start: beginning (default), an offset (Kafka, in every partition), a Redis entry id "
+             "(<ms>-<seq>), or a time such as 2026-12-04T21:30:00 (UTC unless it names its zone)",
+    "count": "read at most this many messages (default 100, at most 1,000,000)",
+})
+@lab_task
+def replay(c, stack, from_="beginning", count=100):
+    """Read a log again without disturbing its consumers, and check it against the ledger."""
+    text, ok = lab_stack.replay(_config(), stack, from_, lab_stack.parse_int(count, "count"))
+    print(text)
+    if not ok:
+        raise Exit(code=1)
+
+
+@task(help={
     "stack": f"the running stack ({STACK_NAMES})",
     "limit": "show at most this many messages (default 20)",
 })

@@ -166,6 +166,13 @@ class Broker:
         Read from where the broker serves its log now (the leader, the primary)."""
         raise NotImplementedError(f"{self.name} keeps no log to read back by position")
 
+    def replay(self, config: "LabConfig", mode: str, start: tuple[str, object], count: int) -> list[tuple[str, bytes]]:
+        """Read the mode's log again from ``start`` without disturbing any consumer: up to ``count``
+        (position, message) pairs, in the log's order. ``start`` is ("beginning", None),
+        ("offset", N), ("entry", "<ms>-<seq>") or ("time", ns); a broker refuses the kinds it has
+        no use for, and a queue, which forgets what it delivered, refuses all."""
+        raise UsageError(f"{self.name} in mode {mode} keeps no log to read again")
+
     def saw_down(self, config: "LabConfig", node: str, peers: list[Peer]) -> str:
         """What the peers of ``node`` (its compose service) said of it being out of reach since
         the fault began, in the broker's own words; "" while they have said nothing."""

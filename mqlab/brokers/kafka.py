@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from mqlab_services.envelope import decode
 
 from ..errors import UsageError
 from .native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, check_rate, gist, option_number,
@@ -80,6 +82,29 @@ def _read_partition(consumer, tp, low: int, high: int, timeout_s: float = 120.0)
         for record in consumer.poll(timeout_ms=1000, max_records=10_000).get(tp, []):
             if low <= record.offset <= high:
                 found[f"p{tp.partition}:{record.offset}"] = logged_id(record.value)
+    return found
+
+
+def _read_partition_in_order(consumer, tp, end: int, limit: int, timeout_s: float = 120.0) -> list[tuple[str, bytes]]:
+    """``p<partition>:<offset>`` and value of the records of one partition from where it stands
+    to ``end``, at most ``limit``."""
+    read: list[tuple[str, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(read) < limit and consumer.position(tp) < end and time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=1000, max_records=min(10_000, limit - len(read))).get(tp, []):
+            read.append((f"p{tp.partition}:{record.offset}", record.value or b""))
+    return read[:limit]
+
+
+def _ids_of_run(consumer, tp, end: int, run_id: str, timeout_s: float = 120.0) -> Counter:
+    """The ids of ``run_id``'s envelopes in one partition, up to ``end``."""
+    found: Counter = Counter()
+    deadline = time.monotonic() + timeout_s
+    while consumer.position(tp) < end and time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=1000, max_records=10_000).get(tp, []):
+            env = decode(record.value) if record.value else None
+            if env is not None and env.run == run_id:
+                found[env.id] += 1
     return found
 
 
@@ -153,6 +178,54 @@ class Kafka(Broker):
         finally:
             consumer.close()
         return found
+
+    def replay(self, config, mode: str, start: tuple[str, object], count: int) -> list[tuple[str, bytes]]:
+        """The mode's topic again, partition by partition, with a consumer of no group (``assign``):
+        from the beginning, from an offset in every partition, or from a time
+        (``offsets_for_times``). No group's committed offsets move."""
+        kind, value = start
+        if kind == "entry":
+            raise UsageError("Kafka is read again by offset, time or from the beginning, not by a Redis entry id")
+        topic = names(self.name, mode).topic
+        consumer = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                 request_timeout_ms=11_000)
+        read: list[tuple[str, bytes]] = []
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            firsts, ends = (consumer.beginning_offsets(tps), consumer.end_offsets(tps)) if tps else ({}, {})
+            times = consumer.offsets_for_times({tp: value // 1_000_000 for tp in tps}) if kind == "time" else {}
+            for tp in tps:
+                at = {"beginning": firsts[tp], "offset": max(firsts[tp], min(int(value or 0), ends[tp]))}.get(kind)
+                if kind == "time":
+                    at = times[tp].offset if times.get(tp) is not None else ends[tp]
+                consumer.seek(tp, at)
+                for pos, body in _read_partition_in_order(consumer, tp, ends[tp], count - len(read)):
+                    read.append((pos, body))
+        finally:
+            consumer.close()
+        return read
+
+    def read_output(self, config, mode: str, run_id: str, since_ns: int) -> Counter:
+        """How often each id of run ``run_id`` is in the mode's output topic (``txn``), as a
+        ``read_committed`` reader sees it: records of aborted transactions are not read. The
+        topic is read from ``since_ns`` (the run's start) to its end."""
+        topic = names(self.name, mode).output
+        consumer = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                 isolation_level="read_committed", request_timeout_ms=11_000)
+        counts: Counter = Counter()
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            starts = consumer.offsets_for_times({tp: since_ns // 1_000_000 for tp in tps}) if tps else {}
+            ends = consumer.end_offsets(tps) if tps else {}  # the last stable offsets, read_committed
+            for tp in tps:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else ends[tp])
+                counts.update(_ids_of_run(consumer, tp, ends[tp], run_id))
+        finally:
+            consumer.close()
+        return counts
 
     def saw_down(self, config, node: str, peers) -> str:
         """The controller quorum fenced the node: a broker that misses its heartbeats for

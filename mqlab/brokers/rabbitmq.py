@@ -139,6 +139,10 @@ class RabbitMQ(Broker):
         return ok, (f"{len(nodes) - len(down)} of {len(self.bound.nodes)} nodes running"
                     + (f"; {queue} members offline: {', '.join(missing)}" if missing else ""))
 
+    def replay(self, config, mode: str, start, count: int):
+        raise UsageError(f"a RabbitMQ {'quorum' if mode == 'quorum' else 'classic'} queue forgets what it delivered, "
+                         "so it cannot be read again: a RabbitMQ stream can (mode stream)")
+
     def saw_down(self, config, node: str, peers) -> str:
         """A peer's Erlang runtime could not reach the node: a call to it (``erpc``, 2 s) timed
         out or found no connection. That is what the quorum queue's Raft members see of a cut-off

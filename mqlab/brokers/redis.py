@@ -144,6 +144,30 @@ class Redis(Broker):
         finally:
             client.close()
 
+    def replay(self, config, mode: str, start: tuple[str, object], count: int) -> list[tuple[str, bytes]]:
+        """The mode's stream again with XRANGE, from the beginning, an entry id or a time (an entry
+        id is the time in ms it was added, then a sequence): no group's pending list changes."""
+        kind, value = start
+        if mode in ("pubsub",):
+            raise UsageError("Redis pub/sub keeps nothing to read again: the stream modes do (stream, stream-wait, "
+                             "stream-fanout)")
+        if kind == "offset":
+            raise UsageError("a Redis stream is read again by entry id (<ms>-<seq>), time or from the beginning, "
+                             "not by a Kafka offset")
+        first = {"beginning": "-", "entry": value, "time": f"{int(value) // 1_000_000}-0"}[kind]
+        stream, read = names(self.name, mode).stream, []
+        client = self.client(config)
+        try:
+            while len(read) < count:
+                entries = client.xrange(stream, min=first, max="+", count=min(READ_PAGE, count - len(read)))
+                read += [(text(entry), fields.get(b"data", b"")) for entry, fields in entries]
+                if not entries:
+                    break
+                first = "(" + text(entries[-1][0])
+        finally:
+            client.close()
+        return read[:count]
+
     def saw_down(self, config, node: str, peers) -> str:
         """A sentinel flagged the node subjectively down (``+sdown``): it had no valid answer
         from it for down-after-milliseconds (5 s). Sentinels log it as ``+sdown master

@@ -13,6 +13,7 @@ from mqlab_services.envelope import valid_run_id
 from .. import brokers, ledger
 from ..config import LabConfig
 from ..errors import LabError, UsageError
+from ..modes import mode_info
 from ..stacks import Stack, get_stack
 from . import compose, preflight
 from .containers import consumer_names, running_stack
@@ -116,12 +117,27 @@ def final_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledge
         return ledger.not_read(f"{stack.name} did not answer ({type(exc).__name__}: {str(exc)[:120]})")
 
 
+def output_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledger.OutputRead:
+    """txn: the run's ids in the output topic, read read_committed, against its acked ids."""
+    directory = ledger.run_dir(config.ledger_dir, run_id)
+    broker = brokers.of(stack)
+    topic = brokers.names(stack.broker, mode).output
+    started = ledger.read_run_info(directory).get("started_ns", 0)
+    try:
+        return ledger.judge_output(directory, topic, broker.read_output(config, mode, run_id, started))
+    except Exception as exc:  # each client raises its own kind when the broker does not answer
+        return ledger.output.not_read(f"{stack.name} did not answer ({type(exc).__name__}: {str(exc)[:120]})")
+
+
 def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
            on_poll: Callable[[ledger.Report], None] | None = None) -> tuple[ledger.Report, str]:
     stack = get_stack(stack_name)
     run_id = run_id or ledger.latest_run(config.ledger_dir, stack.name)
     report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll)
     report.final = final_read(config, stack, report.mode, run_id)
+    info = mode_info(stack.broker, report.mode) if report.mode else None
+    if info is not None and info.transactional:
+        report.output = output_read(config, stack, report.mode, run_id)
     try:
         names = consumer_names(preflight.docker_client(), stack)
     except LabError:

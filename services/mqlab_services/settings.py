@@ -32,6 +32,7 @@ MQLAB_BINDING              RabbitMQ topic: consumer binding pattern    #
 MQLAB_STREAM               Redis stream                                chatroom.stream
 MQLAB_CHANNEL              Redis pub/sub channel                       chatroom
 MQLAB_TOPIC                Kafka topic                                 datascience
+MQLAB_OUTPUT               Kafka txn: the stage's output topic         datascience.out
 MQLAB_PARTITIONS           partitions when the topic is created        3
 MQLAB_REPLICATION          replication factor when it is created       1
 MQLAB_GROUP                Redis and Kafka consumer group (fan-out     mqlab
@@ -131,6 +132,7 @@ class Settings:
     stream: str = "chatroom.stream"
     channel: str = "chatroom"
     topic: str = "datascience"
+    output: str = "datascience.out"
     partitions: int = 3
     replication: int = 1
     group: str = "mqlab"
@@ -201,6 +203,7 @@ class Settings:
             "stream": env.text("STREAM", cls.stream),
             "channel": env.text("CHANNEL", cls.channel),
             "topic": env.text("TOPIC", cls.topic),
+            "output": env.text("OUTPUT", cls.output),
             "partitions": env.integer("PARTITIONS", cls.partitions, minimum=1),
             "replication": env.integer("REPLICATION", cls.replication, minimum=1),
             "group": env.text("GROUP", cls.group),
