@@ -74,7 +74,7 @@ class Check:
 
 
 def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
-    result, recorded, spans = Check(read=len(read)), {}, {}
+    result, recorded, spans, seen = Check(read=len(read)), {}, {}, set()
     for pos, body in read:
         lane, place = _order(pos)
         low, high = spans.get(lane, (place, place))
@@ -84,6 +84,7 @@ def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
             result.foreign += 1
             result.rows.append((pos, "-", "-", "(not an envelope)", "-"))
             continue
+        seen.add((pos, env.id))
         directory = ledger.run_dir(config.ledger_dir, env.run)
         if env.run not in recorded:
             recorded[env.run] = ledger.final_read.positions(directory) if directory.is_dir() else None
@@ -98,11 +99,10 @@ def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
             result.misplaced.append(env.id)
             verdict = "NOT acked here" if env.id not in sent else f"acked at {sent[env.id]}"
         result.rows.append((pos, env.run, str(env.seq), env.id, verdict))
-    seen = {pos for pos, _body in read}
     for sent in (s for s in recorded.values() if s):
         for msg_id, pos in sent.items():
             lane, place = _order(pos)
-            if lane in spans and spans[lane][0] <= place <= spans[lane][1] and pos not in seen:
+            if lane in spans and spans[lane][0] <= place <= spans[lane][1] and (pos, msg_id) not in seen:
                 result.missing.append(msg_id)
     return result
 
