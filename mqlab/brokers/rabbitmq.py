@@ -12,6 +12,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timezone
 
 import pika
 import pika.exceptions
@@ -83,6 +84,8 @@ def queue_counts(config, queues: set[str], ports: list[int] | None = None) -> di
     return counts
 
 
+REPLAY_IDLE_S = 2.0  # a stream read again ends after this long without a message
+
 #: How long a peer waits for a node to answer before it counts as unreachable (``saw_down``).
 PEER_PROBE_MS = 2000
 
@@ -140,8 +143,35 @@ class RabbitMQ(Broker):
                     + (f"; {queue} members offline: {', '.join(missing)}" if missing else ""))
 
     def replay(self, config, mode: str, start, count: int):
-        raise UsageError(f"a RabbitMQ {'quorum' if mode == 'quorum' else 'classic'} queue forgets what it delivered, "
-                         "so it cannot be read again: a RabbitMQ stream can (mode stream)")
+        """A stream read again over AMQP 0-9-1, as a consumer with ``x-stream-offset`` (``first``, an
+        offset or a time) and no stored offset of its own: the group's stored offset does not move."""
+        if mode != "stream":
+            raise UsageError(f"a RabbitMQ {'quorum' if mode == 'quorum' else 'classic'} queue forgets what it "
+                             "delivered, so it cannot be read again: a RabbitMQ stream can (mode stream)")
+        kind, value = start
+        if kind == "entry":
+            raise UsageError("a RabbitMQ stream is read again by offset, time or from the beginning, "
+                             "not by a Redis entry id")
+        offset = {"beginning": "first", "offset": value,
+                  "time": datetime.fromtimestamp(int(value or 0) / 1e9, tz=timezone.utc)}[kind]
+        connection = connect(config, [port for _service, port in self.node_ports(config)])
+        read: list[tuple[str, bytes]] = []
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=min(count, 1000))
+            queue = names(self.name, mode).queue
+            for method, properties, body in channel.consume(queue, arguments={"x-stream-offset": offset},
+                                                            inactivity_timeout=REPLAY_IDLE_S):
+                if method is None:  # nothing more arrived: the end of the stream as it is now
+                    break
+                read.append((f"o{(properties.headers or {}).get('x-stream-offset', '?')}", body))
+                channel.basic_ack(method.delivery_tag)
+                if len(read) >= count:
+                    break
+            channel.cancel()
+        finally:
+            connection.close()
+        return read
 
     def saw_down(self, config, node: str, peers) -> str:
         """A peer's Erlang runtime could not reach the node: a call to it (``erpc``, 2 s) timed

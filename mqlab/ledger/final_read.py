@@ -38,13 +38,14 @@ class FinalRead:
     note: str = ""
 
 
-def positions(directory: Path) -> dict[str, str]:
-    """Acked id -> the position its producer recorded (the first line of an id wins)."""
+def positions(directory: Path, unplaced: bool = False) -> dict[str, str]:
+    """Acked id -> the position its producer recorded (the first line of an id wins); with
+    ``unplaced``, acked ids without a position too (as "")."""
     found: dict[str, str] = {}
     for _name, path in receipts.files(directory, receipts.SENT):
         for parts in receipts.lines(path):
             pos = receipts.field(parts, receipts.SENT_POS)
-            if pos and parts[receipts.ID] not in found:
+            if (pos or unplaced) and parts[receipts.ID] not in found:
                 found[parts[receipts.ID]] = pos
     return found
 

@@ -68,6 +68,12 @@ MODES: tuple[Mode, ...] = (
          "at-least-once to each binding's durable queue once a consumer declared it; keys no binding "
          "matches are dropped",
          "autoack", "mailbox.dead"),
+    Mode("rabbitmq", "stream", "competing", True, True, "per stream, with the single active consumer",
+         "single consumer",
+         "at-least-once from a log: a stream queue (replicated on a cluster), persistent messages, publisher "
+         "confirms; read with the stream protocol from the offset the broker stored for the group, stored again "
+         "after processing; one active consumer at a time",
+         "autoack", "mailbox.dead"),
     Mode("rabbitmq", "transient", "competing", False, False, "per queue, with a single consumer", "single consumer",
          "confirmed and acked, but the messages are transient (in a durable queue, so no deprecated feature "
          "is used): a broker restart loses every queued one",

@@ -31,6 +31,7 @@ MQLAB_ROUTING_KEYS         RabbitMQ topic: producer routing keys,      orders.eu
 MQLAB_BINDING              RabbitMQ topic: consumer binding pattern    #
 MQLAB_STREAM               Redis stream                                chatroom.stream
 MQLAB_CHANNEL              Redis pub/sub channel                       chatroom
+MQLAB_STREAM_PORT          RabbitMQ stream mode: the stream protocol   5552
 MQLAB_TOPIC                Kafka topic                                 datascience
 MQLAB_OUTPUT               Kafka txn: the stage's output topic         datascience.out
 MQLAB_PARTITIONS           partitions when the topic is created        3
@@ -98,7 +99,7 @@ QUEUE_TYPE_BROKERS = ("rabbitmq",)
 DEFAULT_MAX_MESSAGE_BYTES = {"rabbitmq": 4 * 1024 * 1024, "redis": 4 * 1024 * 1024, "kafka": 1024 * 1024}
 
 #: RabbitMQ queues of the modes that do not use ``mailbox.durable``.
-DEFAULT_QUEUES = {"quorum": "mailbox.quorum", "transient": "mailbox.transient"}
+DEFAULT_QUEUES = {"quorum": "mailbox.quorum", "transient": "mailbox.transient", "stream": "mailbox.stream"}
 
 DEFAULT_URLS = {
     "rabbitmq": "amqp://guest:guest@localhost:5672/%2F",
@@ -130,6 +131,7 @@ class Settings:
     routing_keys: tuple[str, ...] = ("orders.eu", "orders.us", "audit.eu")
     binding: str = "#"
     stream: str = "chatroom.stream"
+    stream_port: int = 5552
     channel: str = "chatroom"
     topic: str = "datascience"
     output: str = "datascience.out"
@@ -201,6 +203,7 @@ class Settings:
             "routing_keys": env.words("ROUTING_KEYS", cls.routing_keys),
             "binding": env.text("BINDING", cls.binding),
             "stream": env.text("STREAM", cls.stream),
+            "stream_port": env.integer("STREAM_PORT", cls.stream_port, minimum=1),
             "channel": env.text("CHANNEL", cls.channel),
             "topic": env.text("TOPIC", cls.topic),
             "output": env.text("OUTPUT", cls.output),

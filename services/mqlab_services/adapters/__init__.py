@@ -13,7 +13,7 @@ from ..settings import Settings
 from .base import (REDELIVERED, Acked, Adapter, BrokerConfigError, Dead, DeadHandler, Handler, Outgoing, Received,
                    Rejected, lane_of, pos_of)
 
-__all__ = ["ADAPTERS", "KAFKA_ADAPTERS", "KAFKA_TXN_ADAPTERS", "Acked", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
+__all__ = ["ADAPTERS", "KAFKA_ADAPTERS", "KAFKA_TXN_ADAPTERS", "MODE_ADAPTERS", "Acked", "Adapter", "BrokerConfigError", "Dead", "DeadHandler", "Handler", "Outgoing",
            "REDELIVERED", "Received", "Rejected", "UnknownBrokerError", "adapter_class", "create", "lane_of", "pos_of"]
 
 ADAPTERS: dict[str, str] = {
@@ -60,6 +60,17 @@ def adapter_class(broker: str, kafka_client: str | None = None, transactional: b
     return getattr(importlib.import_module(module_name), class_name)
 
 
+#: Modes whose adapter is not the broker's usual one.
+MODE_ADAPTERS: dict[tuple[str, str], str] = {
+    ("rabbitmq", "stream"): "mqlab_services.adapters.rabbitmq_stream:RabbitMQStreamAdapter",
+}
+
+
 def create(settings: Settings) -> Adapter:
-    """A new, unconnected adapter for ``settings.broker`` (and MQLAB_KAFKA_CLIENT for Kafka)."""
+    """A new, unconnected adapter for ``settings.broker`` (and MQLAB_KAFKA_CLIENT for Kafka), or
+    the adapter of its mode (the RabbitMQ stream, Kafka transactions)."""
+    target = MODE_ADAPTERS.get((settings.broker, settings.mode))
+    if target:
+        module_name, _, class_name = target.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)(settings)
     return adapter_class(settings.broker, settings.kafka_client, settings.info.transactional)(settings)
