@@ -42,6 +42,9 @@ MQLAB_KEYS                 Kafka keyed: number of record keys          8
                            (key-0 ... key-<N-1>, by seq)
 MQLAB_PREFETCH             RabbitMQ unacked deliveries per consumer    200
 MQLAB_BATCH                messages per confirm wait / ack / commit    100
+MQLAB_PROCESS_MS           consumers: time a batch's processing takes  0
+                           after its receipts are written, before the
+                           ack or commit: a crash in it redelivers
 MQLAB_WAIT_TIMEOUT         Redis stream-wait: how long WAIT waits for  2
                            a replica, s (then the batch is unacked
                            and sent again)
@@ -141,6 +144,7 @@ class Settings:
     keys: int = 8
     prefetch: int = 200
     batch: int = 100
+    process_ms: int = 0
     wait_timeout: float = 2.0
     claim_idle: float = 30.0
     max_deliveries: int = 3
@@ -213,6 +217,7 @@ class Settings:
             "keys": env.integer("KEYS", cls.keys, minimum=1),
             "prefetch": env.integer("PREFETCH", cls.prefetch, minimum=1),
             "batch": env.integer("BATCH", cls.batch, minimum=1),
+            "process_ms": env.integer("PROCESS_MS", cls.process_ms, minimum=0),
             "wait_timeout": env.number("WAIT_TIMEOUT", cls.wait_timeout, positive=True),
             "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
             "max_deliveries": env.integer("MAX_DELIVERIES", cls.max_deliveries, minimum=1),
