@@ -57,7 +57,7 @@ def test_txn_is_exactly_once_in_the_output_topic_under_a_consumer_kill(stacks):
     output = txn.output
     assert txn.sent == COUNT and txn.lost == 0, done.out
     assert output.read and (output.once, output.missing, output.more_than_once) == (COUNT, 0, 0), done.out
-    assert done.ok and f"exactly once in datascience.out" in done.out, done.out
+    assert done.ok and "exactly once in datascience.out" in done.out, done.out
     print(f"kill-consumer: group {group.duplicated} duplicated; txn {output.more_than_once} more than once in "
           f"the output, {txn.duplicated} duplicated receipts (outside the transaction)")
 
