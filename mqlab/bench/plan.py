@@ -193,7 +193,8 @@ def bench_names(trial_id: str, mode: str | None = None) -> dict[str, str]:
     (and, in RabbitMQ's fanout and topic modes, an exchange)."""
     name = f"bench.{trial_id}"
     names = {"MQLAB_QUEUE": name, "MQLAB_STREAM": name, "MQLAB_CHANNEL": name, "MQLAB_TOPIC": name,
-             "MQLAB_GROUP": name, "MQLAB_DLQ": f"{name}.dead", "MQLAB_DLX": f"{name}.dlx"}
+             "MQLAB_GROUP": name, "MQLAB_DLQ": f"{name}.dead", "MQLAB_DLX": f"{name}.dlx",
+             "MQLAB_OUTPUT": f"{name}.out"}
     if mode in ("fanout", "topic"):
         names["MQLAB_EXCHANGE"] = f"{name}.{mode}"
     return names

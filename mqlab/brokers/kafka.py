@@ -294,7 +294,7 @@ class Kafka(Broker):
         admin = KafkaAdminClient(bootstrap_servers=self.servers(config), request_timeout_ms=15_000)
         try:
             existing = set(admin.list_topics())
-            topics = [made[k] for k in ("MQLAB_TOPIC", "MQLAB_DLQ") if made.get(k) in existing]
+            topics = [made[k] for k in ("MQLAB_TOPIC", "MQLAB_DLQ", "MQLAB_OUTPUT") if made.get(k) in existing]
             if topics:
                 admin.delete_topics(topics)
         finally:
