@@ -101,6 +101,7 @@ def _draw_panel(ax, panel: Panel) -> None:
         ax.step(*zip(*s.deliveries), where="post", color="tab:green", label="deliveries/s")
     if s.missing:
         ax.plot(s.missing, [0] * len(s.missing), "x", color="red", markersize=6, label=f"lost or gone ({len(s.missing):,})")
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("msg/s")
     ax.set_xlabel("seconds since the first ack")
     ax.set_title(panel.title, fontsize=9)
