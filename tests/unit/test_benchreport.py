@@ -363,3 +363,26 @@ def test_a_trials_profiles_are_summed_per_container_next_to_its_numbers(tmp_path
     assert record["send_rate"] == 2.5
     assert sorted(record["profile"]) == ["consumer c0", "producer p0"]
     assert record["profile"]["producer p0"]["self"] == [["encode (mqlab_services/envelope.py)", 100.0]]
+
+
+@pytest.mark.parametrize("bare_safe, lab_safe, mark, target", [
+    (2900, 3200, "✓", "≥ 0.290, the bare client's own safe ÷ lossy (below 0.5)"),  # Redis: XADD against PUBLISH
+    (2900, 2500, "✗", "≥ 0.290, the bare client's own safe ÷ lossy (below 0.5)"),
+    (8000, 3200, "✗", "≥ 0.5"),  # the bare client's own is 0.8: the target stays 0.5
+])
+def test_safe_over_lossy_is_judged_against_the_bare_clients_own_where_that_is_lower(bare_safe, lab_safe, mark, target):
+    trials = []
+    for role, label, send in (("safe", "mqlab stream", lab_safe), ("unsafe", "mqlab pubsub", 10000),
+                              ("bare", "bare stream", bare_safe), ("bare-unsafe", "bare pubsub", 10000)):
+        record = {**mqlab_record(send, 1, 1), "kind": "bare" if role.startswith("bare") else "mqlab"}
+        trials.append(trial(record, label, role, "throughput", None, 0))
+    summary = bench_report.summarise(trials)
+    assert summary["ratios"]["bare_safe_vs_unsafe"] == pytest.approx(bare_safe / 10000)
+    run = {"id": "redis-1", "stack": "redis", "mode": "stream", "unsafe_mode": "pubsub", "trials": trials,
+           "summary": summary, "environment": {}, "params": {"size": 256, "producers": 1, "consumers": 1,
+                                                          "warmup": 3, "duration": 10, "repeat": 1, "rate": None,
+                                                          "latency_rate": None}}
+    text = bench_report.markdown(run)
+    assert f"| safe mode ÷ lossy mode (mqlab sent) | {lab_safe / 10000:.3f} {mark} | {target} |" in text
+    (row,) = [line for line in bench_report.compare_markdown([run]).splitlines() if "`redis-1`" in line]
+    assert f"| {lab_safe / 10000:.3f} {mark} |" in row
