@@ -41,6 +41,13 @@ def node_name(erlang_node: str) -> str:
     return erlang_node.partition("@")[2] or erlang_node
 
 
+def partition_note(partitions: dict[str, list[str]]) -> str:
+    """What the running nodes' recorded partitions mean (Mnesia, RabbitMQ before 4.3)."""
+    seen = "; ".join(f"{node} cannot reach {', '.join(peers)}" for node, peers in sorted(partitions.items()))
+    return (f"RabbitMQ (Mnesia) recorded a network partition ({seen}); it stays until a node on one side "
+            "restarts (`invoke chaos <stack> kill-node --node N`)")
+
+
 def management_get(config, path: str, ports: list[int]):
     """GET ``/api/<path>`` from the first node's management API that answers; its JSON."""
     token = base64.b64encode(f"{config.get('RABBITMQ_USER', 'guest')}:{config.get('RABBITMQ_PASSWORD', 'guest')}"
@@ -102,22 +109,26 @@ class RabbitMQ(Broker):
     def ui_ports(self, config) -> list[int]:
         return [config.integer(key, default, 1, 65535) for key, default in UI_PORTS[:len(self.bound.nodes)]]
 
-    def _state(self, config, mode: str) -> tuple[dict[str, bool], str, tuple[str, list[str], list[str]] | None]:
-        """(running state of each node, the mode's queue, its (leader, members, online) or None)."""
+    def _state(self, config, mode: str) -> tuple[dict[str, bool], str, tuple[str, list[str], list[str]] | None,
+                                                  dict[str, list[str]]]:
+        """(running state of each node, the mode's queue, its (leader, members, online) or None,
+        the nodes each running node recorded a network partition with)."""
         ports = self.ui_ports(config)
-        nodes = {node_name(n["name"]): bool(n.get("running"))
-                 for n in management_get(config, "nodes?columns=name,running", ports)}
+        rows = management_get(config, "nodes?columns=name,running,partitions", ports)
+        nodes = {node_name(n["name"]): bool(n.get("running")) for n in rows}
+        partitions = {node_name(n["name"]): sorted(node_name(p) for p in n["partitions"])
+                      for n in rows if n.get("running") and n.get("partitions")}
         queue = names(self.name, mode).queue
         try:
             found = management_get(config, f"queues/%2F/{urllib.parse.quote(queue, safe='')}", ports)
         except ConnectionError:
             found = None
-        return nodes, queue, (queue_topology(found) if found else None)
+        return nodes, queue, (queue_topology(found) if found else None), partitions
 
     def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
         """The cluster's nodes, the mode's queue (leader, members, online), and the node of each
         client's connection, from the management API."""
-        nodes, queue, members = self._state(config, mode)
+        nodes, queue, members, _partitions = self._state(config, mode)
         result = Topology(rows=[("nodes", ", ".join(f"{n} ({'running' if up else 'DOWN'})"
                                                     for n, up in sorted(nodes.items())))])
         if members:
@@ -135,12 +146,13 @@ class RabbitMQ(Broker):
 
     def in_sync(self, config, mode: str) -> tuple[bool, str]:
         """Every node running and every member of the mode's queue online."""
-        nodes, queue, members = self._state(config, mode)
+        nodes, queue, members, partitions = self._state(config, mode)
         down = sorted(n for n, up in nodes.items() if not up)
         missing = sorted(set(members[1]) - set(members[2])) if members else []
         ok = not down and not missing and len(nodes) == len(self.bound.nodes)
         return ok, (f"{len(nodes) - len(down)} of {len(self.bound.nodes)} nodes running"
-                    + (f"; {queue} members offline: {', '.join(missing)}" if missing else ""))
+                    + (f"; {queue} members offline: {', '.join(missing)}" if missing else "")
+                    + (f"; {partition_note(partitions)}" if partitions else ""))
 
     def replay(self, config, mode: str, start, count: int):
         """A stream read again over AMQP 0-9-1, as a consumer with ``x-stream-offset`` (``first``, an

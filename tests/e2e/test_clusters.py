@@ -191,10 +191,12 @@ def test_a_rabbitmq_node_cut_off_longer_than_the_tick_time_pauses_only_where_mne
     """`cluster_partition_handling = pause_minority` acts only where Mnesia keeps the metadata:
     RabbitMQ 4.0 (the offline image) pauses a node that cannot see a majority; 4.3 has no
     Mnesia and ignores the key, so the node keeps running. Erlang notices a lost peer only
-    after `net_ticktime` (60 s, 45 to 75 s in practice), so the cut lasts longer than that."""
+    after `net_ticktime` (60 s, 45 to 75 s in practice), and RabbitMQ's node monitor acted on it
+    30 to 50 s later in the measured runs: a 90 s cut sometimes healed before the node paused,
+    and left a recorded partition behind. The cut lasts 150 s."""
     stacks.up("rabbitmq-cluster", consumers=1)
     version = _rabbitmq_version("rabbitmq-3")
-    cut = invoke("chaos", "rabbitmq-cluster", "partition-node", "--node", "3", "--duration", "90", timeout=600)
+    cut = invoke("chaos", "rabbitmq-cluster", "partition-node", "--node", "3", "--duration", "150", timeout=600)
     assert cut.ok, cut.out
     (node,) = chaos.containers(docker.from_env(), get_stack("rabbitmq-cluster"), "rabbitmq-3")
     log = node.logs(since=int(time.time()) - 600).decode(errors="replace")

@@ -4,6 +4,7 @@ node choice, and the proof's round table."""
 import pytest
 
 from mqlab import bench, brokers, config
+from mqlab.brokers import rabbitmq as rabbitmq_broker
 from mqlab.brokers.kafka import PartitionState, partition_states
 from mqlab.brokers.rabbitmq import node_name, queue_topology
 from mqlab.errors import UsageError
@@ -62,6 +63,25 @@ def test_rabbitmq_quorum_queue_leader_and_members_from_the_management_api():
     classic = {"type": "classic", "node": "rabbit@rabbitmq", "state": "running"}
     assert queue_topology(classic) == ("rabbitmq", ["rabbitmq"], ["rabbitmq"])
     assert node_name("rabbit@rabbitmq-3") == "rabbitmq-3"
+
+
+def test_a_recorded_rabbitmq_partition_is_named_when_the_cluster_is_not_in_sync(tmp_path, monkeypatch):
+    """The management API's answer after a cut that healed before the cut-off node paused (4.0, Mnesia)."""
+    answers = {"nodes?columns=name,running,partitions": [
+        {"name": "rabbit@rabbitmq-1", "running": True, "partitions": ["rabbit@rabbitmq-3"]},
+        {"name": "rabbit@rabbitmq-2", "running": True, "partitions": ["rabbit@rabbitmq-3"]},
+        {"name": "rabbit@rabbitmq-3", "running": False, "partitions": ["rabbit@rabbitmq-1", "rabbit@rabbitmq-2"]}]}
+    monkeypatch.setattr(rabbitmq_broker, "management_get", lambda cfg, path, ports: answers.get(path))
+    broker = brokers.of(get_stack("rabbitmq-cluster"))
+    (tmp_path / ".env").write_text("")
+    ok, said = broker.in_sync(config.load(tmp_path, False, {}), "quorum")
+    assert not ok
+    assert said == ("2 of 3 nodes running; RabbitMQ (Mnesia) recorded a network partition (rabbitmq-1 cannot "
+                    "reach rabbitmq-3; rabbitmq-2 cannot reach rabbitmq-3); it stays until a node on one side "
+                    "restarts (`invoke chaos <stack> kill-node --node N`)")
+    for row in answers["nodes?columns=name,running,partitions"]:
+        row.update(running=True, partitions=[])
+    assert broker.in_sync(config.load(tmp_path, False, {}), "quorum") == (True, "3 of 3 nodes running")
 
 
 def test_cluster_ports_come_from_the_env(tmp_path):
