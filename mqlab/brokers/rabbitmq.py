@@ -9,6 +9,7 @@ import base64
 import json
 import math
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 
 import pika
 import pika.exceptions
+from mqlab_services import envelope
 
 from ..errors import UsageError
 from .native import NativeError, NativeResult, check_rate, gist, mb_per_s, option_number, positive, to_ns
@@ -39,6 +41,12 @@ def connect(config, ports: list[int] | None = None) -> pika.BlockingConnection:
 def node_name(erlang_node: str) -> str:
     """The compose service of an Erlang node name: ``rabbit@rabbitmq-2`` -> ``rabbitmq-2``."""
     return erlang_node.partition("@")[2] or erlang_node
+
+
+def sent_after(body: bytes, ns: int) -> bool:
+    """An envelope stamped after ``ns`` (a message that is not one cannot say)."""
+    found = envelope.decode(body)
+    return found is not None and found.ts_ns > ns
 
 
 def partition_note(partitions: dict[str, list[str]]) -> str:
@@ -92,6 +100,7 @@ def queue_counts(config, queues: set[str], ports: list[int] | None = None) -> di
 
 
 REPLAY_IDLE_S = 2.0  # a stream read again ends after this long without a message
+REPLAY_MAX_S = 120.0  # ... and after this long in all
 
 #: How long a peer waits for a node to answer before it counts as unreachable (``saw_down``).
 PEER_PROBE_MS = 2000
@@ -164,17 +173,22 @@ class RabbitMQ(Broker):
         if kind == "entry":
             raise UsageError("a RabbitMQ stream is read again by offset, time or from the beginning, "
                              "not by a Redis entry id")
-        offset = {"beginning": "first", "offset": value,
-                  "time": datetime.fromtimestamp(int(value or 0) / 1e9, tz=timezone.utc)}[kind]
+        offset = ("first" if kind == "beginning" else value if kind == "offset"
+                  else datetime.fromtimestamp(int(value) / 1e9, tz=timezone.utc))
         connection = connect(config, [port for _service, port in self.node_ports(config)])
         read: list[tuple[str, bytes]] = []
+        # The stream as it is now: the steady producer keeps appending, so the read ends at the
+        # first message sent after it began (a stream's AMQP consumer is never told the end),
+        # after REPLAY_IDLE_S without a message, or after REPLAY_MAX_S.
+        began_ns = time.time_ns()
+        deadline = time.monotonic() + REPLAY_MAX_S
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=min(count, 1000))
             queue = names(self.name, mode).queue
             for method, properties, body in channel.consume(queue, arguments={"x-stream-offset": offset},
                                                             inactivity_timeout=REPLAY_IDLE_S):
-                if method is None:  # nothing more arrived: the end of the stream as it is now
+                if method is None or time.monotonic() > deadline or sent_after(body, began_ns):
                     break
                 read.append((f"o{(properties.headers or {}).get('x-stream-offset', '?')}", body))
                 channel.basic_ack(method.delivery_tag)
@@ -206,9 +220,11 @@ class RabbitMQ(Broker):
                              "if it ran before)")
 
     def consumers_seen(self, config, mode: str) -> int | None:
-        """Consumers on the shared queue of a competing mode (fan-out and topic queues are per consumer)."""
+        """Consumers on the shared queue of a competing mode (fan-out and topic queues are per consumer;
+        the stream mode's readers subscribe over the stream protocol, which the queue's AMQP
+        consumer count does not show: they say themselves that they subscribed)."""
         settings = names(self.name, mode)
-        if settings.info.kind != "competing":
+        if settings.info.kind != "competing" or mode == "stream":
             return None
         return queue_counts(config, {settings.queue}, self.ports(config)).get(settings.queue, (0, 0))[1]
 

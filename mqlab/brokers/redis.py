@@ -154,7 +154,7 @@ class Redis(Broker):
         if kind == "offset":
             raise UsageError("a Redis stream is read again by entry id (<ms>-<seq>), time or from the beginning, "
                              "not by a Kafka offset")
-        first = {"beginning": "-", "entry": value, "time": f"{int(value) // 1_000_000}-0"}[kind]
+        first = "-" if kind == "beginning" else value if kind == "entry" else f"{int(value) // 1_000_000}-0"
         stream, read = names(self.name, mode).stream, []
         client = self.client(config)
         try:

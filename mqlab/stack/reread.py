@@ -8,7 +8,8 @@ cannot be read again, and `replay` says so in one line.
 
 What was read is checked against the receipts: every message of a run this ledger holds must be
 one its producer recorded as acked, at the place the broker gave it (``pos``), and every acked
-message whose place lies inside the range read must have been read.
+message whose place lies inside the range read must have been read, for each producer of which
+something was read (a run's receipts can outlive the log they were written for).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Check:
 
 
 def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
-    result, recorded, spans, seen = Check(read=len(read)), {}, {}, set()
+    result, recorded, spans, seen, sources = Check(read=len(read)), {}, {}, set(), {}
     for pos, body in read:
         lane, place = _order(pos)
         low, high = spans.get(lane, (place, place))
@@ -85,6 +86,7 @@ def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
             result.rows.append((pos, "-", "-", "(not an envelope)", "-"))
             continue
         seen.add((pos, env.id))
+        sources.setdefault(env.run, set()).add(env.src)
         directory = ledger.run_dir(config.ledger_dir, env.run)
         if env.run not in recorded:
             recorded[env.run] = ledger.final_read.positions(directory, unplaced=True) if directory.is_dir() else None
@@ -102,7 +104,14 @@ def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
             result.misplaced.append(env.id)
             verdict = "NOT acked here" if env.id not in sent else f"acked at {sent[env.id]}"
         result.rows.append((pos, env.run, str(env.seq), env.id, verdict))
-    for sent in (s for s in recorded.values() if s):
+    # Only the producers of which something was read are held to the range: a run's receipts
+    # outlive the log they were written for (`invoke down --volumes` empties the log, not the
+    # ledger; the steady run goes on across stacks), and a producer of an earlier log placed its
+    # messages at positions the new log has reused.
+    for run, sent in recorded.items():
+        if not sent:
+            continue
+        sent = ledger.final_read.positions(ledger.run_dir(config.ledger_dir, run), producers=sources[run])
         for msg_id, pos in sent.items():
             if not pos:
                 continue

@@ -78,3 +78,38 @@ def test_an_acked_message_missing_from_the_range_read_or_read_elsewhere_fails(tm
     assert found.missing == [envelope(1).id, envelope(2).id] and found.misplaced == [envelope(0).id]
     assert not found.ok and replay.render("redis", "stream", "beginning", found).endswith(
         "FAIL: the log and the ledger disagree")
+
+
+@pytest.mark.parametrize("start, first", [(("entry", "1733000000000-3"), "1733000000000-3"),
+                                          (("time", 1_733_000_000_123_456_789), "1733000000123-0"),
+                                          (("beginning", None), "-")])
+def test_a_redis_stream_is_read_again_from_an_entry_id_a_time_or_its_start(monkeypatch, start, first):
+    asked = []
+
+    class FakeRedis:
+        def xrange(self, stream, min, max, count):
+            asked.append(min)
+            return [(b"1733000000000-3", {b"data": b"x"})] if len(asked) == 1 else []
+
+        def close(self):
+            pass
+
+    broker = brokers.of(STACKS["redis"])
+    monkeypatch.setattr(broker, "client", lambda config: FakeRedis())
+    assert broker.replay(None, "stream", start, 10) == [("1733000000000-3", b"x")]
+    assert asked == [first, "(1733000000000-3"]
+
+
+def test_receipts_of_a_producer_of_an_earlier_log_are_not_held_to_the_range(tmp_path):
+    """`invoke down --volumes` empties the log, not the ledger: the steady run's earlier producer
+    placed its messages at offsets the new log reuses. Only producers seen in the range are judged."""
+    config = recorded(tmp_path, ["p0:0", "p0:1"])  # producer p-1, now gone with its log
+    earlier = writer.ReceiptWriter(str(tmp_path), "sent", "p-2")
+    now = [make("run1", "p-2", seq, ts_ns=1_000, msg_id=f"{seq + 100:032x}") for seq in range(3)]
+    for seq, env in enumerate(now):
+        earlier.sent(env, 1_000, "", f"p0:{seq}")
+    earlier.close()
+    found = replay.check(config, [(f"p0:{seq}", env.encode(64)) for seq, env in enumerate(now[:2])])
+    assert found.ok and found.matched == 2 and found.missing == []
+    found = replay.check(config, [("p0:0", now[0].encode(64)), ("p0:2", now[2].encode(64))])
+    assert found.missing == [now[1].id]  # p-2 was read: its own gap is still seen

@@ -227,3 +227,13 @@ def test_the_output_is_read_read_committed_and_counted_per_id_of_the_run(monkeyp
                                                       "txn", "run1", 1_000_000_000)
     assert FakeReader.made[-1]["isolation_level"] == "read_committed"
     assert counts == Counter({envelope(0).id: 1, envelope(1).id: 2})  # another run's record is not counted
+
+
+@pytest.mark.parametrize("mode", [m.name for m in __import__("mqlab_services.modes", fromlist=["MODES"]).MODES
+                                  if m.broker == "kafka"])
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_every_kafka_mode_describes_itself_at_start_up(mode, client):
+    """The start-up line is the first thing a consumer does: a mode it cannot describe never consumes."""
+    adapter = adapters.create(settings(MQLAB_MODE=mode, MQLAB_KAFKA_CLIENT=client))
+    said = adapter.describe()
+    assert said.startswith("topic datascience") and (mode != "txn" or "in one transaction" in said)

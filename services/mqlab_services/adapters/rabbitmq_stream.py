@@ -43,6 +43,7 @@ from .rabbitmq import RabbitMQAdapter, copy_properties
 log = logging.getLogger("mqlab")
 
 IDLE_S = 0.25  # how long the consumer waits for more before handing over what it has
+CLOSE_TIMEOUT_S = 5.0
 
 
 def stream_endpoint(settings) -> tuple[str, str, str, str]:
@@ -78,8 +79,13 @@ class RabbitMQStreamAdapter(RabbitMQAdapter):
     async def _consume(self, handler: Handler, running: Callable[[], bool], dead: DeadHandler) -> None:
         s = self.settings
         host, user, password, vhost = stream_endpoint(s)
+        closed: list[str] = []
+        # The client's own recovery is off: a closed connection, or a stream whose leader moved
+        # (a metadata update), ends this subscription, and the service reconnects and subscribes
+        # again after the stored offset, as after any other outage.
         consumer = Consumer(host, s.stream_port, username=user, password=password, vhost=vhost,
-                            heartbeat=max(s.heartbeat, 1), connection_name=f"mqlab {s.name}")
+                            heartbeat=max(s.heartbeat, 1), connection_name=f"mqlab {s.name}",
+                            on_close_handler=lambda info: closed.append(info.reason))
         arrived: list[tuple[int, bytes]] = []
         await consumer.start()
         try:
@@ -92,13 +98,18 @@ class RabbitMQStreamAdapter(RabbitMQAdapter):
             self.assignment, self.subscribed = [s.queue], True
             while running():
                 await asyncio.sleep(IDLE_S)
+                if closed:
+                    raise ConnectionError(f"the stream connection ended ({closed[0]})")
                 if arrived:
                     taken, arrived[:] = arrived[:s.batch], arrived[s.batch:]
                     if not await self._settle(consumer, taken, handler, dead, running):
                         return
         finally:
             self.subscribed = False
-            await consumer.close()
+            try:  # a connection that is gone closes with an error, or not at all
+                await asyncio.wait_for(consumer.close(), CLOSE_TIMEOUT_S)
+            except (asyncio.TimeoutError, ConnectionError, OSError, ServerError) as exc:
+                log.info("the stream connection did not close cleanly: %s", exc)
 
     async def _resume_at(self, consumer: Consumer) -> ConsumerOffsetSpecification:
         """After the offset stored for the group, or from the first message for a new group."""
