@@ -24,6 +24,9 @@ from .base import (HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, Topolog
 BOOTSTRAP = "kafka:19092"
 #: Which generation of Kafka's perf-test options each Kafka stack's image has.
 TOOLS_MAJOR = {"kafka": 4, "kafka-zookeeper": 3}
+# A transactional read waits this long for the transactions open when it began to end (the
+# stage's transaction.timeout.ms is 10 s: a dead stage's open transaction is aborted by then).
+OUTPUT_SETTLE_S = 15.0
 
 
 def bootstrap(config, ports: list[int] | None = None) -> list[str]:
@@ -218,7 +221,7 @@ class Kafka(Broker):
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             consumer.assign(tps)
             starts = consumer.offsets_for_times({tp: since_ns // 1_000_000 for tp in tps}) if tps else {}
-            ends = consumer.end_offsets(tps) if tps else {}  # the last stable offsets, read_committed
+            ends = self._stable_ends(config, consumer, tps)
             for tp in tps:
                 found = starts.get(tp)
                 consumer.seek(tp, found.offset if found is not None else ends[tp])
@@ -226,6 +229,25 @@ class Kafka(Broker):
         finally:
             consumer.close()
         return counts
+
+    def _stable_ends(self, config, committed: KafkaConsumer, tps: list) -> dict:
+        """The last stable offsets once every transaction open when the read began has ended:
+        a read_committed reader sees nothing past an open transaction, and the stage always has
+        one open while it works (the steady trickle). Waits at most OUTPUT_SETTLE_S."""
+        if not tps:
+            return {}
+        everything = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                   request_timeout_ms=11_000)
+        try:
+            written = everything.end_offsets(tps)  # the high watermarks: every record written so far
+        finally:
+            everything.close()
+        deadline = time.monotonic() + OUTPUT_SETTLE_S
+        while True:
+            stable = committed.end_offsets(tps)
+            if all(stable[tp] >= written[tp] for tp in tps) or time.monotonic() > deadline:
+                return stable
+            time.sleep(0.5)
 
     def saw_down(self, config, node: str, peers) -> str:
         """The controller quorum fenced the node: a broker that misses its heartbeats for

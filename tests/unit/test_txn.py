@@ -225,8 +225,27 @@ def test_the_output_is_read_read_committed_and_counted_per_id_of_the_run(monkeyp
     monkeypatch.setattr(kafka_host, "KafkaConsumer", FakeReader)
     counts = brokers.of(STACKS["kafka"]).read_output(SimpleNamespace(integer=lambda key, default, *a: default),
                                                       "txn", "run1", 1_000_000_000)
-    assert FakeReader.made[-1]["isolation_level"] == "read_committed"
+    # the reader is read_committed; a second client only asks for the high watermarks
+    assert [c.get("isolation_level") for c in FakeReader.made[-2:]] == ["read_committed", None]
     assert counts == Counter({envelope(0).id: 1, envelope(1).id: 2})  # another run's record is not counted
+
+
+def test_the_output_is_read_once_the_transactions_open_when_the_read_began_have_ended(monkeypatch):
+    """A read_committed reader's end is the last stable offset: before an open transaction. The
+    read waits until it reaches the high watermark the read began with (here after two looks)."""
+    stable = iter([3, 5, 7, 7])
+
+    class Reader(FakeReader):
+        def end_offsets(self, tps):  # readers[0] reads read_committed; readers[1] asks for the high watermarks
+            return {tp: next(stable) if self is readers[0] else 7 for tp in tps}
+
+    readers = []
+    monkeypatch.setattr(kafka_host, "KafkaConsumer", lambda **config: readers.append(Reader(**config)) or readers[-1])
+    monkeypatch.setattr(kafka_host.time, "sleep", lambda s: None)
+    counts = brokers.of(STACKS["kafka"]).read_output(SimpleNamespace(integer=lambda key, default, *a: default),
+                                                      "txn", "run1", 1_000_000_000)
+    assert next(stable) == 7  # it looked three times: 3, 5, then 7 = the high watermark
+    assert counts == Counter({envelope(0).id: 1, envelope(1).id: 2})
 
 
 @pytest.mark.parametrize("mode", [m.name for m in __import__("mqlab_services.modes", fromlist=["MODES"]).MODES
