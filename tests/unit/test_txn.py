@@ -59,6 +59,18 @@ class FakeTxnProducer:
     def abort_transaction(self):
         self._call("abort")
 
+    # What the stage's bounded calls use: kafka-python's transaction manager and sender.
+    @property
+    def _transaction_manager(self):
+        def answer(name, *args):
+            self._call(name, *args)
+            return SimpleNamespace(wait=lambda timeout_ms: self.answers)
+        return SimpleNamespace(begin_commit=lambda: answer("commit"),
+                               send_offsets_to_transaction=lambda offsets, meta: answer("offsets", dict(offsets), meta))
+
+    answers = True  # False: the broker never answers (the wait times out)
+    _sender = SimpleNamespace(wakeup=lambda: None)
+
     def flush(self, timeout=None):
         pass
 
@@ -256,3 +268,15 @@ def test_every_kafka_mode_describes_itself_at_start_up(mode, client):
     adapter = adapters.create(settings(MQLAB_MODE=mode, MQLAB_KAFKA_CLIENT=client))
     said = adapter.describe()
     assert said.startswith("topic datascience") and (mode != "txn" or "in one transaction" in said)
+
+
+def test_a_transaction_call_that_gets_no_answer_times_out_and_the_poll_is_read_again(monkeypatch):
+    """After a broker restart kafka-python's send_offsets_to_transaction waited forever: the
+    stage bounds the wait, aborts, and starts a new producer that fences the old one."""
+    producer = FakeTxnProducer([], transactional_id="mqlab-stage-1")
+    producer.answers = False
+    with pytest.raises(kafka.errors.KafkaTimeoutError, match="send_offsets_to_transaction had no answer"):
+        kafka_txn._bounded(producer, "send_offsets_to_transaction", {}, "meta")
+    producer.answers = True
+    kafka_txn._bounded(producer, "commit_transaction")
+    assert [c[0] for c in producer.calls] == ["new", "offsets", "commit"]

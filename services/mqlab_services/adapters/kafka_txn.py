@@ -62,6 +62,19 @@ def _new_transactional(settings, role: str) -> KafkaProducer:
     return producer
 
 
+def _bounded(producer: KafkaProducer, call: str, *args) -> None:
+    """``producer.<call>(*args)`` (``commit_transaction`` or ``send_offsets_to_transaction``),
+    waiting at most CONFIRM_TIMEOUT. kafka-python's own methods wait without a limit, and after
+    a broker restart the answer may never come (seen: the stage hung in
+    send_offsets_to_transaction until it was killed). This is their body with a timeout on the
+    wait; on timeout the caller aborts, drops this producer, and a new one fences it."""
+    manager = producer._transaction_manager
+    result = manager.begin_commit() if call == "commit_transaction" else manager.send_offsets_to_transaction(*args)
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=CONFIRM_TIMEOUT * 1000):
+        raise kafka.errors.KafkaTimeoutError(f"{call} had no answer within {CONFIRM_TIMEOUT:g} s")
+
+
 def _abort(producer: KafkaProducer) -> None:
     try:
         producer.abort_transaction()
@@ -89,7 +102,8 @@ class KafkaTxnAdapter(KafkaAdapter):
                     continue
                 future.add_callback(lambda metadata, i=index: positions.__setitem__(
                     i, f"p{metadata.partition}:{metadata.offset}"))
-            producer.commit_transaction()  # flushes, then commits; raises when it did not commit
+            producer.flush(timeout=CONFIRM_TIMEOUT)
+            _bounded(producer, "commit_transaction")  # raises when it did not commit
         except kafka.errors.KafkaError:
             # Nothing of the batch counts as sent: the caller reconnects (a new producer fences
             # this one) and sends it again.
@@ -133,8 +147,9 @@ class KafkaTxnAdapter(KafkaAdapter):
                 if i not in dead_ones:
                     producer.send(self.settings.output, value=record.value, key=record.key)
             offsets = {tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in records.items()}
-            producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
-            producer.commit_transaction()
+            _bounded(producer, "send_offsets_to_transaction", offsets, self._consumer.group_metadata())
+            producer.flush(timeout=CONFIRM_TIMEOUT)
+            _bounded(producer, "commit_transaction")
         except kafka.errors.KafkaError as exc:
             log.info("transaction aborted (%s): the poll's %d record(s) will be read again", exc, len(flat))
             self._rewind(records)
