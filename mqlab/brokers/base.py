@@ -160,6 +160,10 @@ class Broker:
     #: position ("" where it keeps none: a queue forgets what it delivered).
     log_position = ""
 
+    def no_read_back(self, mode: str) -> str:
+        """Why the final read cannot read ``mode`` back by position (where ``log_position`` is "")."""
+        return f"a {self.name} queue forgets what it delivered: no log to read back"
+
     def read_log(self, config: "LabConfig", mode: str, positions: list[str]) -> dict[str, str]:
         """The final read: for each position a producer recorded (``Acked.pos``), the id of the
         message that is there in the broker's log now; positions with nothing there are left out.

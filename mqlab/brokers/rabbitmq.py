@@ -163,6 +163,12 @@ class RabbitMQ(Broker):
                     + (f"; {queue} members offline: {', '.join(missing)}" if missing else "")
                     + (f"; {partition_note(partitions)}" if partitions else ""))
 
+    def no_read_back(self, mode: str) -> str:
+        if mode != "stream":
+            return super().no_read_back(mode)
+        return ("a stream keeps its log, but a publisher confirm carries no offset, so there is no position "
+                "to read back by: `invoke replay rabbitmq --from <time>` reads the stream again")
+
     def replay(self, config, mode: str, start, count: int):
         """A stream read again over AMQP 0-9-1, as a consumer with ``x-stream-offset`` (``first``, an
         offset or a time) and no stored offset of its own: the group's stored offset does not move."""

@@ -109,7 +109,7 @@ def final_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledge
     """Read the broker's log back at every position the run's producers recorded."""
     broker = brokers.of(stack)
     if not broker.log_position:
-        return ledger.not_read(f"a {stack.broker} queue forgets what it delivered: no log to read back")
+        return ledger.not_read(broker.no_read_back(mode))
     try:
         return ledger.read_back(ledger.run_dir(config.ledger_dir, run_id), broker.log_position,
                                 lambda positions: broker.read_log(config, mode, positions))

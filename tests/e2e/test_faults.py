@@ -37,6 +37,8 @@ COUNT = 2000  # at 250 msg/s: 8 s of steady traffic around each fault
 # same way on every stack, run on one broker each to keep CI short.
 FAULT_CASES = [(case, fault) for case in SAFE for fault in ("kill-broker", "pause-broker", "partition", "kill-consumer")]
 FAULT_CASES += [(SAFE[0], "restart-broker"), (SAFE[1], "kill-producer"), (SAFE[2], "slow-network")]
+# The RabbitMQ stream: its consumer reads over the stream protocol and stores its offset on the broker.
+FAULT_CASES += [(Case("rabbitmq", "stream", consumers=1), "kill-broker")]
 
 
 def _evidence(case: Case, fault: str, run_id: str, before: dict, chaos_out: str) -> None:
@@ -87,7 +89,7 @@ def _latency_around(run_id: str, chaos_out: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("case,fault", [
-    pytest.param(case, fault, marks=getattr(pytest.mark, case.stack), id=f"{case.stack}-{fault}")
+    pytest.param(case, fault, marks=getattr(pytest.mark, case.stack), id=f"{case.stack}-{case.mode}-{fault}")
     for case, fault in FAULT_CASES])
 def test_no_acked_message_is_lost_under_a_fault(stacks, case, fault):
     stacks.up(case.stack, consumers=case.consumers, mode=case.mode)
