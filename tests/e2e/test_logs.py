@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.e2e.conftest import invoke, start_stream, started_at, verify, wait_for_acked
+from tests.e2e.conftest import invoke, running, start_stream, started_at, verify, wait_for_acked
 
 # Most of a poll's time is spent after its receipts are written and before its commit, so a
 # consumer killed mid-stream has recorded messages that the broker delivers again: the group
@@ -60,6 +60,20 @@ def test_txn_is_exactly_once_in_the_output_topic_under_a_consumer_kill(stacks):
     assert done.ok and "exactly once in datascience.out" in done.out, done.out
     print(f"kill-consumer: group {group.duplicated} duplicated; txn {output.more_than_once} more than once in "
           f"the output, {txn.duplicated} duplicated receipts (outside the transaction)")
+
+
+@pytest.mark.kafka
+def test_txn_with_confluent_kafka_is_exactly_once_in_the_output_topic_under_a_consumer_kill(stacks):
+    """The same exactly-once with the other client (librdkafka's transactions)."""
+    up_with(stacks, "kafka", "txn", 2, MQLAB_PROCESS_MS=PROCESS_MS, MQLAB_KAFKA_CLIENT="confluent-kafka")
+    run_id = f"txn-confluent-kill-{int(time.time())}"
+    _kill_a_consumer_mid_stream("kafka", run_id)
+    done, txn = verify("kafka", run_id, settle=20, timeout=240)
+    output = txn.output
+    assert txn.sent == COUNT and txn.lost == 0, done.out
+    assert output.read and (output.once, output.missing, output.more_than_once) == (COUNT, 0, 0), done.out
+    assert all(b"(confluent-kafka)" in c.logs() for c in running("kafka", "consumer"))  # the client it says
+    print(f"kill-consumer (confluent-kafka): txn {txn.duplicated} duplicated receipts, none in the output")
 
 
 @pytest.mark.rabbitmq

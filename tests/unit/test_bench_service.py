@@ -478,3 +478,24 @@ def test_binned_latencies_fill_the_same_histogram_buckets_as_recording_each_valu
         assert binned.get_value_at_percentile(p) == direct.get_value_at_percentile(p), p
     assert binned.get_total_count() == direct.get_total_count() == lat.count
     assert (lat.min, lat.max, lat.total) == (min(values), max(values), sum(values))
+
+
+def test_consumer_status_says_subscribed_before_any_message_comes(fake, tmp_path):
+    """A transactional stage hands the handler only records, and the trial's producer starts
+    only once its consumers are subscribed: the status must say so while nothing has come."""
+    clock = FakeClock()
+    FakeBroker.deliveries = []
+    c = consumer(clock, warmup=0.0, duration=1.0, drain=1.0)
+    c.status = StatusFile(str(tmp_path / "ledger"), "c1", {"role": "bench-consumer"}, counter="received",
+                          clock=lambda: clock() / NS)
+    seen = []
+
+    def consume(handler, running, dead=None):
+        c.adapter.subscribed = True
+        while running():
+            with open(c.status.path) as f:
+                seen.append(json.load(f)["subscribed"])
+            clock.sleep(0.25)
+    c.adapter.consume = consume
+    c.run()
+    assert seen and seen[-1] is True and c.total == 0

@@ -280,3 +280,71 @@ def test_a_transaction_call_that_gets_no_answer_times_out_and_the_poll_is_read_a
     producer.answers = True
     kafka_txn._bounded(producer, "commit_transaction")
     assert [c[0] for c in producer.calls] == ["new", "offsets", "commit"]
+
+
+@pytest.mark.parametrize("role", ["producer", "stage"])
+def test_confluent_kafka_accepts_the_transactional_config(role):
+    """librdkafka checks a config when the producer is made (no broker needed): it refuses a
+    message timeout above the transaction timeout."""
+    import confluent_kafka
+    from mqlab_services.adapters import kafka_confluent_txn
+    config = kafka_confluent_txn.txn_producer_config(settings(MQLAB_KAFKA_CLIENT="confluent-kafka"), role)
+    producer = confluent_kafka.Producer({**config, "bootstrap.servers": "127.0.0.1:1"})
+    assert producer is not None and config["message.timeout.ms"] <= config["transaction.timeout.ms"]
+
+
+class ConfluentMessage:
+    def __init__(self, partition: int, offset: int, value: bytes):
+        self._partition, self._offset, self._value = partition, offset, value
+
+    def topic(self):
+        return "datascience"
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+    def value(self):
+        return self._value
+
+    def key(self):
+        return None
+
+
+class ConfluentCalls:
+    """A confluent-kafka producer and consumer that only record what the stage asked of them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        if name in ("consumer_group_metadata",):
+            return lambda: "group-metadata"
+        return lambda *args, **kwargs: self.calls.append((name, *args))
+
+
+def test_the_confluent_stage_commits_its_input_offsets_inside_the_transaction(monkeypatch):
+    from confluent_kafka import TopicPartition as ConfluentTP
+    from mqlab_services.adapters import kafka_confluent_txn
+    adapter = kafka_confluent_txn.ConfluentKafkaTxnAdapter(settings(MQLAB_KAFKA_CLIENT="confluent-kafka"))
+    fake = ConfluentCalls()
+    adapter._consumer, adapter._producer = fake, fake
+    polls = [[ConfluentMessage(0, 5, b"x"), ConfluentMessage(0, 6, b"y"), ConfluentMessage(2, 9, b"z")]]
+    adapter._poll = lambda: polls.pop(0) if polls else []
+    left = [2]
+
+    def running():
+        left[0] -= 1
+        return left[0] >= 0
+
+    handled = []
+    adapter.consume(lambda batch: handled.extend(batch), running)
+    names = [c[0] for c in fake.calls]
+    assert len(handled) == 3 and "commit" not in names  # never the consumer's own commit
+    assert names == ["begin_transaction", "produce", "produce", "produce", "send_offsets_to_transaction",
+                     "commit_transaction"]
+    offsets = fake.calls[4][1]
+    assert [(tp.partition, tp.offset) for tp in offsets] == [(0, 7), (2, 10)]
+    assert all(isinstance(tp, ConfluentTP) for tp in offsets)

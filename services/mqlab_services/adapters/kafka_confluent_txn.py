@@ -30,8 +30,10 @@ TRANSACTION_TIMEOUT_MS = 10_000
 def txn_producer_config(settings, role: str) -> dict:
     """The config of a transactional producer: ``role`` is "producer" or "stage"."""
     prefix = "mqlab-stage" if role == "stage" else "mqlab"
+    # librdkafka refuses a message timeout above the transaction's: a record may not outlive it.
     return {**producer_config(settings), "transactional.id": f"{prefix}-{settings.name}",
-            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "enable.idempotence": True, "acks": "all"}
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "enable.idempotence": True, "acks": "all"}
 
 
 class ConfluentKafkaTxnAdapter(ConfluentKafkaAdapter):
