@@ -136,6 +136,7 @@ class Broker:
     name = ""
     stack: "Stack | None" = None
     tool_label = ""  # the benchmark tool's name in reports
+    tool_latency = "e2e"  # what the tool's latency is: "e2e", "ack" or "request"
     tool_service = ""  # the compose service (profile `bench`) that runs it
     tool_image_key = ""  # its image's key in .env, where it is not the broker's own image
 

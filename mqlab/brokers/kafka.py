@@ -35,6 +35,10 @@ def bootstrap(config, ports: list[int] | None = None) -> list[str]:
     return [f"{HOST}:{port}" for port in (ports or [config.integer('KAFKA_PORT', 9092, 1, 65535)])]
 
 
+#: What the broker's own tool measures as latency: the producer's ack.
+TOOL_LATENCY = "ack"
+
+
 @dataclass(frozen=True)
 class PartitionState:
     partition: int
@@ -114,6 +118,7 @@ def _ids_of_run(consumer, tp, end: int, run_id: str, timeout_s: float = 120.0) -
 class Kafka(Broker):
     name = "kafka"
     tool_label = "kafka-perf-test"
+    tool_latency = TOOL_LATENCY
     tool_service = "kafka-perf"
 
     def servers(self, config) -> list[str]:
@@ -439,7 +444,7 @@ def parse_kafka_producer(stdout: str) -> NativeResult:
     line, m = next(((line, m) for line, m in found if m["steady"]), found[-1])
     ms = 1e6
     rate = float(m["rate"])
-    return NativeResult("kafka-producer-perf-test", rate, None, float(m["mb"]), "ack",
+    return NativeResult("kafka-producer-perf-test", rate, None, float(m["mb"]), TOOL_LATENCY,
                         to_ns(float(m["p50"]), ms), to_ns(float(m["p99"]), ms), to_ns(float(m["p999"]), ms),
                         to_ns(float(m["max"]), ms), tuple(line for line, _ in found))
 

@@ -106,9 +106,14 @@ REPLAY_MAX_S = 120.0  # ... and after this long in all
 PEER_PROBE_MS = 2000
 
 
+#: What the broker's own tool measures as latency: end to end.
+TOOL_LATENCY = "e2e"
+
+
 class RabbitMQ(Broker):
     name = "rabbitmq"
     tool_label = "PerfTest"
+    tool_latency = TOOL_LATENCY
     tool_service = "perftest"
     tool_image_key = "PERFTEST_IMAGE"
 
@@ -360,7 +365,7 @@ def parse_perftest(stdout: str, *, warmup_s: float = 0.0, size: int | None = Non
         raw = tuple(summary_lines)
     else:
         raise NativeError(f"PerfTest printed no rates: {gist(stdout)}")
-    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), "e2e",
+    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), TOOL_LATENCY,
                         p50, p99, None, None, raw)
 
 

@@ -55,9 +55,14 @@ def sentinel_views(config, sentinels: list[tuple[str, int]]) -> dict[str, str]:
 READ_PAGE = 10_000  # stream entries per XRANGE of the final read
 
 
+#: What the broker's own tool measures as latency: each request's round trip.
+TOOL_LATENCY = "request"
+
+
 class Redis(Broker):
     name = "redis"
     tool_label = "redis-benchmark"
+    tool_latency = TOOL_LATENCY
     tool_service = "redis-benchmark"
 
     def sentinels(self, config) -> list[tuple[str, int]]:
@@ -303,6 +308,6 @@ def parse_redis_benchmark(stdout: str, *, size: int | None = None) -> NativeResu
     if rps <= 0:
         raise NativeError("redis-benchmark reported 0 requests per second")
     raw = (",".join(f'"{h}"' for h in header), ",".join(f'"{_elide(v)}"' for v in data[0]))
-    return NativeResult("redis-benchmark", rps, None, mb_per_s(rps, size), "request",
+    return NativeResult("redis-benchmark", rps, None, mb_per_s(rps, size), TOOL_LATENCY,
                         to_ns(ms["p50_latency_ms"], 1e6), to_ns(ms["p99_latency_ms"], 1e6), None,
                         to_ns(ms["max_latency_ms"], 1e6), raw)

@@ -444,14 +444,29 @@ def test_the_bare_consumer_says_once_that_it_subscribed_and_stops_when_idle_afte
     assert read_status(str(tmp_path), "c1")["subscribed"] is False
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["producer", *["--out", "/tmp/x", "--trial", "t1", "--start", "1700000000", "--warmup", "1", "--duration", "2"],
-      "--size", "100", "--bare", "--rate", "50"], "max rate only"),
-])
-def test_the_bare_client_refuses_a_rate(fake, capsys, argv, message):
-    env, _tmp = fake
-    assert bench.main(argv, {**env, "MQLAB_MODE": "work"}) == 2
-    assert message in capsys.readouterr().err
+def test_the_bare_producer_at_a_rate_sends_each_batch_when_due_and_measures_its_ack_latency(monkeypatch):
+    """At ``--rate`` a batch of MQLAB_BATCH is due every batch/rate seconds; its latency runs
+    from the due time, so a loop that falls behind counts its wait (no coordinated omission)."""
+    clock = FakeClock()
+    calls = []
+
+    def loop(s, body, more, acked):
+        while more():
+            calls.append(clock())
+            clock.now_ns += 2_000_000 if len(calls) != 50 else 30_000_000  # 2 ms a batch; one takes 30 ms
+            acked(s.batch)
+
+    monkeypatch.setattr(bare, "loops", lambda s: (loop, None))
+    p = bench.BareProducer(settings(batch=1), Stopper(), "t1", START, 0.0, 1.0, 100, rate=100.0, clock=clock,
+                           sleep=clock.sleep)
+    p.run()
+    assert calls[:3] == [START_NS, START_NS + 10_000_000, START_NS + 20_000_000]  # 100/s, one at a time
+    assert len(calls) == 100 and p.result()["rate"] == 100.0
+    lat = p.latency
+    assert lat.count == 100 and lat.min == 2_000_000
+    assert lat.max == 30_000_000  # the slow one; the next ones were sent late, and count their wait
+    assert sorted(lat.percentile(q) for q in (50,)) == [pytest.approx(2_000_000, rel=0.01)]
+    assert lat.percentile(99) >= 20_000_000
 
 
 def test_the_bare_client_refuses_a_mode_it_does_not_imitate(fake, capsys):
