@@ -110,10 +110,20 @@ class Stamper:
         self._names = _names(run, src)
         self._prefix = os.urandom(8).hex()
         self._counter = itertools.count()
+        self._pads: dict[int, bytes] = {}  # the padding of each length seen: a few lengths per run
 
     def stamp(self, seq: int, ts_ns: int, fail: bool = False) -> tuple[str, bytes]:
         msg_id = f"{self._prefix}{next(self._counter):016x}"
-        return msg_id, _encoded(f'"{msg_id}"', self._names, seq, ts_ns, '""', fail, self.size)
+        if fail:
+            return msg_id, _encoded(f'"{msg_id}"', self._names, seq, ts_ns, '""', fail, self.size)
+        # _encoded's bytes, built as bytes around a padding made once per length: no copy of the
+        # body in str, none in the ASCII encoding (a tenth of the confluent-kafka producer's time).
+        head = f'{{"mqlab":{VERSION},"id":"{msg_id}"{self._names},"seq":{int(seq)},"ts_ns":{int(ts_ns)},"body":"'
+        missing = self.size - len(head) - 2  # the body's closing quote and the closing brace
+        pad = self._pads.get(missing)
+        if pad is None:
+            pad = self._pads[missing] = _PAD.encode("ascii") * max(missing, 0)
+        return msg_id, b"".join((head.encode("ascii"), pad, b'"}'))
 
 
 def make(run: str, src: str, seq: int, ts_ns: int | None = None, msg_id: str | None = None,
