@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import pika
 import pika.exceptions
@@ -47,6 +48,15 @@ def sent_after(body: bytes, ns: int) -> bool:
     """An envelope stamped after ``ns`` (a message that is not one cannot say)."""
     found = envelope.decode(body)
     return found is not None and found.ts_ns > ns
+
+
+class ClusterState(NamedTuple):
+    """What the management API says of the cluster, for one mode."""
+
+    nodes: dict[str, bool]  # each node: running or not
+    queue: str  # the mode's queue
+    members: tuple[str, list[str], list[str]] | None  # its (leader, members, online); None: not declared
+    partitions: dict[str, list[str]]  # the nodes each running node recorded a network partition with
 
 
 def partition_note(partitions: dict[str, list[str]]) -> str:
@@ -123,26 +133,23 @@ class RabbitMQ(Broker):
     def ui_ports(self, config) -> list[int]:
         return [config.integer(key, default, 1, 65535) for key, default in UI_PORTS[:len(self.bound.nodes)]]
 
-    def _state(self, config, mode: str) -> tuple[dict[str, bool], str, tuple[str, list[str], list[str]] | None,
-                                                  dict[str, list[str]]]:
-        """(running state of each node, the mode's queue, its (leader, members, online) or None,
-        the nodes each running node recorded a network partition with)."""
+    def _state(self, config, mode: str) -> ClusterState:
         ports = self.ui_ports(config)
         rows = management_get(config, "nodes?columns=name,running,partitions", ports)
-        nodes = {node_name(n["name"]): bool(n.get("running")) for n in rows}
-        partitions = {node_name(n["name"]): sorted(node_name(p) for p in n["partitions"])
-                      for n in rows if n.get("running") and n.get("partitions")}
         queue = names(self.name, mode).queue
         try:
             found = management_get(config, f"queues/%2F/{urllib.parse.quote(queue, safe='')}", ports)
         except ConnectionError:
             found = None
-        return nodes, queue, (queue_topology(found) if found else None), partitions
+        return ClusterState(nodes={node_name(n["name"]): bool(n.get("running")) for n in rows}, queue=queue,
+                            members=queue_topology(found) if found else None,
+                            partitions={node_name(n["name"]): sorted(node_name(p) for p in n["partitions"])
+                                        for n in rows if n.get("running") and n.get("partitions")})
 
     def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
         """The cluster's nodes, the mode's queue (leader, members, online), and the node of each
         client's connection, from the management API."""
-        nodes, queue, members, _partitions = self._state(config, mode)
+        nodes, queue, members, _ = self._state(config, mode)
         result = Topology(rows=[("nodes", ", ".join(f"{n} ({'running' if up else 'DOWN'})"
                                                     for n, up in sorted(nodes.items())))])
         if members:

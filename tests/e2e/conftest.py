@@ -173,7 +173,10 @@ def verify(stack: str, run_id: str, settle: int = 15, timeout: int = 180):
     return done, report
 
 
-def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = 250) -> subprocess.Popen:
+STREAM_RATE = 250  # msg/s of start_stream, unless a test asks for another
+
+
+def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = STREAM_RATE) -> subprocess.Popen:
     """`invoke produce` at a fixed rate in the background, for faults and scaling mid-stream."""
     return subprocess.Popen([sys.executable, "-m", "invoke", "produce", stack, "--count", str(count), "--size", "256",
                              "--rate", str(rate), "--run-id", run_id],

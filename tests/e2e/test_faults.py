@@ -13,8 +13,8 @@ from datetime import datetime
 import pytest
 
 from mqlab.ledger import timeline
-from tests.e2e.conftest import (LEDGER, Case, ack_gap_s, consumer_silence_s, invoke, latency_ms_by_send_time, produce,
-                                start_stream, started_at, verify, wait_for_acked)
+from tests.e2e.conftest import (LEDGER, STREAM_RATE, Case, ack_gap_s, consumer_silence_s, invoke,
+                                latency_ms_by_send_time, produce, start_stream, started_at, verify, wait_for_acked)
 
 SAFE = [Case("rabbitmq", "work", consumers=2), Case("redis", "stream", consumers=2), Case("kafka", "group", consumers=2)]
 # How long each fault lasts in the tests: long enough to matter, short enough for CI.
@@ -96,7 +96,7 @@ def test_no_acked_message_is_lost_under_a_fault(stacks, case, fault):
     run_id = f"{fault}-{case.stack}-{int(time.time())}"
     before = {"broker": started_at(case.stack, case.stack), "consumer": started_at(case.stack, "consumer")}
     # A partition's evidence is a consumer silent while the stream goes on: the stream outlasts the cut.
-    count = COUNT + (250 * FAULTS[fault] if fault == "partition" else 0)
+    count = COUNT + (STREAM_RATE * FAULTS[fault] if fault == "partition" else 0)
     producer = start_stream(case.stack, run_id, count=count)
     try:
         assert wait_for_acked(run_id, 500) >= 500  # mid-stream
