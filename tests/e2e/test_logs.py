@@ -51,27 +51,27 @@ def test_txn_is_exactly_once_in_the_output_topic_under_a_consumer_kill(stacks):
     assert group.duplicated > 0, f"the group mode redelivered nothing: {done.out}"
 
     up_with(stacks, "kafka", "txn", 2, MQLAB_PROCESS_MS=PROCESS_MS)
-    run_id = f"txn-kill-{int(time.time())}"
+    txn = _exactly_once_under_a_consumer_kill(f"txn-kill-{int(time.time())}")
+    print(f"kill-consumer: group {group.duplicated} duplicated; txn {txn.output.more_than_once} more than once "
+          f"in the output, {txn.duplicated} duplicated receipts (outside the transaction)")
+
+
+def _exactly_once_under_a_consumer_kill(run_id: str):
+    """A consumer killed mid-stream in txn mode: every acked id once in the output topic."""
     _kill_a_consumer_mid_stream("kafka", run_id)
     done, txn = verify("kafka", run_id, settle=20, timeout=240)
     output = txn.output
     assert txn.sent == COUNT and txn.lost == 0, done.out
     assert output.read and (output.once, output.missing, output.more_than_once) == (COUNT, 0, 0), done.out
     assert done.ok and "exactly once in datascience.out" in done.out, done.out
-    print(f"kill-consumer: group {group.duplicated} duplicated; txn {output.more_than_once} more than once in "
-          f"the output, {txn.duplicated} duplicated receipts (outside the transaction)")
+    return txn
 
 
 @pytest.mark.kafka
 def test_txn_with_confluent_kafka_is_exactly_once_in_the_output_topic_under_a_consumer_kill(stacks):
     """The same exactly-once with the other client (librdkafka's transactions)."""
     up_with(stacks, "kafka", "txn", 2, MQLAB_PROCESS_MS=PROCESS_MS, MQLAB_KAFKA_CLIENT="confluent-kafka")
-    run_id = f"txn-confluent-kill-{int(time.time())}"
-    _kill_a_consumer_mid_stream("kafka", run_id)
-    done, txn = verify("kafka", run_id, settle=20, timeout=240)
-    output = txn.output
-    assert txn.sent == COUNT and txn.lost == 0, done.out
-    assert output.read and (output.once, output.missing, output.more_than_once) == (COUNT, 0, 0), done.out
+    txn = _exactly_once_under_a_consumer_kill(f"txn-confluent-kill-{int(time.time())}")
     assert all(b"(confluent-kafka)" in c.logs() for c in running("kafka", "consumer"))  # the client it says
     print(f"kill-consumer (confluent-kafka): txn {txn.duplicated} duplicated receipts, none in the output")
 
