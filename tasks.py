@@ -23,10 +23,12 @@ from mqlab import faults as lab_faults
 from mqlab import images as lab_images
 from mqlab import stack as lab_stack
 from mqlab.errors import LabError
+from mqlab.modes import BROKERS, names_of
 from mqlab.stacks import STACKS, get_stack
 
 ROOT = Path(__file__).resolve().parent
 STACK_NAMES = ", ".join(STACKS)
+MODES_HELP = "; ".join(f"{broker}: {', '.join(names_of(broker))}" for broker in BROKERS)
 OFFLINE_HELP = "use the images built from packages (`invoke images`), building what is missing; default from MQLAB_OFFLINE"
 
 
@@ -110,8 +112,7 @@ def _echo(message: str) -> None:
 @task(help={
     "stack": f"the stack to start: {STACK_NAMES}",
     "consumers": "how many consumer containers to start (default 1, or MQLAB_CONSUMERS)",
-    "mode": "delivery mode (default: the broker's safe one). rabbitmq: work, fanout, topic, transient, autoack; "
-            "redis: stream, stream-fanout, pubsub; kafka: group, fanout, keyed, autocommit",
+    "mode": "delivery mode (default: the stack's safe one). " + MODES_HELP,
     "binding": "RabbitMQ topic mode: the consumers' binding pattern, such as 'orders.*' (default '#')",
     "expose": "publish the ports on MQLAB_EXPOSE_BIND (default 0.0.0.0), not only 127.0.0.1; "
               "refused with default credentials, and for Kafka",
@@ -252,6 +253,21 @@ def proof(c, stack, faults=",".join(lab_faults.PROOF_FAULTS), nodes="leader,foll
 
 def _words(text: str) -> list[str]:
     return [word.strip() for word in str(text).split(",") if word.strip()]
+
+
+@task(help={
+    "stack": f"the running stack ({STACK_NAMES}); a log: Kafka, a Redis stream (queues cannot be read again)",
+    "from_": "where to start: beginning (default), an offset (Kafka, in every partition), a Redis entry id "
+             "(<ms>-<seq>), or a time such as 2026-12-04T21:30:00 (UTC unless it names its zone)",
+    "count": "read at most this many messages (default 100, at most 1,000,000)",
+})
+@lab_task
+def replay(c, stack, from_="beginning", count=100):
+    """Read a log again without disturbing its consumers, and check it against the ledger."""
+    text, ok = lab_stack.replay(_config(), stack, from_, lab_stack.parse_int(count, "count"))
+    print(text)
+    if not ok:
+        raise Exit(code=1)
 
 
 @task(help={

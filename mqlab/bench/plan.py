@@ -15,7 +15,9 @@ bare           at max rate, in the safe and the lossy mode: the bare client, the
                O = mqlab ÷ bare is what the lab's own code costs
 native         the broker's own tool with the same message size and safety
                (PerfTest, redis-benchmark, kafka-producer/consumer-perf-test)
-safe, native   again at ``--latency-rate`` (1,000 msg/s): latency at a fixed rate
+safe, native   again at ``--latency-rate`` (1,000 msg/s): latency at a fixed rate; with
+               them the bare client's safe loop, one message per round trip when due
+               (MQLAB_BATCH=1), whose ack p99 is the client's own floor
 =============  =====================================================================
 
 Each trial is repeated ``--repeat`` times (interleaved), and the report takes medians.
@@ -163,6 +165,9 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
 
     bare = [(role, mode) for role, mode in (("bare", params.mode), ("bare-unsafe", unsafe))
             if params.bare and params.rate is None and mode in BARE_MODES.get(stack.broker, ())]
+    # The bare loop measures only its acks: beside a tool that measures end to end it has nothing to add.
+    bare_latency = params.bare and params.mode in BARE_MODES.get(stack.broker, ()) \
+        and brokers.of(stack).tool_latency != "e2e"
     trials = []
     for repeat in range(params.repeat):
         for phase, rate in phases:
@@ -173,6 +178,9 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
                 if phase == "throughput":
                     trials += [Trial(label(mode, client, "bare"), role, phase, None, mode, repeat, client)
                                for role, mode in bare]
+                elif bare_latency:  # the bare client's own ack latency at the same rate: the p99's floor
+                    trials.append(Trial(label(params.mode, client, "bare"), "bare", phase, rate, params.mode,
+                                        repeat, client))
             if params.native:
                 trials.append(Trial(brokers.of(stack).tool_label, "native", phase, rate, None, repeat))
     return trials
@@ -193,7 +201,8 @@ def bench_names(trial_id: str, mode: str | None = None) -> dict[str, str]:
     (and, in RabbitMQ's fanout and topic modes, an exchange)."""
     name = f"bench.{trial_id}"
     names = {"MQLAB_QUEUE": name, "MQLAB_STREAM": name, "MQLAB_CHANNEL": name, "MQLAB_TOPIC": name,
-             "MQLAB_GROUP": name, "MQLAB_DLQ": f"{name}.dead", "MQLAB_DLX": f"{name}.dlx"}
+             "MQLAB_GROUP": name, "MQLAB_DLQ": f"{name}.dead", "MQLAB_DLX": f"{name}.dlx",
+             "MQLAB_OUTPUT": f"{name}.out"}
     if mode in ("fanout", "topic"):
         names["MQLAB_EXCHANGE"] = f"{name}.{mode}"
     return names
@@ -228,6 +237,8 @@ class Bench:
         parts.mkdir(parents=True, exist_ok=True)
         env = {**bench_names(trial_id, trial.mode), "MQLAB_MODE": trial.mode or "",
                "MQLAB_KAFKA_CLIENT": trial.client or ""}
+        if trial.role == "bare" and trial.rate is not None:  # one message per round trip, when due
+            env["MQLAB_BATCH"] = "1"
         start = time.time() + START_LEAD_S
         common = ["--out", f"/ledger/_bench/{self.id}/{trial_id}", "--trial", trial_id, "--start", f"{start:.3f}",
                   "--warmup", f"{p.warmup:g}", "--duration", f"{p.duration:g}",

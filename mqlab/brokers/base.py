@@ -136,6 +136,7 @@ class Broker:
     name = ""
     stack: "Stack | None" = None
     tool_label = ""  # the benchmark tool's name in reports
+    tool_latency = "e2e"  # what the tool's latency is: "e2e", "ack" or "request"
     tool_service = ""  # the compose service (profile `bench`) that runs it
     tool_image_key = ""  # its image's key in .env, where it is not the broker's own image
 
@@ -160,11 +161,22 @@ class Broker:
     #: position ("" where it keeps none: a queue forgets what it delivered).
     log_position = ""
 
+    def no_read_back(self, mode: str) -> str:
+        """Why the final read cannot read ``mode`` back by position (where ``log_position`` is "")."""
+        return f"a {self.name} queue forgets what it delivered: no log to read back"
+
     def read_log(self, config: "LabConfig", mode: str, positions: list[str]) -> dict[str, str]:
         """The final read: for each position a producer recorded (``Acked.pos``), the id of the
         message that is there in the broker's log now; positions with nothing there are left out.
         Read from where the broker serves its log now (the leader, the primary)."""
         raise NotImplementedError(f"{self.name} keeps no log to read back by position")
+
+    def replay(self, config: "LabConfig", mode: str, start: tuple[str, object], count: int) -> list[tuple[str, bytes]]:
+        """Read the mode's log again from ``start`` without disturbing any consumer: up to ``count``
+        (position, message) pairs, in the log's order. ``start`` is ("beginning", None),
+        ("offset", N), ("entry", "<ms>-<seq>") or ("time", ns); a broker refuses the kinds it has
+        no use for, and a queue, which forgets what it delivered, refuses all."""
+        raise UsageError(f"{self.name} in mode {mode} keeps no log to read again")
 
     def saw_down(self, config: "LabConfig", node: str, peers: list[Peer]) -> str:
         """What the peers of ``node`` (its compose service) said of it being out of reach since

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from mqlab_services.envelope import decode
 
 from ..errors import UsageError
 from .native import (MAX_RECORDS, PROBE_RECORDS, NativeError, NativeResult, check_rate, gist, option_number,
@@ -22,12 +24,19 @@ from .base import (HOST, Backlog, Broker, ConsumerView, Dead, NativeRun, Topolog
 BOOTSTRAP = "kafka:19092"
 #: Which generation of Kafka's perf-test options each Kafka stack's image has.
 TOOLS_MAJOR = {"kafka": 4, "kafka-zookeeper": 3}
+# A transactional read waits this long for the transactions open when it began to end (the
+# stage's transaction.timeout.ms is 10 s: a dead stage's open transaction is aborted by then).
+OUTPUT_SETTLE_S = 15.0
 
 
 def bootstrap(config, ports: list[int] | None = None) -> list[str]:
     """The published listeners, as host clients reach them (``ports``: every node's;
     default: KAFKA_PORT)."""
     return [f"{HOST}:{port}" for port in (ports or [config.integer('KAFKA_PORT', 9092, 1, 65535)])]
+
+
+#: What the broker's own tool measures as latency: the producer's ack.
+TOOL_LATENCY = "ack"
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,33 @@ def _read_partition(consumer, tp, low: int, high: int, timeout_s: float = 120.0)
     return found
 
 
+def _read_partition_in_order(consumer, tp, end: int, limit: int, timeout_s: float = 120.0) -> list[tuple[str, bytes]]:
+    """``p<partition>:<offset>`` and value of the records of one partition from where it stands
+    to ``end``, at most ``limit``."""
+    read: list[tuple[str, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(read) < limit and consumer.position(tp) < end and time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=1000, max_records=min(10_000, limit - len(read))).get(tp, []):
+            read.append((f"p{tp.partition}:{record.offset}", record.value or b""))
+    return read[:limit]
+
+
+def _ids_of_run(consumer, tp, end: int, run_id: str, timeout_s: float = 120.0) -> Counter:
+    """The ids of ``run_id``'s envelopes in one partition, up to ``end``."""
+    found: Counter = Counter()
+    deadline = time.monotonic() + timeout_s
+    while consumer.position(tp) < end and time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=1000, max_records=10_000).get(tp, []):
+            env = decode(record.value) if record.value else None
+            if env is not None and env.run == run_id:
+                found[env.id] += 1
+    return found
+
+
 class Kafka(Broker):
     name = "kafka"
     tool_label = "kafka-perf-test"
+    tool_latency = TOOL_LATENCY
     tool_service = "kafka-perf"
 
     def servers(self, config) -> list[str]:
@@ -154,6 +187,73 @@ class Kafka(Broker):
             consumer.close()
         return found
 
+    def replay(self, config, mode: str, start: tuple[str, object], count: int) -> list[tuple[str, bytes]]:
+        """The mode's topic again, partition by partition, with a consumer of no group (``assign``):
+        from the beginning, from an offset in every partition, or from a time
+        (``offsets_for_times``). No group's committed offsets move."""
+        kind, value = start
+        if kind == "entry":
+            raise UsageError("Kafka is read again by offset, time or from the beginning, not by a Redis entry id")
+        topic = names(self.name, mode).topic
+        consumer = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                 request_timeout_ms=11_000)
+        read: list[tuple[str, bytes]] = []
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            firsts, ends = (consumer.beginning_offsets(tps), consumer.end_offsets(tps)) if tps else ({}, {})
+            times = consumer.offsets_for_times({tp: value // 1_000_000 for tp in tps}) if kind == "time" else {}
+            for tp in tps:
+                at = {"beginning": firsts[tp], "offset": max(firsts[tp], min(int(value or 0), ends[tp]))}.get(kind)
+                if kind == "time":
+                    at = times[tp].offset if times.get(tp) is not None else ends[tp]
+                consumer.seek(tp, at)
+                for pos, body in _read_partition_in_order(consumer, tp, ends[tp], count - len(read)):
+                    read.append((pos, body))
+        finally:
+            consumer.close()
+        return read
+
+    def read_output(self, config, mode: str, run_id: str, since_ns: int) -> Counter:
+        """How often each id of run ``run_id`` is in the mode's output topic (``txn``), as a
+        ``read_committed`` reader sees it: records of aborted transactions are not read. The
+        topic is read from ``since_ns`` (the run's start) to its end."""
+        topic = names(self.name, mode).output
+        consumer = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                 isolation_level="read_committed", request_timeout_ms=11_000)
+        counts: Counter = Counter()
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            starts = consumer.offsets_for_times({tp: since_ns // 1_000_000 for tp in tps}) if tps else {}
+            ends = self._stable_ends(config, consumer, tps)
+            for tp in tps:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else ends[tp])
+                counts.update(_ids_of_run(consumer, tp, ends[tp], run_id))
+        finally:
+            consumer.close()
+        return counts
+
+    def _stable_ends(self, config, committed: KafkaConsumer, tps: list) -> dict:
+        """The last stable offsets once every transaction open when the read began has ended:
+        a read_committed reader sees nothing past an open transaction, and the stage always has
+        one open while it works (the steady trickle). Waits at most OUTPUT_SETTLE_S."""
+        if not tps:
+            return {}
+        everything = KafkaConsumer(bootstrap_servers=self.servers(config), group_id=None, enable_auto_commit=False,
+                                   request_timeout_ms=11_000)
+        try:
+            written = everything.end_offsets(tps)  # the high watermarks: every record written so far
+        finally:
+            everything.close()
+        deadline = time.monotonic() + OUTPUT_SETTLE_S
+        while True:
+            stable = committed.end_offsets(tps)
+            if all(stable[tp] >= written[tp] for tp in tps) or time.monotonic() > deadline:
+                return stable
+            time.sleep(0.5)
+
     def saw_down(self, config, node: str, peers) -> str:
         """The controller quorum fenced the node: a broker that misses its heartbeats for
         broker.session.timeout.ms (9 s) is fenced by the active controller, which logs it and
@@ -221,7 +321,7 @@ class Kafka(Broker):
         admin = KafkaAdminClient(bootstrap_servers=self.servers(config), request_timeout_ms=15_000)
         try:
             existing = set(admin.list_topics())
-            topics = [made[k] for k in ("MQLAB_TOPIC", "MQLAB_DLQ") if made.get(k) in existing]
+            topics = [made[k] for k in ("MQLAB_TOPIC", "MQLAB_DLQ", "MQLAB_OUTPUT") if made.get(k) in existing]
             if topics:
                 admin.delete_topics(topics)
         finally:
@@ -344,7 +444,7 @@ def parse_kafka_producer(stdout: str) -> NativeResult:
     line, m = next(((line, m) for line, m in found if m["steady"]), found[-1])
     ms = 1e6
     rate = float(m["rate"])
-    return NativeResult("kafka-producer-perf-test", rate, None, float(m["mb"]), "ack",
+    return NativeResult("kafka-producer-perf-test", rate, None, float(m["mb"]), TOOL_LATENCY,
                         to_ns(float(m["p50"]), ms), to_ns(float(m["p99"]), ms), to_ns(float(m["p999"]), ms),
                         to_ns(float(m["max"]), ms), tuple(line for line, _ in found))
 

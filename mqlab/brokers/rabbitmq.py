@@ -9,12 +9,16 @@ import base64
 import json
 import math
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timezone
+from typing import NamedTuple
 
 import pika
 import pika.exceptions
+from mqlab_services import envelope
 
 from ..errors import UsageError
 from .native import NativeError, NativeResult, check_rate, gist, mb_per_s, option_number, positive, to_ns
@@ -38,6 +42,21 @@ def connect(config, ports: list[int] | None = None) -> pika.BlockingConnection:
 def node_name(erlang_node: str) -> str:
     """The compose service of an Erlang node name: ``rabbit@rabbitmq-2`` -> ``rabbitmq-2``."""
     return erlang_node.partition("@")[2] or erlang_node
+
+
+def sent_after(body: bytes, ns: int) -> bool:
+    """An envelope stamped after ``ns`` (a message that is not one cannot say)."""
+    found = envelope.decode(body)
+    return found is not None and found.ts_ns > ns
+
+
+class ClusterState(NamedTuple):
+    """What the management API says of the cluster, for one mode."""
+
+    nodes: dict[str, bool]  # each node: running or not
+    queue: str  # the mode's queue
+    members: tuple[str, list[str], list[str]] | None  # its (leader, members, online); None: not declared
+    partitions: dict[str, list[str]]  # the nodes each running node recorded a network partition with
 
 
 def partition_note(partitions: dict[str, list[str]]) -> str:
@@ -90,13 +109,21 @@ def queue_counts(config, queues: set[str], ports: list[int] | None = None) -> di
     return counts
 
 
+REPLAY_IDLE_S = 2.0  # a stream read again ends after this long without a message
+REPLAY_MAX_S = 120.0  # ... and after this long in all
+
 #: How long a peer waits for a node to answer before it counts as unreachable (``saw_down``).
 PEER_PROBE_MS = 2000
+
+
+#: What the broker's own tool measures as latency: end to end.
+TOOL_LATENCY = "e2e"
 
 
 class RabbitMQ(Broker):
     name = "rabbitmq"
     tool_label = "PerfTest"
+    tool_latency = TOOL_LATENCY
     tool_service = "perftest"
     tool_image_key = "PERFTEST_IMAGE"
 
@@ -106,26 +133,23 @@ class RabbitMQ(Broker):
     def ui_ports(self, config) -> list[int]:
         return [config.integer(key, default, 1, 65535) for key, default in UI_PORTS[:len(self.bound.nodes)]]
 
-    def _state(self, config, mode: str) -> tuple[dict[str, bool], str, tuple[str, list[str], list[str]] | None,
-                                                  dict[str, list[str]]]:
-        """(running state of each node, the mode's queue, its (leader, members, online) or None,
-        the nodes each running node recorded a network partition with)."""
+    def _state(self, config, mode: str) -> ClusterState:
         ports = self.ui_ports(config)
         rows = management_get(config, "nodes?columns=name,running,partitions", ports)
-        nodes = {node_name(n["name"]): bool(n.get("running")) for n in rows}
-        partitions = {node_name(n["name"]): sorted(node_name(p) for p in n["partitions"])
-                      for n in rows if n.get("running") and n.get("partitions")}
         queue = names(self.name, mode).queue
         try:
             found = management_get(config, f"queues/%2F/{urllib.parse.quote(queue, safe='')}", ports)
         except ConnectionError:
             found = None
-        return nodes, queue, (queue_topology(found) if found else None), partitions
+        return ClusterState(nodes={node_name(n["name"]): bool(n.get("running")) for n in rows}, queue=queue,
+                            members=queue_topology(found) if found else None,
+                            partitions={node_name(n["name"]): sorted(node_name(p) for p in n["partitions"])
+                                        for n in rows if n.get("running") and n.get("partitions")})
 
     def topology(self, config, mode: str, clients: list[ConsumerView] = ()) -> Topology:
         """The cluster's nodes, the mode's queue (leader, members, online), and the node of each
         client's connection, from the management API."""
-        nodes, queue, members, _partitions = self._state(config, mode)
+        nodes, queue, members, _ = self._state(config, mode)
         result = Topology(rows=[("nodes", ", ".join(f"{n} ({'running' if up else 'DOWN'})"
                                                     for n, up in sorted(nodes.items())))])
         if members:
@@ -151,6 +175,48 @@ class RabbitMQ(Broker):
                     + (f"; {queue} members offline: {', '.join(missing)}" if missing else "")
                     + (f"; {partition_note(partitions)}" if partitions else ""))
 
+    def no_read_back(self, mode: str) -> str:
+        if mode != "stream":
+            return super().no_read_back(mode)
+        return ("a stream keeps its log, but a publisher confirm carries no offset, so there is no position "
+                "to read back by: `invoke replay rabbitmq --from <time>` reads the stream again")
+
+    def replay(self, config, mode: str, start, count: int):
+        """A stream read again over AMQP 0-9-1, as a consumer with ``x-stream-offset`` (``first``, an
+        offset or a time) and no stored offset of its own: the group's stored offset does not move."""
+        if mode != "stream":
+            raise UsageError(f"a RabbitMQ {'quorum' if mode == 'quorum' else 'classic'} queue forgets what it "
+                             "delivered, so it cannot be read again: a RabbitMQ stream can (mode stream)")
+        kind, value = start
+        if kind == "entry":
+            raise UsageError("a RabbitMQ stream is read again by offset, time or from the beginning, "
+                             "not by a Redis entry id")
+        offset = ("first" if kind == "beginning" else value if kind == "offset"
+                  else datetime.fromtimestamp(int(value) / 1e9, tz=timezone.utc))
+        connection = connect(config, [port for _service, port in self.node_ports(config)])
+        read: list[tuple[str, bytes]] = []
+        # The stream as it is now: the steady producer keeps appending, so the read ends at the
+        # first message sent after it began (a stream's AMQP consumer is never told the end),
+        # after REPLAY_IDLE_S without a message, or after REPLAY_MAX_S.
+        began_ns = time.time_ns()
+        deadline = time.monotonic() + REPLAY_MAX_S
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=min(count, 1000))
+            queue = names(self.name, mode).queue
+            for method, properties, body in channel.consume(queue, arguments={"x-stream-offset": offset},
+                                                            inactivity_timeout=REPLAY_IDLE_S):
+                if method is None or time.monotonic() > deadline or sent_after(body, began_ns):
+                    break
+                read.append((f"o{(properties.headers or {}).get('x-stream-offset', '?')}", body))
+                channel.basic_ack(method.delivery_tag)
+                if len(read) >= count:
+                    break
+            channel.cancel()
+        finally:
+            connection.close()
+        return read
+
     def saw_down(self, config, node: str, peers) -> str:
         """A peer's Erlang runtime could not reach the node: a call to it (``erpc``, 2 s) timed
         out or found no connection. That is what the quorum queue's Raft members see of a cut-off
@@ -172,9 +238,11 @@ class RabbitMQ(Broker):
                              "if it ran before)")
 
     def consumers_seen(self, config, mode: str) -> int | None:
-        """Consumers on the shared queue of a competing mode (fan-out and topic queues are per consumer)."""
+        """Consumers on the shared queue of a competing mode (fan-out and topic queues are per consumer;
+        the stream mode's readers subscribe over the stream protocol, which the queue's AMQP
+        consumer count does not show: they say themselves that they subscribed)."""
         settings = names(self.name, mode)
-        if settings.info.kind != "competing":
+        if settings.info.kind != "competing" or mode == "stream":
             return None
         return queue_counts(config, {settings.queue}, self.ports(config)).get(settings.queue, (0, 0))[1]
 
@@ -304,7 +372,7 @@ def parse_perftest(stdout: str, *, warmup_s: float = 0.0, size: int | None = Non
         raw = tuple(summary_lines)
     else:
         raise NativeError(f"PerfTest printed no rates: {gist(stdout)}")
-    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), "e2e",
+    return NativeResult("PerfTest", send_rate, recv_rate, mb_per_s(send_rate, size), TOOL_LATENCY,
                         p50, p99, None, None, raw)
 
 

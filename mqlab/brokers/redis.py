@@ -55,9 +55,14 @@ def sentinel_views(config, sentinels: list[tuple[str, int]]) -> dict[str, str]:
 READ_PAGE = 10_000  # stream entries per XRANGE of the final read
 
 
+#: What the broker's own tool measures as latency: each request's round trip.
+TOOL_LATENCY = "request"
+
+
 class Redis(Broker):
     name = "redis"
     tool_label = "redis-benchmark"
+    tool_latency = TOOL_LATENCY
     tool_service = "redis-benchmark"
 
     def sentinels(self, config) -> list[tuple[str, int]]:
@@ -143,6 +148,30 @@ class Redis(Broker):
                 start = "(" + text(entries[-1][0])
         finally:
             client.close()
+
+    def replay(self, config, mode: str, start: tuple[str, object], count: int) -> list[tuple[str, bytes]]:
+        """The mode's stream again with XRANGE, from the beginning, an entry id or a time (an entry
+        id is the time in ms it was added, then a sequence): no group's pending list changes."""
+        kind, value = start
+        if mode in ("pubsub",):
+            raise UsageError("Redis pub/sub keeps nothing to read again: the stream modes do (stream, stream-wait, "
+                             "stream-fanout)")
+        if kind == "offset":
+            raise UsageError("a Redis stream is read again by entry id (<ms>-<seq>), time or from the beginning, "
+                             "not by a Kafka offset")
+        first = "-" if kind == "beginning" else value if kind == "entry" else f"{int(value) // 1_000_000}-0"
+        stream, read = names(self.name, mode).stream, []
+        client = self.client(config)
+        try:
+            while len(read) < count:
+                entries = client.xrange(stream, min=first, max="+", count=min(READ_PAGE, count - len(read)))
+                read += [(text(entry), fields.get(b"data", b"")) for entry, fields in entries]
+                if not entries:
+                    break
+                first = "(" + text(entries[-1][0])
+        finally:
+            client.close()
+        return read[:count]
 
     def saw_down(self, config, node: str, peers) -> str:
         """A sentinel flagged the node subjectively down (``+sdown``): it had no valid answer
@@ -279,6 +308,6 @@ def parse_redis_benchmark(stdout: str, *, size: int | None = None) -> NativeResu
     if rps <= 0:
         raise NativeError("redis-benchmark reported 0 requests per second")
     raw = (",".join(f'"{h}"' for h in header), ",".join(f'"{_elide(v)}"' for v in data[0]))
-    return NativeResult("redis-benchmark", rps, None, mb_per_s(rps, size), "request",
+    return NativeResult("redis-benchmark", rps, None, mb_per_s(rps, size), TOOL_LATENCY,
                         to_ns(ms["p50_latency_ms"], 1e6), to_ns(ms["p99_latency_ms"], 1e6), None,
                         to_ns(ms["max_latency_ms"], 1e6), raw)

@@ -40,7 +40,7 @@ from ..modes import mode_info
 from ..stack import compose, lifecycle, preflight
 from ..stack.containers import running_stack
 from ..stack.lifecycle import current_mode
-from ..stack.runs import LineCounter, final_read, start_run
+from ..stack.runs import LineCounter, final_read, output_read, start_run
 from ..stacks import Stack, get_stack
 from ..wait import poll_until
 from . import chaos
@@ -79,6 +79,9 @@ class Round:
     mode: str = ""
     fault_start_s: float = 0.0  # the fault's window, in seconds since the run's first ack
     fault_healed_s: float = 0.0
+    # txn: the run's ids in the output topic, read read_committed (None: not a transactional mode)
+    output_missing: int | None = None
+    output_extra: int | None = None  # ids in the output more than once
 
     @property
     def valid(self) -> bool:
@@ -101,6 +104,13 @@ class Row:
     unavailable_max_s: float
     unavailable_median_s: float
     stalled_max_s: float
+    output: tuple[int, int] | None = None  # txn: (missing, more than once) in the output topic
+
+
+def _output(rs: list[Round]) -> tuple[int, int] | None:
+    if any(r.output_missing is None or r.output_extra is None for r in rs):
+        return None
+    return sum(r.output_missing for r in rs), sum(r.output_extra for r in rs)
 
 
 def summarize(rounds: list[Round]) -> list[Row]:
@@ -112,7 +122,7 @@ def summarize(rounds: list[Round]) -> list[Row]:
                 sum(r.received for r in rs), sum(r.lost for r in rs),
                 None if any(r.gone is None for r in rs) else sum(r.gone for r in rs),
                 sum(r.duplicated for r in rs), max(r.unavailable_s for r in rs),
-                statistics.median(r.unavailable_s for r in rs), max(r.stalled_s for r in rs))
+                statistics.median(r.unavailable_s for r in rs), max(r.stalled_s for r in rs), _output(rs))
             for (fault, target), rs in groups.items()]
 
 
@@ -120,11 +130,16 @@ HEADERS = ("target", "rounds", "acked", "received", "lost", "acked but gone from
            "unavailable s, max (median)", "consumers resumed after s, max", "rounds without evidence")
 
 
+# A transactional mode is judged on its output topic: its receipts are outside the transaction.
+OUTPUT_HEADERS = ("output topic: missing", "output topic: more than once")
+
+
 def _cells(r: Row) -> tuple[str, ...]:
     gone = "not read (a queue)" if r.gone is None else f"{r.gone:,}"
-    return (r.target, str(r.rounds), f"{r.acked:,}", f"{r.received:,}", f"{r.lost:,}", gone, f"{r.duplicated:,}",
-            f"{r.unavailable_max_s:.1f} ({r.unavailable_median_s:.1f})", f"{r.stalled_max_s:.1f}",
-            f"{r.invalid} (invalid)" if r.invalid else "0")
+    cells = (r.target, str(r.rounds), f"{r.acked:,}", f"{r.received:,}", f"{r.lost:,}", gone, f"{r.duplicated:,}",
+             f"{r.unavailable_max_s:.1f} ({r.unavailable_median_s:.1f})", f"{r.stalled_max_s:.1f}",
+             f"{r.invalid} (invalid)" if r.invalid else "0")
+    return cells + ((f"{r.output[0]:,}", f"{r.output[1]:,}") if r.output else ())
 
 
 def render(stack: str, mode: str, rows: list[Row], markdown: bool = False, control: bool = False) -> str:
@@ -132,8 +147,9 @@ def render(stack: str, mode: str, rows: list[Row], markdown: bool = False, contr
     out = []
     for fault in dict.fromkeys(r.fault for r in rows):
         cells = [_cells(r) for r in rows if r.fault == fault]
+        headers = HEADERS + (OUTPUT_HEADERS if all(r.output for r in rows if r.fault == fault) else ())
         title = f"{stack} (mode {mode}{', the unsafe control' if control else ''}): {fault}"
-        table = tables.markdown(HEADERS, cells) if markdown else tables.render(HEADERS, cells, indent=2)
+        table = tables.markdown(headers, cells) if markdown else tables.render(headers, cells, indent=2)
         out.append((f"**{title}**\n\n" if markdown else f"{title}\n") + table)
         if control:
             out[-1] += "\n" + "\n".join(control_verdict(r) for r in rows if r.fault == fault)
@@ -230,6 +246,8 @@ def one_round(plan: Plan, fault: str, target: str, number: int) -> Round:
         job.wait()
     report = ledger.wait_for_run(plan.config.ledger_dir, run_id, settle=5.0, timeout=120.0)
     read = final_read(plan.config, plan.stack, plan.mode, run_id)
+    output = (output_read(plan.config, plan.stack, plan.mode, run_id)
+              if mode_info(plan.stack.broker, plan.mode).transactional else None)
     unavailable = timeline.ack_gap_s(directory, stopped_ns)
     first_ack = timeline.first_ack_ns(directory) or result.started_ns
     return Round(fault, target if fault != "rolling-restart" else "all", number, run_id, report.sent,
@@ -237,7 +255,8 @@ def one_round(plan: Plan, fault: str, target: str, number: int) -> Round:
                  timeline.delivery_gap_s(directory, stopped_ns), result.seconds,
                  read.gone if read.read else None, read.gone_received if read.read else 0,
                  evidence_of(fault, result.evidence, unavailable), plan.mode,
-                 (result.started_ns - first_ack) / 1e9, (result.healed_ns - first_ack) / 1e9)
+                 (result.started_ns - first_ack) / 1e9, (result.healed_ns - first_ack) / 1e9,
+                 *((output.missing, output.more_than_once) if output and output.read else (None, None)))
 
 
 def _say_round(r: Round, echo: Echo) -> None:
@@ -245,6 +264,8 @@ def _say_round(r: Round, echo: Echo) -> None:
     echo(f"    acked {r.acked:,}, lost {r.lost:,}, gone from the log {gone}, duplicated {r.duplicated:,}, "
          f"no ack for {r.unavailable_s:.1f} s, no delivery for {r.stalled_s:.1f} s "
          f"(the fault took {r.fault_s:.1f} s)")
+    if r.output_missing is not None:
+        echo(f"    output topic: {r.output_missing:,} missing, {r.output_extra:,} more than once")
     if not r.valid:
         echo("    INVALID: the fault showed no evidence (neither the broker nor Docker saw it): this round proves nothing")
 
@@ -351,6 +372,12 @@ def failed(stack: Stack, done: list[Round]) -> str:
     safe = [r for r in done if mode_info(stack.broker, r.mode).safe and r.mode != stack.control_mode]
     lost, gone = sum(r.lost for r in safe), sum(r.gone or 0 for r in safe)
     why = []
+    transactional = [r for r in done if mode_info(stack.broker, r.mode).transactional]
+    if any(r.output_missing is None for r in transactional):
+        why.append("the output topic of a transactional round could not be read")
+    extra = sum(r.output_extra or 0 for r in transactional) + sum(r.output_missing or 0 for r in transactional)
+    if extra:
+        why.append(f"{extra:,} input ids missing from the output topic or in it more than once (txn)")
     if lost:
         why.append(f"{lost:,} acked messages lost in a safe mode")
     if gone:

@@ -38,13 +38,16 @@ class FinalRead:
     note: str = ""
 
 
-def positions(directory: Path) -> dict[str, str]:
-    """Acked id -> the position its producer recorded (the first line of an id wins)."""
+def positions(directory: Path, unplaced: bool = False, producers: set[str] | None = None) -> dict[str, str]:
+    """Acked id -> the position its producer recorded (the first line of an id wins); with
+    ``unplaced``, acked ids without a position too (as ""); with ``producers``, only theirs."""
     found: dict[str, str] = {}
-    for _name, path in receipts.files(directory, receipts.SENT):
+    for name, path in receipts.files(directory, receipts.SENT):
+        if producers is not None and name not in producers:
+            continue
         for parts in receipts.lines(path):
             pos = receipts.field(parts, receipts.SENT_POS)
-            if pos and parts[receipts.ID] not in found:
+            if (pos or unplaced) and parts[receipts.ID] not in found:
                 found[parts[receipts.ID]] = pos
     return found
 

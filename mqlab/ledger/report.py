@@ -16,6 +16,7 @@ from typing import Mapping
 from .. import tables
 from ..modes import MODES
 from .final_read import SAMPLE, FinalRead
+from .output import OutputRead
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Report:
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     final: FinalRead | None = None  # the final read of the broker's log (None: not asked for)
+    output: OutputRead | None = None  # txn: the output topic, read read_committed (None: another mode)
 
     @property
     def gone(self) -> int:
@@ -51,7 +53,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.gone == 0 and self.sent > 0
+        exactly_once = self.output is None or self.output.exactly_once
+        return self.lost == 0 and self.gone == 0 and self.sent > 0 and exactly_once
 
 
 def judge_order(report: Report, in_lanes: int, elsewhere: int, consumers: int, scope: str) -> None:
@@ -107,7 +110,8 @@ def _accounting_rows(report: Report) -> list[tuple[str, str]]:
         rows.append(("dead-lettered (see `invoke dlq`)", f"{report.dead_lettered:,}"))
         for reason, n in sorted(report.dead_reasons.items(), key=lambda kv: -kv[1])[:3]:
             rows.append((f"  {reason[:60]}", f"{n:,}"))
-    rows += [("lost (acked, never received)", f"{report.lost:,}"), *_final_rows(report.final)]
+    rows += [("lost (acked, never received)", f"{report.lost:,}"), *_final_rows(report.final),
+             *_output_rows(report.output)]
     rows += [
         ("duplicated ids", f"{report.duplicated:,} ({report.extra_deliveries:,} extra deliveries)"),
         ("received without an ack on record", f"{report.unacked_received:,}"),
@@ -131,14 +135,32 @@ def _final_rows(final: FinalRead | None) -> list[tuple[str, str]]:
              f"{final.gone:,} of {final.checked:,}{delivered}")]
 
 
+def _output_rows(output: OutputRead | None) -> list[tuple[str, str]]:
+    """txn: the output topic is where exactly-once is judged; the receipts are a side effect."""
+    if output is None:
+        return []
+    if not output.read:
+        return [("exactly-once: the output topic", f"not read: {output.note}")]
+    return [(f"exactly-once: acked ids in {output.topic} (read_committed)",
+             f"{output.once:,} once, {output.missing:,} missing, {output.more_than_once:,} more than once"),
+            ("  (the stage's receipts are outside the transaction: their duplicates below are not the output's)", "")]
+
+
 def _verdict(report: Report) -> str:
     if report.sent == 0:
         return "FAIL: nothing was sent"
     if report.ok:
         read = report.final is not None and report.final.read
-        return "OK: every acked message was received" + (" and is still in the broker's log" if read else "")
+        once = f", exactly once in {report.output.topic}" if report.output is not None else ""
+        return ("OK: every acked message was received" + (" and is still in the broker's log" if read else "")
+                + once)
     parts = [f"{report.lost:,} acked messages lost"] if report.lost else []
     parts += [f"{report.gone:,} acked messages gone from the broker's log"] if report.gone else []
+    out = report.output
+    if out is not None and not out.exactly_once:
+        parts += [f"{out.missing:,} acked ids missing from {out.topic}"] if out.missing else []
+        parts += [f"{out.more_than_once:,} ids more than once in {out.topic}"] if out.more_than_once else []
+        parts += [] if out.read else [f"exactly-once not judged ({out.note})"]
     return "FAIL: " + "; ".join(parts)
 
 

@@ -9,6 +9,7 @@
 - :mod:`.dlq`        what is in the dead-letter destination, and why
 - :mod:`.inspect`    the front doors of ``dlq`` and ``stats``: :func:`show_dlq`, :func:`show_stats`
 - :mod:`.runs`       ``produce`` (a one-shot producer) and ``verify`` (the ledger's account of a run)
+- :mod:`.reread`     ``replay``: a log read again, checked against the ledger (queues cannot)
 
     from mqlab import stack as lab_stack
 
@@ -23,8 +24,9 @@ from .containers import logs, ps, render_ps, running_stack
 from .inspect import show_dlq, show_stats
 from .lifecycle import check_mode, current_mode, down, scale, up
 from .preflight import docker_client, parse_float, parse_int
+from .reread import replay
 from .runs import produce, verify
 
 __all__ = ["InvokeRunner", "Runner", "check_mode", "current_mode", "docker_client", "down", "logs", "parse_float",
-           "parse_int", "produce", "ps", "render_ps", "running_stack", "scale", "show_dlq", "show_stats", "up",
+           "parse_int", "produce", "ps", "render_ps", "replay", "running_stack", "scale", "show_dlq", "show_stats", "up",
            "verify"]

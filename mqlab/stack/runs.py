@@ -13,6 +13,7 @@ from mqlab_services.envelope import valid_run_id
 from .. import brokers, ledger
 from ..config import LabConfig
 from ..errors import LabError, UsageError
+from ..modes import mode_info
 from ..stacks import Stack, get_stack
 from . import compose, preflight
 from .containers import consumer_names, running_stack
@@ -108,12 +109,24 @@ def final_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledge
     """Read the broker's log back at every position the run's producers recorded."""
     broker = brokers.of(stack)
     if not broker.log_position:
-        return ledger.not_read(f"a {stack.broker} queue forgets what it delivered: no log to read back")
+        return ledger.not_read(broker.no_read_back(mode))
     try:
         return ledger.read_back(ledger.run_dir(config.ledger_dir, run_id), broker.log_position,
                                 lambda positions: broker.read_log(config, mode, positions))
     except Exception as exc:  # each client raises its own kind when the broker does not answer
         return ledger.not_read(f"{stack.name} did not answer ({type(exc).__name__}: {str(exc)[:120]})")
+
+
+def output_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledger.OutputRead:
+    """txn: the run's ids in the output topic, read read_committed, against its acked ids."""
+    directory = ledger.run_dir(config.ledger_dir, run_id)
+    broker = brokers.of(stack)
+    topic = brokers.names(stack.broker, mode).output
+    started = ledger.read_run_info(directory).get("started_ns", 0)
+    try:
+        return ledger.judge_output(directory, topic, broker.read_output(config, mode, run_id, started))
+    except Exception as exc:  # each client raises its own kind when the broker does not answer
+        return ledger.output.not_read(f"{stack.name} did not answer ({type(exc).__name__}: {str(exc)[:120]})")
 
 
 def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
@@ -122,6 +135,9 @@ def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float
     run_id = run_id or ledger.latest_run(config.ledger_dir, stack.name)
     report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll)
     report.final = final_read(config, stack, report.mode, run_id)
+    info = mode_info(stack.broker, report.mode) if report.mode else None
+    if info is not None and info.transactional:
+        report.output = output_read(config, stack, report.mode, run_id)
     try:
         names = consumer_names(preflight.docker_client(), stack)
     except LabError:

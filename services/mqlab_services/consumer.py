@@ -116,6 +116,10 @@ class Consumer:
             self.received += 1
             results.append(None)
         self._flush(self.ledger)
+        if self.settings.process_ms and batch:
+            # The rest of the processing, after the receipts and before the ack or commit: a
+            # consumer killed now has recorded messages the broker will deliver again.
+            time.sleep(self.settings.process_ms / 1000)
         self.report()
         if self._every.due():
             self.progress()

@@ -8,7 +8,10 @@ One envelope is one UTF-8 JSON object::
 or, for a message that must fail processing on purpose, with ``"fail": true`` added.
 
 - ``mqlab`` is the format version, always 1.
-- ``id`` is unique per message (32 lowercase hex digits); receipts are keyed on it.
+- ``id`` is unique per message (32 lowercase hex digits); receipts are keyed on it. Nothing
+  else is promised of it: :func:`make` gives a random (version 4) UUID; a producer's
+  :class:`Stamper` gives 64 random bits of its own followed by a 64-bit counter, which is as
+  unique and costs no system call per message.
 - ``run`` groups messages of one produce run (``steady`` for the background trickle).
 - ``src`` is the producer's name, ``seq`` its sequence number (0, 1, 2, ... per producer and run).
 - ``ts_ns`` is the send time, nanoseconds since the Unix epoch.
@@ -25,6 +28,7 @@ Unknown extra keys are ignored, so the format can grow. Anything else that arriv
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
@@ -94,16 +98,32 @@ def _encoded(quoted_id: str, names: str, seq: int, ts_ns: int, quoted_body: str,
 class Stamper:
     """The messages of one producer in one run, padded to one size: ``stamp(seq, ts_ns)`` gives a
     new id and the encoded envelope (the bytes of ``make(...).encode(size)``) without making an
-    Envelope or checking the names again."""
+    Envelope or checking the names again.
+
+    Its ids are 16 hex digits drawn once from the system's random source, then a 16-digit
+    counter: two stampers share a prefix with odds of 2**-64 a pair, and one stamper never
+    repeats an id. Drawing 128 bits per message instead was a sixth of the producer's time."""
 
     def __init__(self, run: str, src: str, size: int):
         _check_names(run, src)
         self.run, self.src, self.size = run, src, size
         self._names = _names(run, src)
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+        self._pads: dict[int, bytes] = {}  # the padding of each length seen: a few lengths per run
 
     def stamp(self, seq: int, ts_ns: int, fail: bool = False) -> tuple[str, bytes]:
-        msg_id = new_id()
-        return msg_id, _encoded(f'"{msg_id}"', self._names, seq, ts_ns, '""', fail, self.size)
+        msg_id = f"{self._prefix}{next(self._counter):016x}"
+        if fail:
+            return msg_id, _encoded(f'"{msg_id}"', self._names, seq, ts_ns, '""', fail, self.size)
+        # _encoded's bytes, built as bytes around a padding made once per length: no copy of the
+        # body in str, none in the ASCII encoding (a tenth of the confluent-kafka producer's time).
+        head = f'{{"mqlab":{VERSION},"id":"{msg_id}"{self._names},"seq":{int(seq)},"ts_ns":{int(ts_ns)},"body":"'
+        missing = self.size - len(head) - 2  # the body's closing quote and the closing brace
+        pad = self._pads.get(missing)
+        if pad is None:
+            pad = self._pads[missing] = _PAD.encode("ascii") * max(missing, 0)
+        return msg_id, b"".join((head.encode("ascii"), pad, b'"}'))
 
 
 def make(run: str, src: str, seq: int, ts_ns: int | None = None, msg_id: str | None = None,

@@ -44,6 +44,9 @@ class Mode:
     # What holds when a replicated stack loses its leader or primary (a failover), where that
     # differs from one node: what the proof measured (README "What the proof can see").
     failover: str = ""
+    # Kafka transactions (``txn``): the producer writes each batch in a transaction, and the
+    # consumer is a consume-transform-produce stage whose output and input offsets commit together.
+    transactional: bool = False
 
     @property
     def fanout(self) -> bool:
@@ -64,6 +67,12 @@ MODES: tuple[Mode, ...] = (
     Mode("rabbitmq", "topic", "routed", True, True, "per queue, with a single consumer", "single consumer",
          "at-least-once to each binding's durable queue once a consumer declared it; keys no binding "
          "matches are dropped",
+         "autoack", "mailbox.dead"),
+    Mode("rabbitmq", "stream", "competing", True, True, "per stream, with the single active consumer",
+         "single consumer",
+         "at-least-once from a log: a stream queue (replicated on a cluster), persistent messages, publisher "
+         "confirms; read with the stream protocol from the offset the broker stored for the group, stored again "
+         "after processing; one active consumer at a time",
          "autoack", "mailbox.dead"),
     Mode("rabbitmq", "transient", "competing", False, False, "per queue, with a single consumer", "single consumer",
          "confirmed and acked, but the messages are transient (in a durable queue, so no deprecated feature "
@@ -101,6 +110,13 @@ MODES: tuple[Mode, ...] = (
     Mode("kafka", "autocommit", "competing", False, True, "per partition", "partition",
          "at-most-once in effect: offsets are committed on a timer, before processing finishes",
          "", "datascience.dlq"),
+    Mode("kafka", "txn", "competing", True, True, "per partition", "partition",
+         "exactly-once processing, as Kafka means it: a transactional producer, and a consume-transform-produce "
+         "stage that reads read_committed and writes each result to datascience.out with its input offsets in "
+         "the same transaction; judged on the output topic, read read_committed",
+         "autocommit", "datascience.dlq", transactional=True,
+         failover="exactly once in the output topic under the measured faults; the stage's own receipts are a "
+                  "side effect outside the transaction, so they can repeat"),
     Mode("kafka", "leader-ack", "competing", False, True, "per partition", "partition",
          "acks=1: the leader acks before its followers have the record, no idempotence; the consumer "
          "commits after processing. A leader cut off from its followers acks writes its successor never had",

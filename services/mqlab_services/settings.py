@@ -31,7 +31,9 @@ MQLAB_ROUTING_KEYS         RabbitMQ topic: producer routing keys,      orders.eu
 MQLAB_BINDING              RabbitMQ topic: consumer binding pattern    #
 MQLAB_STREAM               Redis stream                                chatroom.stream
 MQLAB_CHANNEL              Redis pub/sub channel                       chatroom
+MQLAB_STREAM_PORT          RabbitMQ stream mode: the stream protocol   5552
 MQLAB_TOPIC                Kafka topic                                 datascience
+MQLAB_OUTPUT               Kafka txn: the stage's output topic         datascience.out
 MQLAB_PARTITIONS           partitions when the topic is created        3
 MQLAB_REPLICATION          replication factor when it is created       1
 MQLAB_GROUP                Redis and Kafka consumer group (fan-out     mqlab
@@ -40,6 +42,9 @@ MQLAB_KEYS                 Kafka keyed: number of record keys          8
                            (key-0 ... key-<N-1>, by seq)
 MQLAB_PREFETCH             RabbitMQ unacked deliveries per consumer    200
 MQLAB_BATCH                messages per confirm wait / ack / commit    100
+MQLAB_PROCESS_MS           consumers: time a batch's processing takes  0
+                           after its receipts are written, before the
+                           ack or commit: a crash in it redelivers
 MQLAB_WAIT_TIMEOUT         Redis stream-wait: how long WAIT waits for  2
                            a replica, s (then the batch is unacked
                            and sent again)
@@ -97,7 +102,7 @@ QUEUE_TYPE_BROKERS = ("rabbitmq",)
 DEFAULT_MAX_MESSAGE_BYTES = {"rabbitmq": 4 * 1024 * 1024, "redis": 4 * 1024 * 1024, "kafka": 1024 * 1024}
 
 #: RabbitMQ queues of the modes that do not use ``mailbox.durable``.
-DEFAULT_QUEUES = {"quorum": "mailbox.quorum", "transient": "mailbox.transient"}
+DEFAULT_QUEUES = {"quorum": "mailbox.quorum", "transient": "mailbox.transient", "stream": "mailbox.stream"}
 
 DEFAULT_URLS = {
     "rabbitmq": "amqp://guest:guest@localhost:5672/%2F",
@@ -129,14 +134,17 @@ class Settings:
     routing_keys: tuple[str, ...] = ("orders.eu", "orders.us", "audit.eu")
     binding: str = "#"
     stream: str = "chatroom.stream"
+    stream_port: int = 5552
     channel: str = "chatroom"
     topic: str = "datascience"
+    output: str = "datascience.out"
     partitions: int = 3
     replication: int = 1
     group: str = "mqlab"
     keys: int = 8
     prefetch: int = 200
     batch: int = 100
+    process_ms: int = 0
     wait_timeout: float = 2.0
     claim_idle: float = 30.0
     max_deliveries: int = 3
@@ -199,14 +207,17 @@ class Settings:
             "routing_keys": env.words("ROUTING_KEYS", cls.routing_keys),
             "binding": env.text("BINDING", cls.binding),
             "stream": env.text("STREAM", cls.stream),
+            "stream_port": env.integer("STREAM_PORT", cls.stream_port, minimum=1),
             "channel": env.text("CHANNEL", cls.channel),
             "topic": env.text("TOPIC", cls.topic),
+            "output": env.text("OUTPUT", cls.output),
             "partitions": env.integer("PARTITIONS", cls.partitions, minimum=1),
             "replication": env.integer("REPLICATION", cls.replication, minimum=1),
             "group": env.text("GROUP", cls.group),
             "keys": env.integer("KEYS", cls.keys, minimum=1),
             "prefetch": env.integer("PREFETCH", cls.prefetch, minimum=1),
             "batch": env.integer("BATCH", cls.batch, minimum=1),
+            "process_ms": env.integer("PROCESS_MS", cls.process_ms, minimum=0),
             "wait_timeout": env.number("WAIT_TIMEOUT", cls.wait_timeout, positive=True),
             "claim_idle": env.number("CLAIM_IDLE", cls.claim_idle, positive=True),
             "max_deliveries": env.integer("MAX_DELIVERIES", cls.max_deliveries, minimum=1),

@@ -158,17 +158,25 @@ def produce(stack: str, count: int, *extra: str) -> str:
 
 def verify(stack: str, run_id: str, settle: int = 15, timeout: int = 180):
     """`invoke verify` as a user runs it, and the ledger's Report for exact assertions, with the
-    final read of the broker's log (``report.final``, ``report.gone``) as verify does it."""
+    final read of the broker's log (``report.final``, ``report.gone``) and, in a transactional mode, the
+    output topic (``report.output``), as verify does them."""
     from mqlab import ledger
+    from mqlab.modes import mode_info
     from mqlab.stack import runs
 
     done = invoke("verify", stack, "--run-id", run_id, "--settle", str(settle), "--timeout", str(timeout))
     report = ledger.read_run(ROOT / ".mqlab" / "ledger", run_id)
-    report.final = runs.final_read(config.load(ROOT, config.offline_default()), get_stack(stack), report.mode, run_id)
+    cfg = config.load(ROOT, config.offline_default())
+    report.final = runs.final_read(cfg, get_stack(stack), report.mode, run_id)
+    if report.mode and mode_info(get_stack(stack).broker, report.mode).transactional:
+        report.output = runs.output_read(cfg, get_stack(stack), report.mode, run_id)
     return done, report
 
 
-def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = 250) -> subprocess.Popen:
+STREAM_RATE = 250  # msg/s of start_stream, unless a test asks for another
+
+
+def start_stream(stack: str, run_id: str, count: int = 2500, rate: int = STREAM_RATE) -> subprocess.Popen:
     """`invoke produce` at a fixed rate in the background, for faults and scaling mid-stream."""
     return subprocess.Popen([sys.executable, "-m", "invoke", "produce", stack, "--count", str(count), "--size", "256",
                              "--rate", str(rate), "--run-id", run_id],

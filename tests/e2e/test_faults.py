@@ -13,8 +13,8 @@ from datetime import datetime
 import pytest
 
 from mqlab.ledger import timeline
-from tests.e2e.conftest import (LEDGER, Case, ack_gap_s, consumer_silence_s, invoke, latency_ms_by_send_time, produce,
-                                start_stream, started_at, verify, wait_for_acked)
+from tests.e2e.conftest import (LEDGER, STREAM_RATE, Case, ack_gap_s, consumer_silence_s, invoke,
+                                latency_ms_by_send_time, produce, start_stream, started_at, verify, wait_for_acked)
 
 SAFE = [Case("rabbitmq", "work", consumers=2), Case("redis", "stream", consumers=2), Case("kafka", "group", consumers=2)]
 # How long each fault lasts in the tests: long enough to matter, short enough for CI.
@@ -37,6 +37,8 @@ COUNT = 2000  # at 250 msg/s: 8 s of steady traffic around each fault
 # same way on every stack, run on one broker each to keep CI short.
 FAULT_CASES = [(case, fault) for case in SAFE for fault in ("kill-broker", "pause-broker", "partition", "kill-consumer")]
 FAULT_CASES += [(SAFE[0], "restart-broker"), (SAFE[1], "kill-producer"), (SAFE[2], "slow-network")]
+# The RabbitMQ stream: its consumer reads over the stream protocol and stores its offset on the broker.
+FAULT_CASES += [(Case("rabbitmq", "stream", consumers=1), "kill-broker")]
 
 
 def _evidence(case: Case, fault: str, run_id: str, before: dict, chaos_out: str) -> None:
@@ -87,14 +89,14 @@ def _latency_around(run_id: str, chaos_out: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("case,fault", [
-    pytest.param(case, fault, marks=getattr(pytest.mark, case.stack), id=f"{case.stack}-{fault}")
+    pytest.param(case, fault, marks=getattr(pytest.mark, case.stack), id=f"{case.stack}-{case.mode}-{fault}")
     for case, fault in FAULT_CASES])
 def test_no_acked_message_is_lost_under_a_fault(stacks, case, fault):
     stacks.up(case.stack, consumers=case.consumers, mode=case.mode)
     run_id = f"{fault}-{case.stack}-{int(time.time())}"
     before = {"broker": started_at(case.stack, case.stack), "consumer": started_at(case.stack, "consumer")}
     # A partition's evidence is a consumer silent while the stream goes on: the stream outlasts the cut.
-    count = COUNT + (250 * FAULTS[fault] if fault == "partition" else 0)
+    count = COUNT + (STREAM_RATE * FAULTS[fault] if fault == "partition" else 0)
     producer = start_stream(case.stack, run_id, count=count)
     try:
         assert wait_for_acked(run_id, 500) >= 500  # mid-stream

@@ -444,14 +444,29 @@ def test_the_bare_consumer_says_once_that_it_subscribed_and_stops_when_idle_afte
     assert read_status(str(tmp_path), "c1")["subscribed"] is False
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["producer", *["--out", "/tmp/x", "--trial", "t1", "--start", "1700000000", "--warmup", "1", "--duration", "2"],
-      "--size", "100", "--bare", "--rate", "50"], "max rate only"),
-])
-def test_the_bare_client_refuses_a_rate(fake, capsys, argv, message):
-    env, _tmp = fake
-    assert bench.main(argv, {**env, "MQLAB_MODE": "work"}) == 2
-    assert message in capsys.readouterr().err
+def test_the_bare_producer_at_a_rate_sends_each_batch_when_due_and_measures_its_ack_latency(monkeypatch):
+    """At ``--rate`` a batch of MQLAB_BATCH is due every batch/rate seconds; its latency runs
+    from the due time, so a loop that falls behind counts its wait (no coordinated omission)."""
+    clock = FakeClock()
+    calls = []
+
+    def loop(s, body, more, acked):
+        while more():
+            calls.append(clock())
+            clock.now_ns += 2_000_000 if len(calls) != 50 else 30_000_000  # 2 ms a batch; one takes 30 ms
+            acked(s.batch)
+
+    monkeypatch.setattr(bare, "loops", lambda s: (loop, None))
+    p = bench.BareProducer(settings(batch=1), Stopper(), "t1", START, 0.0, 1.0, 100, rate=100.0, clock=clock,
+                           sleep=clock.sleep)
+    p.run()
+    assert calls[:3] == [START_NS, START_NS + 10_000_000, START_NS + 20_000_000]  # 100/s, one at a time
+    assert len(calls) == 100 and p.result()["rate"] == 100.0
+    lat = p.latency
+    assert lat.count == 100 and lat.min == 2_000_000
+    assert lat.max == 30_000_000  # the slow one; the next ones were sent late, and count their wait
+    assert sorted(lat.percentile(q) for q in (50,)) == [pytest.approx(2_000_000, rel=0.01)]
+    assert lat.percentile(99) >= 20_000_000
 
 
 def test_the_bare_client_refuses_a_mode_it_does_not_imitate(fake, capsys):
@@ -478,3 +493,24 @@ def test_binned_latencies_fill_the_same_histogram_buckets_as_recording_each_valu
         assert binned.get_value_at_percentile(p) == direct.get_value_at_percentile(p), p
     assert binned.get_total_count() == direct.get_total_count() == lat.count
     assert (lat.min, lat.max, lat.total) == (min(values), max(values), sum(values))
+
+
+def test_consumer_status_says_subscribed_before_any_message_comes(fake, tmp_path):
+    """A transactional stage hands the handler only records, and the trial's producer starts
+    only once its consumers are subscribed: the status must say so while nothing has come."""
+    clock = FakeClock()
+    FakeBroker.deliveries = []
+    c = consumer(clock, warmup=0.0, duration=1.0, drain=1.0)
+    c.status = StatusFile(str(tmp_path / "ledger"), "c1", {"role": "bench-consumer"}, counter="received",
+                          clock=lambda: clock() / NS)
+    seen = []
+
+    def consume(handler, running, dead=None):
+        c.adapter.subscribed = True
+        while running():
+            with open(c.status.path) as f:
+                seen.append(json.load(f)["subscribed"])
+            clock.sleep(0.25)
+    c.adapter.consume = consume
+    c.run()
+    assert seen and seen[-1] is True and c.total == 0

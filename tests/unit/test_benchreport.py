@@ -183,7 +183,7 @@ def test_plan_interleaves_repeats_and_skips_the_lossy_twin_of_a_lossy_mode():
                                                                 ("bare autoack", "autoack", None)]
     lossy = bench_plan.plan(STACKS["redis"], bench_plan.check_params(STACKS["redis"], bench_plan.BenchParams(mode="pubsub", repeat=1)))
     assert [(t.role, t.mode) for t in lossy] == [("safe", "pubsub"), ("bare", "pubsub"), ("native", None),
-                                                 ("safe", "pubsub"), ("native", None)]
+                                                 ("safe", "pubsub"), ("bare", "pubsub"), ("native", None)]
     same_rate = bench_plan.plan(STACKS["kafka"], bench_plan.check_params(
         STACKS["kafka"], bench_plan.BenchParams(rate=1000, latency_rate=1000, repeat=1, native=False,
                                            clients=("kafka-python",))))
@@ -212,8 +212,11 @@ def test_kafka_measures_both_clients_side_by_side_by_default():
         ("mqlab group (confluent-kafka)", "throughput"), ("mqlab autocommit (confluent-kafka)", "throughput"),
         ("bare group (confluent-kafka)", "throughput"), ("bare autocommit (confluent-kafka)", "throughput"),
         ("kafka-perf-test", "throughput"),
-        ("mqlab group (kafka-python)", "latency"), ("mqlab group (confluent-kafka)", "latency"),
+        ("mqlab group (kafka-python)", "latency"), ("bare group (kafka-python)", "latency"),
+        ("mqlab group (confluent-kafka)", "latency"), ("bare group (confluent-kafka)", "latency"),
         ("kafka-perf-test", "latency")]
+    # The bare client's ack latency at the same rate, one message per round trip: the p99's floor.
+    assert {t.rate for t in trials if t.role == "bare" and t.phase == "latency"} == {1000.0}
     with pytest.raises(UsageError, match="unknown client 'pika' for kafka: choose kafka-python, confluent-kafka or all"):
         bench_plan.check_params(STACKS["kafka"], bench_plan.BenchParams(clients=("pika",)))
 
@@ -390,3 +393,42 @@ def test_a_trial_whose_consumers_received_nothing_is_invalid_and_stays_out_of_o(
                                                           "latency_rate": None}}
     assert ("Invalid trials, kept out of every median and ratio: mqlab pubsub: 1 of 2 (its consumers received none "
             "of the 60,000 messages sent") in bench_report.markdown(run)
+
+
+@pytest.mark.parametrize("bare_safe, lab_safe, mark, target", [
+    (2900, 3200, "✓", "≥ 0.290, the bare client's own safe ÷ lossy (below 0.5)"),  # Redis: XADD against PUBLISH
+    (2900, 2500, "✗", "≥ 0.290, the bare client's own safe ÷ lossy (below 0.5)"),
+    (8000, 3200, "✗", "≥ 0.5"),  # the bare client's own is 0.8: the target stays 0.5
+])
+def test_safe_over_lossy_is_judged_against_the_bare_clients_own_where_that_is_lower(bare_safe, lab_safe, mark, target):
+    trials = []
+    for role, label, send in (("safe", "mqlab stream", lab_safe), ("unsafe", "mqlab pubsub", 10000),
+                              ("bare", "bare stream", bare_safe), ("bare-unsafe", "bare pubsub", 10000)):
+        record = {**mqlab_record(send, 1, 1), "kind": "bare" if role.startswith("bare") else "mqlab"}
+        trials.append(trial(record, label, role, "throughput", None, 0))
+    summary = bench_report.summarise(trials)
+    assert summary["ratios"]["bare_safe_vs_unsafe"] == pytest.approx(bare_safe / 10000)
+    run = {"id": "redis-1", "stack": "redis", "mode": "stream", "unsafe_mode": "pubsub", "trials": trials,
+           "summary": summary, "environment": {}, "params": {"size": 256, "producers": 1, "consumers": 1,
+                                                          "warmup": 3, "duration": 10, "repeat": 1, "rate": None,
+                                                          "latency_rate": None}}
+    text = bench_report.markdown(run)
+    assert f"| safe mode ÷ lossy mode (mqlab sent) | {lab_safe / 10000:.3f} {mark} | {target} |" in text
+    (row,) = [line for line in bench_report.compare_markdown([run]).splitlines() if "`redis-1`" in line]
+    assert f"| {lab_safe / 10000:.3f} {mark} |" in row
+
+
+@pytest.mark.parametrize("bare_p99, ratio_text", [
+    (300_000, "5.000 ✗"),  # the bare client at 1.5x native: the lab is held to 2
+    (1_200_000, "5.000 ✓"),  # the bare client itself at 6x native: the lab is held to that
+])
+def test_the_p99_ratio_is_held_to_2_or_the_bare_clients_own_ratio_where_that_is_higher(bare_p99, ratio_text):
+    trials = [trial(mqlab_record(1000, 9, 1_000_000), "mqlab stream", "safe", "latency", 1000, 0),
+              trial(mqlab_record(1000, 0, bare_p99), "bare stream", "bare", "latency", 1000, 0),
+              trial(bench_report.native_trial(native_result(1000, 1000, 200_000, "request")), "redis-benchmark",
+                    "native", "latency", 1000, 0)]
+    r = bench_report.summarise(trials)["ratios"]
+    assert r["p99_ratio"] == pytest.approx(5.0)  # the lab's ack p99 against the tool's request p99
+    assert r["bare_p99_ratio"] == pytest.approx(bare_p99 / 200_000)
+    assert bench_report.fmt_ratio(r["p99_ratio"], bench_report.p99_target(r)[0], above=False) == ratio_text
+    assert ("the bare client's own" in bench_report.p99_target(r)[1]) == (bare_p99 > 400_000)

@@ -180,3 +180,23 @@ def test_a_stamper_writes_what_make_and_encode_write(size, fail):
     assert stamper.stamp(5, 1)[0] != stamper.stamp(5, 1)[0]
     with pytest.raises(ValueError, match="producer name"):
         envelope.Stamper("run-7", "../x", size)
+
+
+def test_a_stampers_ids_are_unique_and_two_stampers_do_not_share_them():
+    first, second = envelope.Stamper("run-7", "producer-1", 0), envelope.Stamper("run-7", "producer-1", 0)
+    ids = [first.stamp(i, 1)[0] for i in range(5000)] + [second.stamp(i, 1)[0] for i in range(5000)]
+    assert len(set(ids)) == 10_000
+    assert all(envelope._ID_RE.fullmatch(i) for i in ids)
+    assert ids[0][:16] != ids[5000][:16]  # each stamper draws its own prefix
+    assert int(ids[4999][16:], 16) - int(ids[0][16:], 16) == 4999  # then counts
+
+
+def test_a_stamper_pads_exactly_around_the_size_of_an_unpadded_envelope():
+    """Sizes just below, at and above the envelope's own length, as its seq grows a digit."""
+    for seq in (9, 10, 99_999, 100_000):
+        natural = len(envelope.make("run-7", "p-1", seq, ts_ns=1, msg_id="0" * 32).encode(0))
+        for size in range(natural - 2, natural + 3):
+            stamper = envelope.Stamper("run-7", "p-1", size)
+            msg_id, data = stamper.stamp(seq, 1)
+            assert data == envelope.make("run-7", "p-1", seq, ts_ns=1, msg_id=msg_id).encode(size), (seq, size)
+            assert len(data) == max(size, natural)

@@ -146,3 +146,12 @@ def test_the_verify_table_shows_the_final_read_and_fails_on_an_id_gone():
     assert not report.ok and text.splitlines()[-1] == "FAIL: 3 acked messages gone from the broker's log"
     report.final = ledger.not_read("a rabbitmq queue forgets what it delivered: no log to read back")
     assert report.ok and "not read: a rabbitmq queue forgets" in ledger.render(report)
+
+
+def test_a_rabbitmq_stream_says_why_it_is_not_read_back_where_a_queue_says_it_forgets(tmp_path):
+    from mqlab.stack import runs
+    cfg = LabConfig(root=tmp_path, offline=False, values={})
+    stream = runs.final_read(cfg, STACKS["rabbitmq"], "stream", "run1")
+    quorum = runs.final_read(cfg, STACKS["rabbitmq-cluster"], "quorum", "run1")
+    assert not stream.read and "publisher confirm carries no offset" in stream.note and "replay" in stream.note
+    assert not quorum.read and quorum.note == "a rabbitmq queue forgets what it delivered: no log to read back"

@@ -109,7 +109,7 @@ def test_other_variables_are_ignored():
     ({}, "MQLAB_BROKER", "is not set"),
     ({"broker": "nats"}, "MQLAB_BROKER", "rabbitmq, redis, kafka"),
     ({"broker": "redis", "mode": "durable"}, "MQLAB_MODE", "stream, stream-fanout, stream-wait, pubsub"),
-    ({"broker": "rabbitmq", "mode": "acks-all"}, "MQLAB_MODE", "work, quorum, fanout, topic, transient, autoack"),
+    ({"broker": "rabbitmq", "mode": "acks-all"}, "MQLAB_MODE", "work, quorum, fanout, topic, stream, transient, autoack"),
     ({"broker": "kafka", "mode": "durable"}, "MQLAB_MODE", "group, fanout, keyed, autocommit"),
     ({"broker": "redis", "rate": "fast"}, "MQLAB_RATE", "must be a number"),
     ({"broker": "redis", "rate": "-1"}, "MQLAB_RATE", "positive"),

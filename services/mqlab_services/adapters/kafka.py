@@ -90,6 +90,8 @@ def consumer_config(settings) -> dict:
         "bootstrap_servers": bootstrap_servers(settings),
         "client_id": f"mqlab-{settings.name}",
         "group_id": settings.subscriber_group,
+        # txn: records of aborted transactions, and of open ones, are never read.
+        "isolation_level": "read_committed" if settings.info.transactional else "read_uncommitted",
         "enable_auto_commit": not settings.consumer_safe,
         "auto_commit_interval_ms": 1000,
         "auto_offset_reset": "latest" if settings.fanout else "earliest",
@@ -146,7 +148,7 @@ class KafkaAdapter(Adapter):
     def _ensure_topic(self) -> None:
         s = self.settings
         existing = self._admin.list_topics()
-        for name in (s.topic, s.dlq):
+        for name in (s.topic, s.dlq, *((s.output,) if s.info.transactional else ())):
             if name in existing:
                 continue
             result = self._admin.create_topics(topic_spec(s, name), raise_errors=False, wait_for_metadata=True)

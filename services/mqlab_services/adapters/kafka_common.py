@@ -56,6 +56,10 @@ def record_key(settings, seq: int) -> str:
 def describe_mode(settings) -> str:
     """One line on what the mode guarantees, for the start-up log."""
     s = settings
+    if s.mode == "txn":
+        return (f"topic {s.topic}, group {s.group}: transactional producer (acks=all, idempotent); the consumer "
+                f"reads read_committed and writes each poll's results to {s.output} and commits its offsets "
+                "in one transaction")
     if s.safe:
         what = {"group": f"group {s.group}, competing consumers",
                 "fanout": f"a group per subscriber ({s.subscriber_group}) from the latest offset",

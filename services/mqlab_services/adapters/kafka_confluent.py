@@ -107,6 +107,8 @@ def consumer_config(settings) -> dict:
     return {
         **_common(settings),
         "group.id": settings.subscriber_group,
+        # txn: records of aborted transactions, and of open ones, are never read.
+        "isolation.level": "read_committed" if settings.info.transactional else "read_uncommitted",
         "enable.auto.commit": not settings.consumer_safe,
         "auto.commit.interval.ms": 1000,
         "auto.offset.reset": "latest" if settings.fanout else "earliest",
@@ -175,7 +177,8 @@ class ConfluentKafkaAdapter(Adapter):
     def _ensure_topic(self) -> None:
         s = self.settings
         existing = self._admin.list_topics(timeout=CONNECT_TIMEOUT).topics
-        missing = [name for name in dict.fromkeys((s.topic, s.dlq)) if name not in existing]
+        wanted = (s.topic, s.dlq, *((s.output,) if s.info.transactional else ()))
+        missing = [name for name in dict.fromkeys(wanted) if name not in existing]
         if missing:
             self._create_topics(missing)
         topics = self._await_topics(missing)

@@ -302,6 +302,8 @@ class RabbitMQAdapter(Adapter):
         self._setup_channel()
 
     def _arguments(self) -> dict | None:
+        if self.settings.mode == "stream":  # a log: no dead-letter exchange, no queue type to choose
+            return {"x-queue-type": "stream"}
         return queue_arguments(self.settings) if self.settings.mode in (*SHARED_QUEUE_MODES, "topic") else None
 
     def _declare(self, declare: Callable[[], object], what: str, variable: str, fresh: bool = False) -> None:

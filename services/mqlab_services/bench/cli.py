@@ -60,7 +60,7 @@ def _common_arguments() -> argparse.ArgumentParser:
     common.add_argument("--bare", action="store_true",
                         help="run the bare client instead of the lab's (see bare.py): the same library "
                              "and safety settings without envelope, ledger or per-message bookkeeping; "
-                             "max rate only")
+                             "with --rate, one MQLAB_BATCH is due every MQLAB_BATCH/rate seconds")
     return common
 
 
@@ -91,8 +91,6 @@ def bare_refusal(args: argparse.Namespace, settings: Settings) -> str | None:
     modes = bare.MODES.get(settings.broker, ())
     if settings.mode not in modes:
         return f"the bare client runs only in {' or '.join(modes)} mode on {settings.broker}, not {settings.mode}"
-    if getattr(args, "rate", None):
-        return "the bare client runs at max rate only: drop --rate"
     return None
 
 

@@ -52,6 +52,12 @@ class BenchConsumer(ConsumerTrial):
         self.report()
         return None  # all processed: the adapter acks them
 
+    def running(self) -> bool:
+        """Asked once per poll: the status file also learns of a subscription before any message
+        (the txn stage calls the handler only with records, and its producer waits for that)."""
+        self.report()
+        return super().running()
+
     def run(self) -> None:
         """Consume until running() says stop; broker errors propagate (the caller records them)."""
         self.report(force=True)

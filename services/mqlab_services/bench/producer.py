@@ -96,35 +96,47 @@ class BenchProducer(ProducerTrial):
 
 
 class BareProducer(ProducerTrial):
-    """The bare client's producer loop (see bare.py), counted per acknowledged batch."""
+    """The bare client's producer loop (see bare.py), counted per acknowledged batch: at max
+    rate, or at ``rate`` with one batch due every MQLAB_BATCH / rate seconds, each message's ack
+    latency measured from its batch's due time (as the lab's producer measures from its schedule)."""
 
     connects_itself = True
 
     def __init__(self, settings: Settings, stopper: Stopper, trial: str, start: float, warmup: float,
-                 duration: float, size: int, clock: Callable[[], int] = time.time_ns,
+                 duration: float, size: int, rate: float | None = None, clock: Callable[[], int] = time.time_ns,
                  sleep: Callable[[float], None] | None = None):
         super().__init__(settings, stopper, trial, start, warmup, duration, size, clock, sleep)
-        self.batch_ns = 0  # when the batch being sent was started
+        self.rate = rate
+        self.batch_ns = 0  # when the batch being sent was started (at a rate: when it was due)
+        self.batches = 0
         self._started = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, settings: Settings, _adapter: adapters.Adapter,
                   stopper: Stopper) -> BareProducer:
-        return cls(settings, stopper, *timing(args), size=args.size)
+        return cls(settings, stopper, *timing(args), size=args.size, rate=args.rate)
 
     def describe(self) -> str:
-        return f"{self.size} bytes, max rate, bare client"
+        return f"{self.size} bytes, {f'{self.rate:g} msg/s' if self.rate else 'max rate'}, bare client"
 
     def more(self) -> bool:
         if not self._started:  # the first call comes once the client is connected
             self._started = True
             self.wait_for_start()
-        self.batch_ns = self.clock()
+        if self.rate:
+            self.batch_ns = self.start_ns + int(self.batches * self.settings.batch * NS / self.rate)
+            self.batches += 1
+            now = self.clock()
+            if self.batch_ns > now and self.batch_ns < self.end_ns:
+                self.sleep((self.batch_ns - now) / NS)
+        else:
+            self.batch_ns = self.clock()
         return self.stopper.running() and self.batch_ns < self.end_ns
 
     def acked(self, n: int) -> None:
         stamps = [self.batch_ns] * n
-        self.count_batch(stamps, stamps, [self.size] * n, None)
+        latencies = [self.clock() - self.batch_ns] * n if self.rate else None
+        self.count_batch(stamps, stamps, [self.size] * n, latencies)
 
     def run(self) -> None:
         produce, _consume = bare.loops(self.settings)
@@ -133,7 +145,8 @@ class BareProducer(ProducerTrial):
             self.stopped()
 
     def result(self) -> dict:
-        return {**super().result(), "rate": None, "size": self.size, "failed": 0, "bare": True}
+        return {**super().result(), "rate": self.rate, "size": self.size, "failed": 0, "bare": True}
 
     def done_line(self) -> str:
-        return f"done: {self.total} acked, {self.window_rate():.1f} msg/s in window (bare client)"
+        latency = f", {self.latency.line()}" if self.rate else ""
+        return f"done: {self.total} acked, {self.window_rate():.1f} msg/s in window{latency} (bare client)"
