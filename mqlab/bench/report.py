@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
@@ -31,6 +32,7 @@ from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import FuncFormatter
 
 from .. import tables
+from . import spread as spreads
 
 #: Quantiles reported for every trial, as (key, percentile).
 QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
@@ -195,6 +197,11 @@ def median_of(trials: list[dict]) -> dict:
             out[field] = {k: _median([t[field].get(k) for t in ok if field in t])
                           for k in ("p50", "p90", "p99", "p999", "max")}
     out["latency_kind"] = (ok or trials)[0]["latency_kind"]
+    # Each valid repeat's own figures, by repeat number: the pairs that ratios are taken from.
+    out["by_repeat"] = {str(t.get("repeat", i)): {"send_rate": t.get("send_rate"), "recv_rate": t.get("recv_rate"),
+                                                  "latency_p99": (t.get("latency") or {}).get("p99"),
+                                                  "ack_latency_p99": (t.get("ack_latency") or {}).get("p99")}
+                        for i, t in enumerate(ok)}
     out["repeats"] = len(trials)
     out["invalid"] = [t["invalid"] for t in trials if t.get("invalid")]
     out["errors"] = [t["error"] for t in trials if t.get("error")]
@@ -224,31 +231,54 @@ def pick(groups: Iterable[dict], role: str, phase: str, client: str | None = Non
     return None
 
 
+def _p99_field(kind: str) -> str:
+    """The per-repeat field of mqlab's p99 that compares with a tool measuring ``kind``."""
+    return "latency_p99" if kind == "e2e" else "ack_latency_p99"
+
+
+def _pair(name: str, numerator: dict | None, num_field: str, denominator: dict | None, den_field: str,
+          ratios: dict, spread_of: dict) -> None:
+    """One ratio: the median of its per-repeat pairs with their interval where the groups have
+    repeats in common, else the ratio of the two medians (a run saved before repeats were kept)."""
+    num = {r: v.get(num_field) for r, v in (numerator or {}).get("by_repeat", {}).items()}
+    den = {r: v.get(den_field) for r, v in (denominator or {}).get("by_repeat", {}).items()}
+    found = spreads.spread(spreads.paired(num, den))
+    if found is not None:
+        ratios[name], spread_of[name] = found.median, asdict(found)
+        return
+    field = {"latency_p99": ("latency", "p99"), "ack_latency_p99": ("ack_latency", "p99")}
+    def median(group, key):
+        if group is None:
+            return None
+        if key in field:
+            return (group.get(field[key][0]) or {}).get(field[key][1])
+        return group.get(key)
+    ratios[name] = _ratio(median(numerator, num_field), median(denominator, den_field))
+
+
 def ratios_of(groups: list[dict], client: str | None = None) -> dict:
-    """R, O, the safe/lossy ratio and the p99 ratio of one mqlab client."""
+    """R, O, the safe/lossy ratio and the p99 ratio of one mqlab client, each the median of its
+    per-repeat pairs, with the interval of each in ``spreads`` (see :mod:`mqlab.bench.spread`)."""
     safe, unsafe, native, bare, bare_unsafe = (pick(groups, role, "throughput", client) for role in
                                                ("safe", "unsafe", "native", "bare", "bare-unsafe"))
     safe_lat, native_lat = pick(groups, "safe", "latency", client), pick(groups, "native", "latency")
-    ratios = {
-        "r_send": _ratio(safe and safe["send_rate"], native and native["send_rate"]),
-        "r_recv": _ratio(safe and safe["recv_rate"], native and native["recv_rate"]),
-        "o_send": _ratio(safe and bare and safe["send_rate"], bare and bare["send_rate"]),
-        "o_unsafe": _ratio(unsafe and bare_unsafe and unsafe["send_rate"], bare_unsafe and bare_unsafe["send_rate"]),
-        "safe_vs_unsafe": _ratio(safe and safe["send_rate"], unsafe and unsafe["send_rate"]),
-        "bare_safe_vs_unsafe": _ratio(bare and bare_unsafe and bare["send_rate"],
-                                      bare_unsafe and bare_unsafe["send_rate"]),
-        "p99_ratio": None,
-        "p99_kind": None,
-    }
+    ratios: dict = {"p99_ratio": None, "p99_kind": None, "bare_p99_ratio": None}
+    spread_of: dict = {}
+    _pair("r_send", safe, "send_rate", native, "send_rate", ratios, spread_of)
+    _pair("r_recv", safe, "recv_rate", native, "recv_rate", ratios, spread_of)
+    _pair("o_send", safe, "send_rate", bare, "send_rate", ratios, spread_of)
+    _pair("o_unsafe", unsafe, "send_rate", bare_unsafe, "send_rate", ratios, spread_of)
+    _pair("safe_vs_unsafe", safe, "send_rate", unsafe, "send_rate", ratios, spread_of)
+    _pair("bare_safe_vs_unsafe", bare, "send_rate", bare_unsafe, "send_rate", ratios, spread_of)
     if safe_lat and native_lat:
-        ratios["p99_kind"] = native_lat["latency_kind"]
-        native_p99 = (native_lat.get("latency") or {}).get("p99")
-        ratios["p99_ratio"] = _ratio(comparable_p99(safe_lat, native_lat["latency_kind"]), native_p99)
+        kind = ratios["p99_kind"] = native_lat["latency_kind"]
+        _pair("p99_ratio", safe_lat, _p99_field(kind), native_lat, "latency_p99", ratios, spread_of)
         # The bare client at the same rate (its own phase only: its max-rate trial says nothing of latency).
         bare_lat = next((g for g in groups if g["role"] == "bare" and g["phase"] == "latency"
                          and (client is None or g.get("client") == client)), None)
-        ratios["bare_p99_ratio"] = _ratio(bare_lat and comparable_p99(bare_lat, native_lat["latency_kind"]),
-                                          native_p99)
+        if bare_lat:
+            _pair("bare_p99_ratio", bare_lat, _p99_field(kind), native_lat, "latency_p99", ratios, spread_of)
+    ratios["spreads"] = spread_of
     return ratios
 
 
@@ -352,6 +382,22 @@ def fmt_ratio(value: float | None, target: float | None = None, above: bool = Tr
     return text
 
 
+def fmt_judged(r: dict, name: str, target: float | None = None, above: bool = True) -> str:
+    """A ratio with its interval (``0.812 [0.780–0.845]``) and its judgement on the whole
+    interval: ✓ all of it meets ``target``, ✗ none of it, ≈ it straddles (see spread.judge)."""
+    value = r.get(name)
+    found = (r.get("spreads") or {}).get(name)
+    if value is None or found is None:
+        return fmt_ratio(value, target, above)
+    interval = spreads.Spread(**found)
+    mark = spreads.judge(interval, target, above) if target is not None else ""
+    return interval.text() + (f" {mark}" if mark else "")
+
+
+UNSURE_NOTE = (f"{spreads.UNSURE}: the interval straddles the target, so this run cannot tell which side it is on: "
+               "more repeats would tell (`--repeat`).")
+
+
 def safe_vs_unsafe_target(r: dict) -> tuple[float, str]:
     """The target of safe ÷ lossy: 0.5, or the bare client's own safe ÷ lossy where that is lower
     (the safe mode's broker work, as Redis's XADD against PUBLISH, is no fault of the lab)."""
@@ -409,19 +455,20 @@ def _groups_table(summary: dict) -> str:
 
 
 def _ratio_rows(r: dict, of: str, p: dict, t: dict) -> list[tuple[str, str, str]]:
-    """R, O, safe ÷ lossy and the p99 ratio of one client (``of`` names it, where there are several)."""
+    """R, O, safe ÷ lossy and the p99 ratio of one client (``of`` names it, where there are several),
+    each with its interval over the repeats."""
     return [
-        (f"R = mqlab{of} sent ÷ native sent (at {fmt_target_rate(p['rate'])})", fmt_ratio(r["r_send"], t["r"]),
+        (f"R = mqlab{of} sent ÷ native sent (at {fmt_target_rate(p['rate'])})", fmt_judged(r, "r_send", t["r"]),
          f"≥ {t['r']} (aim {t['r_aim']})"),
-        (f"mqlab{of} received ÷ native received", fmt_ratio(r["r_recv"]), "-"),
-        (f"O = mqlab{of} sent ÷ bare client sent, safe mode (at max)", fmt_ratio(r.get("o_send"), t.get("o")),
+        (f"mqlab{of} received ÷ native received", fmt_judged(r, "r_recv"), "-"),
+        (f"O = mqlab{of} sent ÷ bare client sent, safe mode (at max)", fmt_judged(r, "o_send", t.get("o")),
          f"≥ {t.get('o')}"),
-        (f"O = mqlab{of} sent ÷ bare client sent, lossy mode (at max)", fmt_ratio(r.get("o_unsafe"), t.get("o")),
+        (f"O = mqlab{of} sent ÷ bare client sent, lossy mode (at max)", fmt_judged(r, "o_unsafe", t.get("o")),
          f"≥ {t.get('o')}"),
-        (f"safe mode ÷ lossy mode (mqlab{of} sent)", fmt_ratio(r["safe_vs_unsafe"], safe_vs_unsafe_target(r)[0]),
+        (f"safe mode ÷ lossy mode (mqlab{of} sent)", fmt_judged(r, "safe_vs_unsafe", safe_vs_unsafe_target(r)[0]),
          safe_vs_unsafe_target(r)[1]),
         (f"p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency)",
-         fmt_ratio(r["p99_ratio"], p99_target(r)[0], above=False), p99_target(r)[1]),
+         fmt_judged(r, "p99_ratio", p99_target(r)[0], above=False), p99_target(r)[1]),
     ]
 
 
@@ -446,7 +493,14 @@ def markdown(run: dict) -> str:
         _groups_table(summary),
         "",
         _ratios_table(summary, p),
+        "",
+        "Each ratio is the median of the repeats' own ratios (the lab's trial and its counterpart of the same "
+        "repeat), with its interval in brackets: the range of the pairs below "
+        f"{spreads.BOOTSTRAP_FROM} repeats, a 95% bootstrap interval of the median from there. "
+        "✓ and ✗ judge the whole interval.",
     ]
+    if spreads.UNSURE in _ratios_table(summary, p):
+        lines += ["", UNSURE_NOTE]
     notes = {TOOL_NOTES[g["label"]] for g in summary["groups"].values() if g["label"] in TOOL_NOTES}
     lines += ["", "mqlab's latency is end to end, from each message's scheduled send time to its receipt, so a "
               "producer that falls behind counts the wait (no coordinated omission); its ack latency ends at "
@@ -480,12 +534,12 @@ def _compare_rows(run: dict) -> list[list[str]]:
         mode = run["mode"] + (f" ({client})" if client and len(by_client) > 1 else "")
         rows.append([
             run["stack"], f"{run['params']['size']} B", mode, fmt_rate(safe.get("send_rate")),
-            native.get("label", "-"), fmt_rate(native.get("send_rate")), fmt_ratio(r["r_send"], TARGETS["r"]),
-            fmt_rate(bare.get("send_rate")), fmt_ratio(r.get("o_send"), TARGETS["o"]),
-            fmt_ratio(r.get("o_unsafe"), TARGETS["o"]), fmt_ratio(r["safe_vs_unsafe"], safe_vs_unsafe_target(r)[0]),
+            native.get("label", "-"), fmt_rate(native.get("send_rate")), fmt_judged(r, "r_send", TARGETS["r"]),
+            fmt_rate(bare.get("send_rate")), fmt_judged(r, "o_send", TARGETS["o"]),
+            fmt_judged(r, "o_unsafe", TARGETS["o"]), fmt_judged(r, "safe_vs_unsafe", safe_vs_unsafe_target(r)[0]),
             fmt_ns(comparable_p99(safe_lat, kind) if safe_lat else None),
             f"{fmt_ns((native_lat.get('latency') or {}).get('p99'))} ({kind})",
-            fmt_ratio(r["p99_ratio"], p99_target(r)[0], above=False), f"`{run['id']}`"])
+            fmt_judged(r, "p99_ratio", p99_target(r)[0], above=False), f"`{run['id']}`"])
     return rows
 
 

@@ -109,8 +109,11 @@ def test_summary_takes_medians_and_computes_the_ratios():
     safe = summary["groups"]["mqlab work@throughput"]
     assert safe["send_rate"] == 2000 and safe["repeats"] == 3
     r = summary["ratios"]
-    assert r["r_send"] == pytest.approx(2000 / 10000)
-    assert r["safe_vs_unsafe"] == pytest.approx(2000 / 4000)
+    # Each ratio is the median of the repeats' own ratios: 0.1, 0.25, 0.25 (not 2,000 / 10,000).
+    assert r["r_send"] == pytest.approx(0.25)
+    assert r["spreads"]["r_send"] == {"median": pytest.approx(0.25), "low": pytest.approx(0.1),
+                                      "high": pytest.approx(0.25), "pairs": 3, "method": "min-max"}
+    assert r["safe_vs_unsafe"] == pytest.approx(1000 / 1500)  # of 0.667, 0.75 and 0.4
     assert r["p99_kind"] == "e2e"
     assert r["p99_ratio"] == pytest.approx(3_000_001 / 1_000_000)
 
@@ -144,9 +147,10 @@ def test_markdown_shows_every_group_and_the_ratios_against_targets():
     text = bench_report.markdown(sample_run())
     assert "| mqlab work | max | 2,000 |" in text
     assert "| PerfTest | 1,000/s |" in text
-    assert "| R = mqlab sent ÷ native sent (at max) | 0.200 ✓ |" in text
-    assert "| safe mode ÷ lossy mode (mqlab sent) | 0.500 ✓ |" in text
-    assert "3.000 ✗" in text  # p99 ratio above 2
+    assert "| R = mqlab sent ÷ native sent (at max) | 0.250 [0.100–0.250] ✓ |" in text  # all of it ≥ 0.1
+    assert "| safe mode ÷ lossy mode (mqlab sent) | 0.667 [0.400–0.750] ≈ |" in text  # 0.5 inside it
+    assert "more repeats would tell" in text
+    assert "3.000 [3.000–3.000] ✗" in text  # p99 ratio above 2, all of it
     assert "PerfTest: end-to-end latency" in text and "redis-benchmark:" not in text
 
 
@@ -432,3 +436,21 @@ def test_the_p99_ratio_is_held_to_2_or_the_bare_clients_own_ratio_where_that_is_
     assert r["bare_p99_ratio"] == pytest.approx(bare_p99 / 200_000)
     assert bench_report.fmt_ratio(r["p99_ratio"], bench_report.p99_target(r)[0], above=False) == ratio_text
     assert ("the bare client's own" in bench_report.p99_target(r)[1]) == (bare_p99 > 400_000)
+
+
+def test_the_intervals_survive_the_runs_json_and_show_in_the_compare_table():
+    import json
+    run = json.loads(json.dumps(sample_run()))  # as `--compare` reads a saved run
+    (row,) = [line for line in bench_report.compare_markdown([run]).splitlines() if "`rabbitmq-" in line]
+    assert "| 0.250 [0.100–0.250] ✓ |" in row and "| 0.667 [0.400–0.750] ≈ |" in row
+    assert run["summary"]["groups"]["mqlab work@throughput"]["by_repeat"]["1"]["send_rate"] == 3000
+
+
+def test_a_ratio_is_judged_on_its_whole_interval():
+    r = {"o_send": 0.81, "spreads": {"o_send": {"median": 0.81, "low": 0.78, "high": 0.84, "pairs": 3,
+                                                "method": "min-max"}}}
+    assert bench_report.fmt_judged(r, "o_send", 0.8) == "0.810 [0.780–0.840] ≈"
+    r["spreads"]["o_send"]["low"] = 0.80
+    assert bench_report.fmt_judged(r, "o_send", 0.8) == "0.810 [0.800–0.840] ✓"
+    r["spreads"]["o_send"]["high"] = 0.79
+    assert bench_report.fmt_judged(r, "o_send", 0.85).endswith("✗")
