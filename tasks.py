@@ -35,7 +35,7 @@ OFFLINE_HELP = "use the images built from packages (`invoke images`), building w
 #: What each numeric flag takes, as `--help` shows it (INT, NUMBER); by the parameter's name.
 NUMERIC_FLAGS = {
     "consumers": "INT", "count": "INT", "size": "INT", "poison_every": "INT", "limit": "INT", "tail": "INT",
-    "producers": "INT", "repeat": "INT", "rate": "NUMBER", "settle": "NUMBER", "timeout": "NUMBER",
+    "producers": "INT", "repeat": "auto|INT", "budget": "NUMBER", "rate": "NUMBER", "settle": "NUMBER", "timeout": "NUMBER",
     "duration": "NUMBER", "watch": "NUMBER", "warmup": "NUMBER", "latency_rate": "NUMBER", "rounds": "INT",
 }
 
@@ -337,7 +337,11 @@ def _fills(flag: Argument, stack: Argument) -> _FillsStack:
     "consumers": "mqlab consumer containers per trial (default 1)",
     "mode": "the mqlab delivery mode to measure (default: the broker's safe one); "
             "its lossy counterpart is measured too: rabbitmq autoack, redis pubsub, kafka autocommit",
-    "repeat": "repeat every trial this many times and report the median (default 3)",
+    "repeat": "auto (the default): repeat every trial until each judged ratio's interval is within ±0.05, "
+              "at least 3 times, at most 9, within --budget; or a number: exactly that many repeats",
+    "budget": "--repeat auto: seconds the whole run may take at most (default 720)",
+    "quick": "a first look in about a minute: one client, the safe mode and its bare loop, one short repeat, "
+             "no tool and no latency trials; printed as preliminary, with no ✓ or ✗",
     "latency_rate": "the fixed rate of the latency trials, msg/s (default 1000; 0 for none)",
     "client": "the Python client(s) to measure: for Kafka kafka-python or confluent-kafka (default: all, "
               "side by side); RabbitMQ has pika, Redis redis-py",
@@ -352,8 +356,8 @@ def _fills(flag: Argument, stack: Argument) -> _FillsStack:
 })
 @lab_task
 def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
-          repeat=3, latency_rate=1000, client="all", no_native=False, no_bare=False, profile=False,
-          compare=False, count=10_000_000, offline=False):
+          repeat="auto", latency_rate=1000, client="all", no_native=False, no_bare=False, profile=False,
+          compare=False, count=10_000_000, budget=720.0, quick=False, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
     if stack == "ledger":
         result, saved = lab_bench.bench_ledger(ROOT, lab_stack.parse_int(count, "count"), _echo)
@@ -375,7 +379,7 @@ def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=
     params = lab_bench.BenchParams.from_flags(
         size=size, rate=rate, duration=duration, warmup=warmup, producers=producers, consumers=consumers, mode=mode,
         repeat=repeat, latency_rate=latency_rate, client=client, native=not no_native,
-        bare=not no_bare, profile=profile)
+        bare=not no_bare, profile=profile, budget=budget, quick=quick)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn()) as bar:
         job = bar.add_task("starting", total=1.0)

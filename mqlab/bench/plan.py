@@ -58,6 +58,7 @@ from ..stack import compose, preflight
 from ..stack.lifecycle import check_mode
 from ..stacks import STACKS, Stack, get_stack
 from . import record as bench_record
+from . import spread as bench_spread
 from . import report as bench_report
 from .stack import BenchStack
 
@@ -81,7 +82,12 @@ LIMITS = {
     "producers": (1, 8),
     "consumers": (1, 8),
     "repeat": (1, 9),
+    "budget": (60, 7200),
 }
+#: ``--quick``: the safe mode and its bare loop, one short repeat, no tool, no latency trials.
+QUICK = {"repeat": 1, "duration": 4.0, "warmup": 1.0, "native": False, "latency_rate": None, "lossy": False,
+         "quick": True}
+MAX_AUTO_REPEATS = 9  # --repeat auto stops here whatever the intervals say
 
 
 @dataclass(frozen=True)
@@ -93,28 +99,36 @@ class BenchParams:
     producers: int = 1
     consumers: int = 1
     mode: str | None = None
-    repeat: int = 3
+    repeat: int | None = None  # None: auto, repeated until every judged interval is narrow or the budget is spent
+    budget: float = 720.0  # --repeat auto: seconds at most for the whole run
     latency_rate: float | None = 1000.0  # None: no fixed-rate latency trials
     native: bool = True
     bare: bool = True  # the bare client at max rate (O = mqlab ÷ bare)
     profile: bool = False  # run mqlab's and the bare client's containers under py-spy
     clients: tuple[str, ...] | None = None  # None: every client the services have for the broker
+    lossy: bool = True  # the lossy twin (and its bare loop) beside the safe mode
+    quick: bool = False  # a preliminary look: judged by no target
 
     @classmethod
     def from_flags(cls, *, size, rate, duration, warmup, producers, consumers, mode, repeat, latency_rate,
-                   client, native: bool, bare: bool = True, profile: bool = False) -> "BenchParams":
+                   client, native: bool, bare: bool = True, profile: bool = False, budget=720.0,
+                   quick: bool = False) -> "BenchParams":
         """The parameters from the task's flags, as text or numbers: ``rate`` may be 'max',
-        ``latency_rate`` 0 (no fixed-rate trials), ``client`` 'all' or a comma-separated list."""
+        ``repeat`` 'auto', ``latency_rate`` 0 (no fixed-rate trials), ``client`` 'all' or a
+        comma-separated list. ``quick``: one client, the safe mode and its bare loop, one short
+        repeat (QUICK), whatever the other flags say about those."""
         latency = preflight.parse_float(latency_rate, "latency-rate")
-        return cls(size=preflight.parse_int(size, "size"), rate=parse_rate(rate),
-                   duration=preflight.parse_float(duration, "duration"),
-                   warmup=preflight.parse_float(warmup, "warmup"),
-                   producers=preflight.parse_int(producers, "producers"),
-                   consumers=preflight.parse_int(consumers, "consumers"), mode=mode,
-                   repeat=preflight.parse_int(repeat, "repeat"),
-                   latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native, bare=bare,
-                   profile=profile,
-                   clients=None if client in ("", "all", None) else tuple(client.split(",")))
+        params = cls(size=preflight.parse_int(size, "size"), rate=parse_rate(rate),
+                     duration=preflight.parse_float(duration, "duration"),
+                     warmup=preflight.parse_float(warmup, "warmup"),
+                     producers=preflight.parse_int(producers, "producers"),
+                     consumers=preflight.parse_int(consumers, "consumers"), mode=mode,
+                     repeat=None if str(repeat).strip().lower() == "auto" else preflight.parse_int(repeat, "repeat"),
+                     budget=preflight.parse_float(budget, "budget"),
+                     latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native,
+                     bare=bare, profile=profile,
+                     clients=None if client in ("", "all", None) else tuple(client.split(",")))
+        return replace(params, **QUICK) if quick else params
 
 
 def parse_rate(value, name: str = "rate") -> float | None:
@@ -130,7 +144,7 @@ def parse_rate(value, name: str = "rate") -> float | None:
 def check_params(stack: Stack, params: BenchParams) -> BenchParams:
     for name, (low, high) in LIMITS.items():
         value = getattr(params, name)
-        if not low <= value <= high:
+        if value is not None and not low <= value <= high:
             raise UsageError(f"--{name} must be from {low:,} to {high:,}, got {value!r}")
     mode = check_mode(stack, params.mode)
     known = clients_of(stack.broker)
@@ -138,7 +152,7 @@ def check_params(stack: Stack, params: BenchParams) -> BenchParams:
     unknown = [c for c in clients if c not in known]
     if unknown:
         raise UsageError(f"unknown client {unknown[0]!r} for {stack.name}: choose {', '.join(known)} or all")
-    return replace(params, mode=mode, clients=tuple(clients))
+    return replace(params, mode=mode, clients=tuple(clients[:1]) if params.quick else tuple(clients))
 
 
 @dataclass(frozen=True)
@@ -153,11 +167,17 @@ class Trial:
 
 
 def plan(stack: Stack, params: BenchParams) -> list[Trial]:
-    """The trials of a run, repeats interleaved so that drift spreads over every kind."""
+    """The trials of a run with a fixed ``--repeat``, repeats interleaved so that drift spreads
+    over every kind (``--repeat auto`` asks for one repeat at a time: :func:`plan_repeat`)."""
+    return [t for repeat in range(params.repeat or 1) for t in plan_repeat(stack, params, repeat)]
+
+
+def plan_repeat(stack: Stack, params: BenchParams, repeat: int) -> list[Trial]:
+    """The trials of one repeat: every kind once."""
     phases = [("throughput", params.rate)]
     if params.latency_rate is not None and params.latency_rate != params.rate:
         phases.append(("latency", params.latency_rate))
-    unsafe = mode_info(stack.broker, params.mode).lossy  # "" when the mode is lossy itself
+    unsafe = mode_info(stack.broker, params.mode).lossy if params.lossy else ""  # "": the mode is lossy itself
     clients = params.clients or clients_of(stack.broker)
 
     def label(mode: str, client: str, who: str = "mqlab") -> str:
@@ -169,20 +189,19 @@ def plan(stack: Stack, params: BenchParams) -> list[Trial]:
     bare_latency = params.bare and params.mode in BARE_MODES.get(stack.broker, ()) \
         and brokers.of(stack).tool_latency != "e2e"
     trials = []
-    for repeat in range(params.repeat):
-        for phase, rate in phases:
-            for client in clients:
-                trials.append(Trial(label(params.mode, client), "safe", phase, rate, params.mode, repeat, client))
-                if phase == "throughput" and unsafe:
-                    trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
-                if phase == "throughput":
-                    trials += [Trial(label(mode, client, "bare"), role, phase, None, mode, repeat, client)
-                               for role, mode in bare]
-                elif bare_latency:  # the bare client's own ack latency at the same rate: the p99's floor
-                    trials.append(Trial(label(params.mode, client, "bare"), "bare", phase, rate, params.mode,
-                                        repeat, client))
-            if params.native:
-                trials.append(Trial(brokers.of(stack).tool_label, "native", phase, rate, None, repeat))
+    for phase, rate in phases:
+        for client in clients:
+            trials.append(Trial(label(params.mode, client), "safe", phase, rate, params.mode, repeat, client))
+            if phase == "throughput" and unsafe:
+                trials.append(Trial(label(unsafe, client), "unsafe", phase, rate, unsafe, repeat, client))
+            if phase == "throughput":
+                trials += [Trial(label(mode, client, "bare"), role, phase, None, mode, repeat, client)
+                           for role, mode in bare if mode]
+            elif bare_latency:  # the bare client's own ack latency at the same rate: the p99's floor
+                trials.append(Trial(label(params.mode, client, "bare"), "bare", phase, rate, params.mode,
+                                    repeat, client))
+        if params.native:
+            trials.append(Trial(brokers.of(stack).tool_label, "native", phase, rate, None, repeat))
     return trials
 
 
@@ -226,6 +245,7 @@ class Bench:
         self.trials: list[dict] = []
         self._done_s = 0.0
         self._total_s = 1.0
+        self.stopped_because = ""
 
     def _tick(self, label: str) -> Callable[[float], None]:
         per_trial = trial_seconds(self.params)
@@ -302,28 +322,45 @@ class Bench:
 
     def run(self) -> dict:
         p = self.params
-        trials = plan(self.stack, p)
-        self._total_s = len(trials) * trial_seconds(p)
+        per_repeat = len(plan_repeat(self.stack, p, 0)) * trial_seconds(p)
+        self._total_s = per_repeat * p.repeat if p.repeat else p.budget
         self.on.ensure_up()
+        started = time.monotonic()
         try:
             self.on.pin(True)
-            for number, trial in enumerate(trials, 1):
-                trial_id = f"{self.id.lower()}-{number:02d}"
-                label = f"[{number}/{len(trials)}] {trial.label} @ {bench_report.fmt_target_rate(trial.rate)}"
-                self.progress(self._done_s / self._total_s, label)
-                run = self.native_trial if trial.role == "native" else self.mqlab_trial
-                record = run(trial, trial_id)
-                record.update({"label": trial.label, "role": trial.role, "phase": trial.phase, "rate": trial.rate,
-                               "repeat": trial.repeat, "trial": trial_id, "client_name": trial.client})
-                self.trials.append(record)
-                self._done_s += trial_seconds(p)
-                self.echo(f"{label}: {describe(record)}")
+            for repeat in range(p.repeat or MAX_AUTO_REPEATS):
+                if p.repeat is None:
+                    go, self.stopped_because = bench_spread.more_repeats(
+                        judged_spreads(bench_report.summarise(self.trials)), repeat, time.monotonic() - started,
+                        p.budget, per_repeat)
+                    if not go:
+                        break
+                for trial in plan_repeat(self.stack, p, repeat):
+                    self._run_trial(trial)
+            else:
+                self.stopped_because = (f"the {p.repeat} repeat(s) asked for" if p.repeat else
+                                        f"the most repeats auto runs ({MAX_AUTO_REPEATS})")
         finally:
             try:
                 self.on.pin(False)
             finally:
                 self.on.down()
+        self.echo(f"stopped after {1 + max((t['repeat'] for t in self.trials), default=-1)} repeat(s): "
+                  f"{self.stopped_because}")
         return self.save()
+
+    def _run_trial(self, trial: Trial) -> None:
+        number = len(self.trials) + 1
+        trial_id = f"{self.id.lower()}-{number:02d}"
+        label = f"[{number}] repeat {trial.repeat + 1}: {trial.label} @ {bench_report.fmt_target_rate(trial.rate)}"
+        self.progress(min(1.0, self._done_s / self._total_s), label)
+        run = self.native_trial if trial.role == "native" else self.mqlab_trial
+        record = run(trial, trial_id)
+        record.update({"label": trial.label, "role": trial.role, "phase": trial.phase, "rate": trial.rate,
+                       "repeat": trial.repeat, "trial": trial_id, "client_name": trial.client})
+        self.trials.append(record)
+        self._done_s += trial_seconds(self.params)
+        self.echo(f"{label}: {describe(record)}")
 
     def save(self) -> dict:
         run = {
@@ -337,11 +374,25 @@ class Bench:
             "environment": bench_record.environment(self.config, self.stack, self.on, self.batch, self.prefetch),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "trials": self.trials,
+            "repeats": {"asked": self.params.repeat or "auto", "done": 1 + max((t["repeat"] for t in self.trials),
+                                                                               default=-1),
+                        "stopped": self.stopped_because},
         }
         run["summary"] = bench_report.summarise(self.trials)
         bench_record.save(run, self.config.root / BENCH_DIR)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         return run
+
+
+#: The ratios judged against a target, whose intervals --repeat auto narrows.
+JUDGED = ("r_send", "o_send", "o_unsafe", "safe_vs_unsafe", "p99_ratio")
+
+
+def judged_spreads(summary: dict) -> list[bench_spread.Spread | None]:
+    """The interval of every judged ratio of every client, so far."""
+    by_client = summary.get("by_client") or {"": summary.get("ratios") or {}}
+    return [bench_spread.Spread(**r["spreads"][name]) if name in (r.get("spreads") or {}) else None
+            for r in by_client.values() for name in JUDGED]
 
 
 def describe(record: dict) -> str:

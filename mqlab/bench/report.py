@@ -476,7 +476,20 @@ def _ratios_table(summary: dict, p: dict) -> str:
     by_client = summary.get("by_client") or {"": summary["ratios"]}
     rows = [row for client, r in by_client.items()
             for row in _ratio_rows(r, f" ({client})" if len(by_client) > 1 else "", p, summary["targets"])]
+    if p.get("quick"):  # a first look is judged by nothing
+        rows = [(name, re.sub(r" [✓✗≈]$", "", measured), "-") for name, measured, _target in rows]
     return tables.markdown(("ratio", "measured", "target"), rows)
+
+
+def repeats_line(run: dict) -> str:
+    """How many repeats ran and why it stopped there."""
+    p, repeats = run["params"], run.get("repeats") or {}
+    if p.get("quick"):
+        return ("a preliminary look (--quick): one short repeat of the safe mode and its bare loop, one client, "
+                "no tool; no ratio is judged (run without --quick for that)")
+    done = repeats.get("done", p.get("repeat"))
+    why = f" ({repeats['stopped']})" if repeats.get("stopped") else ""
+    return f"median of {done} repeat(s){why}"
 
 
 def markdown(run: dict) -> str:
@@ -487,7 +500,7 @@ def markdown(run: dict) -> str:
         f"## {run['stack']}: {p['size']}-byte messages, {p['producers']} producer(s), {p['consumers']} consumer(s)",
         "",
         f"Run `{run['id']}`, mode {run['mode']} (lossy comparison: {run['unsafe_mode'] or '-'}), "
-        f"{p['warmup']:g} s warm-up + {p['duration']:g} s measured, median of {p['repeat']}; "
+        f"{p['warmup']:g} s warm-up + {p['duration']:g} s measured, {repeats_line(run)}; "
         f"{run['environment'].get('pinning', 'no pinning')}.",
         "",
         _groups_table(summary),
@@ -499,7 +512,7 @@ def markdown(run: dict) -> str:
         f"{spreads.BOOTSTRAP_FROM} repeats, a 95% bootstrap interval of the median from there. "
         "✓ and ✗ judge the whole interval.",
     ]
-    if spreads.UNSURE in _ratios_table(summary, p):
+    if spreads.UNSURE in _ratios_table(summary, p) and not p.get("quick"):
         lines += ["", UNSURE_NOTE]
     notes = {TOOL_NOTES[g["label"]] for g in summary["groups"].values() if g["label"] in TOOL_NOTES}
     lines += ["", "mqlab's latency is end to end, from each message's scheduled send time to its receipt, so a "
@@ -635,7 +648,8 @@ def _plot_latency(run: dict, by_group: dict, path: Path) -> Path:
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"{run['stack']}: latency by percentile ({run['params']['size']} B)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # a run without latency trials (--quick) has no curve
+        ax.legend(fontsize=7)
     return _save(fig, path)
 
 

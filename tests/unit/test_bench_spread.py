@@ -74,3 +74,52 @@ def test_the_adaptive_rule_goes_on_under_high_noise_and_stops_at_its_budget():
 def test_the_adaptive_rule_runs_once_even_on_a_tiny_budget_and_says_it_had_too_few():
     done, why = _run_adaptive(noise=0.0, budget_s=30)
     assert done == 1 and "before the 3 an interval needs" in why
+
+
+# --------------------------------------------------------------------------- the run loop
+
+def _auto_run(tmp_path, monkeypatch, rates_of_repeat, budget=720.0):
+    """A --repeat auto run of Redis whose trials take 22 s of a fake clock and give the lab's
+    sent rate ``rates_of_repeat(repeat)`` against a bare client at 10,000 msg/s."""
+    from types import SimpleNamespace
+
+    from mqlab.bench import plan as bench_plan
+    from mqlab.bench import record as bench_record
+    from mqlab.config import LabConfig
+    from mqlab.stacks import STACKS
+
+    clock = [0.0]
+    monkeypatch.setattr(bench_plan.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(bench_record, "environment", lambda *args: {})
+    params = bench_plan.check_params(STACKS["redis"], bench_plan.BenchParams(native=False, latency_rate=None,
+                                                                             budget=budget))
+    said = []
+    bench = bench_plan.Bench(LabConfig(root=tmp_path, offline=False, values={}), STACKS["redis"], params,
+                             said.append, lambda *args: None, None)
+    bench.on = SimpleNamespace(ensure_up=lambda: None, pin=lambda pinned: None, down=lambda: None)
+
+    def trial(t, _trial_id):
+        clock[0] += 22.0
+        send = 10_000.0 if t.role.startswith("bare") else rates_of_repeat(t.repeat)
+        return {"kind": "bare" if t.role.startswith("bare") else "mqlab", "send_rate": send, "recv_rate": send,
+                "mb_per_s": 1.0, "latency_kind": "e2e", "latency": {}, "ack_latency": {}, "error": None,
+                "series": {"sent": [send], "received": [send], "backlog": [0]}, "curve": [], "ack_curve": []}
+    bench.mqlab_trial = trial
+    run = bench.run()
+    return run, said
+
+
+def test_auto_repeats_stop_at_three_when_the_pairs_agree(tmp_path, monkeypatch):
+    run, said = _auto_run(tmp_path, monkeypatch, lambda repeat: 9_000.0 + 10 * repeat)
+    assert run["repeats"]["done"] == 3 and run["repeats"]["asked"] == "auto"
+    assert "every judged ratio within ±0.05 after 3 repeats" in run["repeats"]["stopped"]
+    assert said[-1].startswith("stopped after 3 repeat(s): every judged ratio within")
+
+
+def test_auto_repeats_go_on_while_the_pairs_disagree_until_the_budget(tmp_path, monkeypatch):
+    # 4 trials a repeat at 22 s: 88 s a repeat; 600 s fit 6 repeats, and the 7th would not.
+    run, _said = _auto_run(tmp_path, monkeypatch, lambda repeat: (6_000.0, 9_500.0)[repeat % 2], budget=600)
+    assert run["repeats"]["done"] == 6
+    assert "the time budget ran out after 6 repeats" in run["repeats"]["stopped"]
+    o = run["summary"]["ratios"]["spreads"]["o_send"]
+    assert o["pairs"] == 6 and o["method"] == "bootstrap 95%" and o["high"] - o["low"] > 0.1

@@ -131,7 +131,7 @@ def test_invoke_itself_prints_the_numeric_labels_and_compare_stands_in_for_the_s
                               text=True, stdin=subprocess.DEVNULL, timeout=60)
 
     shown = run("--help", "bench").stdout
-    for flag in ("--rate=NUMBER", "--duration=NUMBER", "--repeat=INT", "--size=INT", "--latency-rate=NUMBER"):
+    for flag in ("--rate=NUMBER", "--duration=NUMBER", "--repeat=auto|INT", "--budget=NUMBER", "--size=INT", "--latency-rate=NUMBER"):
         assert flag in shown, (flag, shown)
     assert "--count=INT" in run("--help", "produce").stdout
     compared = run("bench", "--compare")
