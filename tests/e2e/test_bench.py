@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from mqlab import brokers
+from mqlab.stacks import get_stack
 from tests.conftest import ROOT
 from tests.e2e.conftest import invoke
 
@@ -34,19 +36,25 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
     assert run["stack"] == stack_name and run["params"]["size"] == 512
     assert run["environment"]["host"]["cpus"] >= 1 and run["environment"]["images"]
     roles = sorted((t["role"], t["phase"], t["client_name"]) for t in run["trials"])
+    # Beside a tool that measures acks or requests (not end to end), the bare client's own ack
+    # latency at the fixed rate is measured too.
+    bare_latency = brokers.of(get_stack(stack_name)).tool_latency != "e2e"
     for client in clients or [None]:
         if client is None:
             client = next(t["client_name"] for t in run["trials"] if t["kind"] == "mqlab")
-        assert [r for r in roles if r[2] in (client, None)] == [
+        assert [r for r in roles if r[2] in (client, None)] == sorted([
             ("bare", "throughput", client), ("bare-unsafe", "throughput", client),
             ("native", "latency", None), ("native", "throughput", None), ("safe", "latency", client),
             ("safe", "throughput", client), ("unsafe", "throughput", client)]
-    assert len(roles) == 2 + 5 * len(clients or [None])
+            + [("bare", "latency", client)] * bare_latency)
+    assert len(roles) == 2 + (5 + bare_latency) * len(clients or [None])
     for t in run["trials"]:
         assert t["send_rate"] > 0, t
         if t["kind"] == "bare":
-            # The bare client: the same library without the lab's bookkeeping, so no latencies.
+            # The bare client: the same library without the lab's bookkeeping, so no end-to-end
+            # latencies; at the fixed rate, its acks' latency from each message's due time.
             assert t["latency"]["count"] == 0 and t["failed"] == 0 and t["bytes_per_message"] == 512, t
+            assert (t["ack_latency"]["p99"] or 0) > 0 if t["phase"] == "latency" else True, t
             assert t["error"] is None or (t["role"] == "bare-unsafe" and "lost the broker" in t["error"]), t
             assert t["recv_rate"] > 0 or t["role"] == "bare-unsafe", t
             continue
