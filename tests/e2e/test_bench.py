@@ -5,6 +5,9 @@ speed threshold (speed belongs to `invoke bench` itself, not to tests)."""
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from mqlab import brokers
 from mqlab.stacks import get_stack
@@ -87,3 +90,26 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
     compared = invoke("bench", "--compare")
     assert compared.ok, compared.out
     assert f"| {stack_name} | 512 B |" in compared.out
+
+
+@pytest.mark.redis
+def test_a_quick_bench_is_a_preliminary_look_with_no_judgement(stacks):
+    stacks.up("redis")
+    done = invoke("bench", "redis", "--quick", timeout=600)  # a bound on a hang, not a speed claim
+    assert done.ok, done.out
+    run = latest_run("redis")
+    assert run["params"]["quick"] and run["repeats"]["done"] == 1
+    assert sorted(t["role"] for t in run["trials"]) == ["bare", "safe"]  # the safe mode and its bare loop
+    table = (BENCH_DIR / f"{run['id']}.md").read_text()
+    ratios = table[table.index("| ratio |"):]
+    assert "a preliminary look (--quick)" in table and "| O = mqlab sent ÷ bare client sent, safe mode" in ratios
+    assert not re.search("[✓✗≈]", ratios), ratios
+
+
+def test_the_ledger_bench_finds_exactly_what_it_planted():
+    done = invoke("bench", "ledger", "--count", "100000", timeout=600)
+    assert done.ok, done.out
+    assert ("planted: 10 lost, 50 duplicated, 20 out of order; verify found: 10 lost, 50 duplicated, "
+            "20 out of order, 100,000 sent") in done.out
+    assert done.out.rstrip().endswith("OK: verify found exactly what was planted")
+    assert re.search(r"verify ÷ floor: \d+\.\d\d", done.out), done.out
