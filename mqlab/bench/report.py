@@ -147,17 +147,22 @@ def merge_mqlab(producers: list[dict], consumers: list[dict]) -> dict:
         "ack_curve": curve(ack),
         "series": {"sent": sent, "received": received, "backlog": backlog(sent, received)},
         "error": "; ".join(errors) or None,
-        "invalid": invalid_reason(sum(p["total"] for p in producers), sum(c["total"] for c in consumers)),
+        "invalid": invalid_reason(sum(p["total"] for p in producers), sum(c["total"] for c in consumers),
+                                  [c["error"] for c in consumers if c.get("error")]),
     }
 
 
-def invalid_reason(sent: int, received: int) -> str | None:
+def invalid_reason(sent: int, received: int, consumer_errors: list[str] = ()) -> str | None:
     """Why a trial did not do the work it stands for, or None. A trial whose consumers received
-    nothing of what was sent measured a producer with no one reading: Redis drops a pub/sub
-    subscriber that falls behind (its output buffer limit), and a dead consumer reads nothing.
-    Such a trial is shown, and kept out of every median and ratio."""
+    nothing of what was sent, or lost the broker on the way, measured a producer with no one (or
+    no longer anyone) reading: Redis drops a pub/sub subscriber that falls behind (its output
+    buffer limit), and a dead consumer reads nothing. Such a trial is shown, and kept out of
+    every median and ratio."""
     if sent and not received:
         return f"its consumers received none of the {sent:,} messages sent (dropped by the broker, or dead)"
+    if consumer_errors:
+        return (f"a consumer stopped after {received:,} of the {sent:,} messages sent "
+                f"({consumer_errors[0][:80]})")
     return None
 
 

@@ -380,6 +380,11 @@ def test_a_trial_whose_consumers_received_nothing_is_invalid_and_stays_out_of_o(
     kept = bench_report.merge_mqlab([part("producer", "p0", [9000], 9000, [1000])],
                                     [part("consumer", "c0", [9000], 9000, [2000])])
     assert kept["invalid"] is None
+    cut = bench_report.merge_mqlab([part("producer", "p0", [60000], 60000, [1000])],
+                                   [part("consumer", "c0", [3000], 3000, [2000],
+                                         error="lost the broker: ConnectionError: Connection closed by server.")])
+    assert cut["invalid"] == ("a consumer stopped after 3,000 of the 60,000 messages sent (lost the broker: "
+                              "ConnectionError: Connection closed by server.)")
     trials = [trial({**dropped, "kind": "mqlab"}, "mqlab pubsub", "unsafe", "throughput", None, 0),
               trial({**kept, "kind": "mqlab"}, "mqlab pubsub", "unsafe", "throughput", None, 1),
               trial({**kept, "kind": "mqlab"}, "mqlab stream", "safe", "throughput", None, 0),
