@@ -82,7 +82,7 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
         # O lossy only from valid pairs: a pub/sub subscriber that Redis dropped makes its trial invalid.
         lossy_invalid = any(t.get("invalid") for t in run["trials"]
                             if t["role"] in ("unsafe", "bare-unsafe") and t["client_name"] == client)
-        assert ratios["o_send"] > 0 and (ratios["o_unsafe"] or 0) > 0 or lossy_invalid, (client, ratios)
+        assert ratios["o_send"] > 0 and ((ratios["o_unsafe"] or 0) > 0 or lossy_invalid), (client, ratios)
     for suffix in ("-throughput.png", "-latency.png"):
         assert (BENCH_DIR / f"{run['id']}{suffix}").read_bytes()[:4] == b"\x89PNG"
     table = (BENCH_DIR / f"{run['id']}.md").read_text()
