@@ -658,15 +658,24 @@ def _plot_latency(run: dict, by_group: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def repeat_range(group: dict | None, field: str, middle: float) -> tuple[float, float]:
+    """How far below and above ``middle`` the group's repeats went in ``field`` (the error bar)."""
+    values = [v[field] for v in (group or {}).get("by_repeat", {}).values() if v.get(field) is not None]
+    if not values or not middle:
+        return 0.0, 0.0
+    return max(0.0, middle - min(values)), max(0.0, max(values) - middle)
+
+
 def plot_compare(runs: list[dict], path: Path) -> Path:
-    """Rates and p99 latencies of several stacks' runs side by side."""
+    """Rates and p99 latencies of several stacks' runs side by side, each bar with the range
+    of its repeats."""
     plt = _pyplot()
     fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
     stacks = []  # one entry per stack and mqlab client, as in compare_markdown
     width = 0.2
-    bars = {"safe": ("mqlab safe", []), "unsafe": ("mqlab lossy", []), "bare": ("bare client, safe", []),
-            "native": ("native tool", [])}
-    lat = {"safe": ("mqlab", []), "native": ("native tool", [])}
+    bars = {"safe": ("mqlab safe", [], []), "unsafe": ("mqlab lossy", [], []),
+            "bare": ("bare client, safe", [], []), "native": ("native tool", [], [])}
+    lat = {"safe": ("mqlab", [], []), "native": ("native tool", [], [])}
     for run in runs:
         groups = list(run["summary"]["groups"].values())
         clients = list(run["summary"].get("by_client") or [None])
@@ -674,21 +683,28 @@ def plot_compare(runs: list[dict], path: Path) -> Path:
         kind = (native_lat or {}).get("latency_kind", "e2e")
         for client in clients:
             stacks.append(run["stack"] + (f"\n{client}" if client and len(clients) > 1 else ""))
-            for role, (_name, values) in bars.items():
-                values.append((pick(groups, role, "throughput", client) or {}).get("send_rate") or 0)
+            for role, (_name, values, spans) in bars.items():
+                group = pick(groups, role, "throughput", client)
+                values.append((group or {}).get("send_rate") or 0)
+                spans.append(repeat_range(group, "send_rate", values[-1]))
             safe_lat = pick(groups, "safe", "latency", client)
             lat["safe"][1].append((comparable_p99(safe_lat, kind) if safe_lat else 0) or 0)
+            lat["safe"][2].append(repeat_range(safe_lat, _p99_field(kind), lat["safe"][1][-1]))
             lat["native"][1].append(((native_lat or {}).get("latency") or {}).get("p99") or 0)
-    for i, (name, values) in enumerate(bars.values()):
-        ax_rate.bar([x + (i - 1.5) * width for x in range(len(stacks))], values, width, label=name)
+            lat["native"][2].append(repeat_range(native_lat, "latency_p99", lat["native"][1][-1]))
+    for i, (name, values, spans) in enumerate(bars.values()):
+        ax_rate.bar([x + (i - 1.5) * width for x in range(len(stacks))], values, width, label=name,
+                    yerr=list(zip(*spans)) if spans else None, capsize=2, error_kw={"linewidth": 0.8})
     ax_rate.set_xticks(range(len(stacks)))
     ax_rate.set_xticklabels(stacks)
     ax_rate.set_yscale("log")
     ax_rate.set_ylabel("messages/s sent (max rate)")
     ax_rate.legend(fontsize=8)
     ax_rate.grid(alpha=0.3, axis="y")
-    for i, (name, values) in enumerate(lat.values()):
-        ax_lat.bar([x + (i - 0.5) * width for x in range(len(stacks))], [v / 1e6 for v in values], width, label=name)
+    for i, (name, values, spans) in enumerate(lat.values()):
+        ax_lat.bar([x + (i - 0.5) * width for x in range(len(stacks))], [v / 1e6 for v in values], width, label=name,
+                   yerr=[[d / 1e6 for d in side] for side in zip(*spans)] if spans else None, capsize=2,
+                   error_kw={"linewidth": 0.8})
     ax_lat.set_xticks(range(len(stacks)))
     ax_lat.set_xticklabels(stacks)
     ax_lat.set_yscale("log")

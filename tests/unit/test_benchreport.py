@@ -459,3 +459,9 @@ def test_a_ratio_is_judged_on_its_whole_interval():
     assert bench_report.fmt_judged(r, "o_send", 0.8) == "0.810 [0.800–0.840] ✓"
     r["spreads"]["o_send"]["high"] = 0.79
     assert bench_report.fmt_judged(r, "o_send", 0.85).endswith("✗")
+
+
+def test_the_compare_plots_error_bars_span_the_repeats():
+    group = bench_report.summarise(sample_trials())["groups"]["mqlab work@throughput"]
+    assert bench_report.repeat_range(group, "send_rate", group["send_rate"]) == (1000.0, 1000.0)  # 1,000..3,000
+    assert bench_report.repeat_range(None, "send_rate", 5.0) == (0.0, 0.0)
