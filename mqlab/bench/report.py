@@ -511,12 +511,12 @@ def markdown(run: dict) -> str:
         _groups_table(summary),
         "",
         _ratios_table(summary, p),
-        "",
-        "Each ratio is the median of the repeats' own ratios (the lab's trial and its counterpart of the same "
-        "repeat), with its interval in brackets: the range of the pairs below "
-        f"{spreads.BOOTSTRAP_FROM} repeats, a 95% bootstrap interval of the median from there. "
-        "✓ and ✗ judge the whole interval.",
     ]
+    if not p.get("quick"):
+        lines += ["", "Each ratio is the median of the repeats' own ratios (the lab's trial and its counterpart of "
+                  "the same repeat), with its interval in brackets: the range of the pairs below "
+                  f"{spreads.BOOTSTRAP_FROM} repeats, a 95% bootstrap interval of the median from there. "
+                  "✓ and ✗ judge the whole interval."]
     if spreads.UNSURE in _ratios_table(summary, p) and not p.get("quick"):
         lines += ["", UNSURE_NOTE]
     notes = {TOOL_NOTES[g["label"]] for g in summary["groups"].values() if g["label"] in TOOL_NOTES}
