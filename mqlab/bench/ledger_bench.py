@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import LabError, UsageError
 
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 PRODUCER = "producer-1"
@@ -156,10 +156,12 @@ def _timed(argv: list[str]) -> tuple[float, dict]:
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.monotonic() - started
-    if proc.returncode:
-        said = proc.stderr.strip().splitlines()
-        raise RuntimeError(said[-1] if said else f"exit {proc.returncode}")
-    return elapsed, json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise LabError(f"the timed {argv[-3]} stopped (exit {proc.returncode}): "
+                       + (said[-1][:200] if said else "no output"))
+    return elapsed, json.loads(lines[-1])
 
 
 # The timed process: it imports only what its reading needs (not the bench's plotting), reads
@@ -176,6 +178,7 @@ else:
     import duckdb
     con = duckdb.connect()
     con.execute("SET threads = 2")
+    con.execute("SET enable_progress_bar = false")  # its bar goes to stdout, where the result goes
     files = [str(p) for p in sorted((ledger_dir / run_id).glob("*.tsv"))]
     (out,) = con.execute("SELECT count(DISTINCT id) FROM read_csv($files, columns={'id': 'VARCHAR'}, delim='\\t', "
                          "quote='', escape='', header=false, auto_detect=false, null_padding=true, strict_mode=false)",

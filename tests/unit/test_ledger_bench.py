@@ -53,3 +53,17 @@ def test_bench_ledger_refuses_a_count_out_of_range_in_one_line():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert (done.stdout + done.stderr).strip() == "mqlab: --count must be between 1,000 and 1,000,000,000, got 10"
+
+
+def test_a_timed_child_that_prints_no_result_is_one_lab_error_not_a_traceback():
+    import sys
+
+    from mqlab.errors import LabError
+    with pytest.raises(LabError, match=r"the timed floor stopped \(exit 3\): out of memory"):
+        ledger_bench._timed([sys.executable, "-c", "import sys; print('out of memory', file=sys.stderr); sys.exit(3)",
+                             "floor", "dir", "run"])
+    with pytest.raises(LabError, match=r"the timed floor stopped \(exit 0\): 100% ▕██"):
+        ledger_bench._timed([sys.executable, "-c", "print('100% ▕██')", "floor", "dir", "run"])
+    elapsed, out = ledger_bench._timed([sys.executable, "-c", "print('bar'); print('{\"distinct\": 3}')",
+                                        "floor", "dir", "run"])
+    assert out == {"distinct": 3} and elapsed > 0
