@@ -465,3 +465,23 @@ def test_the_compare_plots_error_bars_span_the_repeats():
     group = bench_report.summarise(sample_trials())["groups"]["mqlab work@throughput"]
     assert bench_report.repeat_range(group, "send_rate", group["send_rate"]) == (1000.0, 1000.0)  # 1,000..3,000
     assert bench_report.repeat_range(None, "send_rate", 5.0) == (0.0, 0.0)
+
+
+def test_o_lossy_compares_producer_with_producer_where_both_subscribers_were_dropped():
+    """Redis drops a pub/sub subscriber that falls behind, the lab's and the bare client's alike:
+    with no repeat where both kept theirs, O lossy pairs the repeats where both lost them."""
+    trials = []
+    for repeat, (lab, bare) in enumerate([(160_000, 200_000), (170_000, 190_000), (150_000, 200_000)]):
+        for label, role, send in (("mqlab pubsub", "unsafe", lab), ("bare pubsub", "bare-unsafe", bare)):
+            dropped = bench_report.merge_mqlab([part("producer", "p0", [send], send, [1000])],
+                                               [part("consumer", "c0", [100], 100, [1000],
+                                                     error="lost the broker: ConnectionError")])
+            assert dropped["invalid"]
+            trials.append(trial({**dropped, "kind": "bare" if role == "bare-unsafe" else "mqlab"}, label, role,
+                                "throughput", None, repeat))
+    r = bench_report.summarise(trials)["ratios"]
+    assert r["o_unsafe_basis"] == "producer only"
+    assert r["o_unsafe"] == pytest.approx(0.8)  # of 0.8, 0.895 and 0.75
+    rows = bench_report._ratio_rows(r, "", {"rate": None, "latency_rate": None}, bench_report.TARGETS)
+    assert ("O = mqlab sent ÷ bare client sent, lossy mode (at max; both producers alone, their subscribers "
+            "dropped by the broker)", "0.800 [0.750–0.895] ≈", "≥ 0.8") in rows
