@@ -38,18 +38,28 @@ class FinalRead:
     note: str = ""
 
 
-def positions(directory: Path, unplaced: bool = False, producers: set[str] | None = None) -> dict[str, str]:
+def _placed(path: Path, unplaced: bool, into: dict[str, str]) -> dict[str, str]:
+    """Add each acked id of one sent file and its recorded position to ``into`` (an id already
+    there keeps its first position); with ``unplaced``, ids without a position too (as "")."""
+    for parts in receipts.lines(path):
+        pos = receipts.field(parts, receipts.SENT_POS)
+        if (pos or unplaced) and parts[receipts.ID] not in into:
+            into[parts[receipts.ID]] = pos
+    return into
+
+
+def positions(directory: Path, unplaced: bool = False) -> dict[str, str]:
     """Acked id -> the position its producer recorded (the first line of an id wins); with
-    ``unplaced``, acked ids without a position too (as ""); with ``producers``, only theirs."""
+    ``unplaced``, acked ids without a position too (as "")."""
     found: dict[str, str] = {}
-    for name, path in receipts.files(directory, receipts.SENT):
-        if producers is not None and name not in producers:
-            continue
-        for parts in receipts.lines(path):
-            pos = receipts.field(parts, receipts.SENT_POS)
-            if (pos or unplaced) and parts[receipts.ID] not in found:
-                found[parts[receipts.ID]] = pos
+    for _name, path in receipts.files(directory, receipts.SENT):
+        _placed(path, unplaced, found)
     return found
+
+
+def positions_by_producer(directory: Path, unplaced: bool = False) -> dict[str, dict[str, str]]:
+    """The same, one map per producer (by the name of its sent file)."""
+    return {name: _placed(path, unplaced, {}) for name, path in receipts.files(directory, receipts.SENT)}
 
 
 def received_ids(directory: Path, among: set[str]) -> set[str]:

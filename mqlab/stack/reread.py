@@ -74,8 +74,19 @@ class Check:
         return not self.misplaced and not self.missing
 
 
+def _any_producer(by_producer: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Id -> position over every producer (the first producer's position of an id wins)."""
+    found: dict[str, str] = {}
+    for of_one in by_producer.values():
+        for msg_id, pos in of_one.items():
+            found.setdefault(msg_id, pos)
+    return found
+
+
 def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
-    result, recorded, spans, seen, sources = Check(read=len(read)), {}, {}, set(), {}
+    result, spans, seen, sources = Check(read=len(read)), {}, set(), {}
+    recorded: dict[str, dict[str, dict[str, str]] | None] = {}  # run -> producer -> id -> position
+    merged: dict[str, dict[str, str] | None] = {}  # run -> id -> position, any producer
     for pos, body in read:
         lane, place = _order(pos)
         low, high = spans.get(lane, (place, place))
@@ -89,8 +100,10 @@ def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
         sources.setdefault(env.run, set()).add(env.src)
         directory = ledger.run_dir(config.ledger_dir, env.run)
         if env.run not in recorded:
-            recorded[env.run] = ledger.final_read.positions(directory, unplaced=True) if directory.is_dir() else None
-        sent = recorded[env.run]
+            recorded[env.run] = (ledger.final_read.positions_by_producer(directory, unplaced=True)
+                                 if directory.is_dir() else None)
+            merged[env.run] = _any_producer(recorded[env.run]) if recorded[env.run] is not None else None
+        sent = merged[env.run]
         if sent is None:
             result.unknown_runs.add(env.run)
             verdict = "run not in this ledger"
@@ -108,11 +121,8 @@ def check(config: LabConfig, read: list[tuple[str, bytes]]) -> Check:
     # outlive the log they were written for (`invoke down --volumes` empties the log, not the
     # ledger; the steady run goes on across stacks), and a producer of an earlier log placed its
     # messages at positions the new log has reused.
-    for run, sent in recorded.items():
-        if not sent:
-            continue
-        sent = ledger.final_read.positions(ledger.run_dir(config.ledger_dir, run), producers=sources[run])
-        for msg_id, pos in sent.items():
+    for run, by_producer in recorded.items():
+        for msg_id, pos in ((i, p) for src in sources[run] for i, p in (by_producer or {}).get(src, {}).items()):
             if not pos:
                 continue
             lane, place = _order(pos)

@@ -86,11 +86,13 @@ def _auto_run(tmp_path, monkeypatch, rates_of_repeat, budget=720.0):
     from mqlab.bench import plan as bench_plan
     from mqlab.bench import record as bench_record
     from mqlab.config import LabConfig
+    from mqlab.stack import preflight
     from mqlab.stacks import STACKS
 
     clock = [0.0]
     monkeypatch.setattr(bench_plan.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(bench_record, "environment", lambda *args: {})
+    monkeypatch.setattr(preflight, "docker_client", lambda: None)  # no engine in a unit test
     params = bench_plan.check_params(STACKS["redis"], bench_plan.BenchParams(native=False, latency_rate=None,
                                                                              budget=budget))
     said = []

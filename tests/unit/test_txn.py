@@ -293,26 +293,6 @@ def test_confluent_kafka_accepts_the_transactional_config(role):
     assert producer is not None and config["message.timeout.ms"] <= config["transaction.timeout.ms"]
 
 
-class ConfluentMessage:
-    def __init__(self, partition: int, offset: int, value: bytes):
-        self._partition, self._offset, self._value = partition, offset, value
-
-    def topic(self):
-        return "datascience"
-
-    def partition(self):
-        return self._partition
-
-    def offset(self):
-        return self._offset
-
-    def value(self):
-        return self._value
-
-    def key(self):
-        return None
-
-
 class ConfluentCalls:
     """A confluent-kafka producer and consumer that only record what the stage asked of them."""
 
@@ -331,7 +311,8 @@ def test_the_confluent_stage_commits_its_input_offsets_inside_the_transaction(mo
     adapter = kafka_confluent_txn.ConfluentKafkaTxnAdapter(settings(MQLAB_KAFKA_CLIENT="confluent-kafka"))
     fake = ConfluentCalls()
     adapter._consumer, adapter._producer = fake, fake
-    polls = [[ConfluentMessage(0, 5, b"x"), ConfluentMessage(0, 6, b"y"), ConfluentMessage(2, 9, b"z")]]
+    from tests.unit.test_kafka_confluent import Message
+    polls = [[Message(5, b"x", partition=0), Message(6, b"y", partition=0), Message(9, b"z", partition=2)]]
     adapter._poll = lambda: polls.pop(0) if polls else []
     left = [2]
 
