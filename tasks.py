@@ -339,7 +339,8 @@ def _fills(flag: Argument, stack: Argument) -> _FillsStack:
             "its lossy counterpart is measured too: rabbitmq autoack, redis pubsub, kafka autocommit",
     "repeat": "auto (the default): repeat every trial until each judged ratio's interval is within ±0.05, "
               "at least 3 times, at most 9, within --budget; or a number: exactly that many repeats",
-    "budget": "--repeat auto: seconds the whole run may take at most (default 720)",
+    "budget": "--repeat auto: seconds the whole run may take at most (default: the planned time of 6 repeats, "
+              "what a bootstrap interval needs)",
     "quick": "a first look in about a minute: one client, the safe mode and its bare loop, one short repeat, "
              "no tool and no latency trials; printed as preliminary, with no ✓ or ✗",
     "latency_rate": "the fixed rate of the latency trials, msg/s (default 1000; 0 for none)",
@@ -357,7 +358,7 @@ def _fills(flag: Argument, stack: Argument) -> _FillsStack:
 @lab_task
 def bench(c, stack, size=1024, rate="max", duration=10.0, warmup=3.0, producers=1, consumers=1, mode=None,
           repeat="auto", latency_rate=1000, client="all", no_native=False, no_bare=False, profile=False,
-          compare=False, count=10_000_000, budget=720.0, quick=False, offline=False):
+          compare=False, count=10_000_000, budget="", quick=False, offline=False):
     """Measure throughput and end-to-end latency of mqlab's clients next to the broker's own tool."""
     if stack == "ledger":
         result, saved = lab_bench.bench_ledger(ROOT, lab_stack.parse_int(count, "count"), _echo)

@@ -100,7 +100,7 @@ class BenchParams:
     consumers: int = 1
     mode: str | None = None
     repeat: int | None = None  # None: auto, repeated until every judged interval is narrow or the budget is spent
-    budget: float = 720.0  # --repeat auto: seconds at most for the whole run
+    budget: float | None = None  # --repeat auto: seconds at most for the whole run; None: default_budget
     latency_rate: float | None = 1000.0  # None: no fixed-rate latency trials
     native: bool = True
     bare: bool = True  # the bare client at max rate (O = mqlab ÷ bare)
@@ -111,7 +111,7 @@ class BenchParams:
 
     @classmethod
     def from_flags(cls, *, size, rate, duration, warmup, producers, consumers, mode, repeat, latency_rate,
-                   client, native: bool, bare: bool = True, profile: bool = False, budget=720.0,
+                   client, native: bool, bare: bool = True, profile: bool = False, budget=None,
                    quick: bool = False) -> "BenchParams":
         """The parameters from the task's flags, as text or numbers: ``rate`` may be 'max',
         ``repeat`` 'auto', ``latency_rate`` 0 (no fixed-rate trials), ``client`` 'all' or a
@@ -124,7 +124,7 @@ class BenchParams:
                      producers=preflight.parse_int(producers, "producers"),
                      consumers=preflight.parse_int(consumers, "consumers"), mode=mode,
                      repeat=None if str(repeat).strip().lower() == "auto" else preflight.parse_int(repeat, "repeat"),
-                     budget=preflight.parse_float(budget, "budget"),
+                     budget=None if budget in (None, "") else preflight.parse_float(budget, "budget"),
                      latency_rate=None if latency == 0 else parse_rate(latency, "latency-rate"), native=native,
                      bare=bare, profile=profile,
                      clients=None if client in ("", "all", None) else tuple(client.split(",")))
@@ -323,7 +323,8 @@ class Bench:
     def run(self) -> dict:
         p = self.params
         per_repeat = len(plan_repeat(self.stack, p, 0)) * trial_seconds(p)
-        self._total_s = per_repeat * p.repeat if p.repeat else p.budget
+        budget = p.budget or default_budget(per_repeat)
+        self._total_s = per_repeat * p.repeat if p.repeat else budget
         self.on.ensure_up()
         started = time.monotonic()
         try:
@@ -332,7 +333,7 @@ class Bench:
                 if p.repeat is None:
                     go, self.stopped_because = bench_spread.more_repeats(
                         judged_spreads(bench_report.summarise(self.trials)), repeat, time.monotonic() - started,
-                        p.budget, per_repeat)
+                        budget, per_repeat)
                     if not go:
                         break
                 for trial in plan_repeat(self.stack, p, repeat):
@@ -382,6 +383,13 @@ class Bench:
         bench_record.save(run, self.config.root / BENCH_DIR)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         return run
+
+
+def default_budget(per_repeat_s: float) -> float:
+    """--repeat auto's budget when none is given: the planned time of as many repeats as a
+    bootstrap interval needs (spread.BOOTSTRAP_FROM), so the rule can reach one; a stack with
+    more trials a repeat (Kafka's two clients) gets a longer budget, not fewer repeats."""
+    return per_repeat_s * bench_spread.BOOTSTRAP_FROM
 
 
 #: The ratios judged against a target, whose intervals --repeat auto narrows.
