@@ -486,8 +486,9 @@ def _ratio_rows(r: dict, of: str, p: dict, t: dict) -> list[tuple[str, str, str]
         (f"O = mqlab{of} sent ÷ bare client sent, lossy mode (at max"
          + ("; both producers alone, their subscribers dropped by the broker)" if r.get("o_unsafe_basis") else ")"),
          fmt_judged(r, "o_unsafe", t.get("o")), f"≥ {t.get('o')}"),
-        (f"safe mode ÷ lossy mode (mqlab{of} sent)", fmt_judged(r, "safe_vs_unsafe", safe_vs_unsafe_target(r)[0]),
-         safe_vs_unsafe_target(r)[1]),
+        (f"safe mode ÷ lossy mode (mqlab{of} sent)",
+         "- (no valid lossy trial to divide by)" if r.get("o_unsafe_basis") and r.get("safe_vs_unsafe") is None
+         else fmt_judged(r, "safe_vs_unsafe", safe_vs_unsafe_target(r)[0]), safe_vs_unsafe_target(r)[1]),
         (f"p99 mqlab{of} ÷ native at {fmt_target_rate(p['latency_rate'])} ({r['p99_kind'] or '-'} latency)",
          fmt_judged(r, "p99_ratio", p99_target(r)[0], above=False), p99_target(r)[1]),
     ]

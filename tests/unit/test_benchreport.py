@@ -485,3 +485,4 @@ def test_o_lossy_compares_producer_with_producer_where_both_subscribers_were_dro
     rows = bench_report._ratio_rows(r, "", {"rate": None, "latency_rate": None}, bench_report.TARGETS)
     assert ("O = mqlab sent ÷ bare client sent, lossy mode (at max; both producers alone, their subscribers "
             "dropped by the broker)", "0.800 [0.750–0.895] ≈", "≥ 0.8") in rows
+    assert rows[4][1] == "- (no valid lossy trial to divide by)"  # safe ÷ lossy: nothing valid to divide by
