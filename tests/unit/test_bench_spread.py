@@ -125,3 +125,18 @@ def test_auto_repeats_go_on_while_the_pairs_disagree_until_the_budget(tmp_path, 
     assert "the time budget ran out after 6 repeats" in run["repeats"]["stopped"]
     o = run["summary"]["ratios"]["spreads"]["o_send"]
     assert o["pairs"] == 6 and o["method"] == "bootstrap 95%" and o["high"] - o["low"] > 0.1
+
+
+def test_the_default_budget_fits_the_repeats_a_bootstrap_needs_for_each_stacks_own_plan():
+    from mqlab.bench import plan as bench_plan
+    from mqlab.stacks import STACKS
+
+    def planned_repeat(name):
+        params = bench_plan.check_params(STACKS[name], bench_plan.BenchParams())
+        return len(bench_plan.plan_repeat(STACKS[name], params, 0)) * bench_plan.trial_seconds(params)
+
+    # Kafka runs both clients, so a repeat holds more trials: its budget is longer, not its repeats fewer.
+    assert planned_repeat("kafka") > planned_repeat("redis")
+    for name in ("rabbitmq", "redis", "kafka"):
+        budget = bench_plan.default_budget(planned_repeat(name))
+        assert budget // planned_repeat(name) == spread.BOOTSTRAP_FROM
