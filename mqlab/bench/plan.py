@@ -444,15 +444,18 @@ def load_runs(directory: Path) -> list[dict]:
 
 
 def compare(config: LabConfig, stacks: list[str] | None = None) -> tuple[str, list[Path]]:
-    """The latest run of each stack in one Markdown table and one plot; returns the table and files."""
+    """The latest run of each stack in one Markdown table and one plot; returns the table and files.
+    A run under the profiler (slowed down) or a --quick look (no judgement) is not compared."""
     directory = config.root / BENCH_DIR
     latest: dict[str, dict] = {}
     for run in load_runs(directory):
-        latest[run["stack"]] = run
+        if not (run.get("params", {}).get("profile") or run.get("params", {}).get("quick")):
+            latest[run["stack"]] = run
     wanted = stacks or [s for s in STACKS if s in latest]
     missing = [s for s in wanted if s not in latest]
     if missing or not wanted:
         raise UsageError(f"no benchmark run of {', '.join(missing) or 'any stack'} in {BENCH_DIR}: "
+                         f"(runs under --profile or --quick are not compared): "
                          f"run `invoke bench {(missing or ['rabbitmq'])[0]}` first")
     runs = [latest[s] for s in wanted]
     table = bench_report.compare_markdown(runs)

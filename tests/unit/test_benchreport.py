@@ -299,10 +299,15 @@ def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("X=1\n")
     out = tmp_path / bench_plan.BENCH_DIR
     out.mkdir(parents=True)
-    old, new = sample_run(), sample_run()
+    old, new, profiled, quick = sample_run(), sample_run(), sample_run(), sample_run()
     old["id"], old["finished"] = "rabbitmq-old", "2025-01-01T00:00:00+00:00"
-    new["id"] = "rabbitmq-new"
-    for run in (old, new):
+    new["id"], new["finished"] = "rabbitmq-new", "2025-01-02T00:00:00+00:00"
+    # Later, but slowed down by the profiler, or a first look: neither is compared.
+    profiled["id"], profiled["finished"] = "rabbitmq-profiled", "2025-01-03T00:00:00+00:00"
+    profiled["params"] = {**profiled["params"], "profile": True}
+    quick["id"], quick["finished"] = "rabbitmq-quick", "2025-01-04T00:00:00+00:00"
+    quick["params"] = {**quick["params"], "quick": True}
+    for run in (old, new, profiled, quick):
         bench_record.write_json(out / f"{run['id']}.json", run)
     (out / "notes.json").write_text("[]")
     tasks.bench(MockContext(), "", compare=True)
@@ -310,6 +315,7 @@ def test_compare_uses_the_latest_run_of_each_stack(tmp_path, monkeypatch):
     assert written == [".md", ".png"]
     table = next(out.glob("compare-*.md")).read_text()
     assert "`rabbitmq-new`" in table and "rabbitmq-old" not in table
+    assert "rabbitmq-profiled" not in table and "rabbitmq-quick" not in table
 
 
 def test_a_profile_is_summed_by_function_and_by_the_labs_own_code_on_the_stack():
