@@ -68,3 +68,13 @@ def test_a_timed_child_that_prints_no_result_is_one_lab_error_not_a_traceback():
     elapsed, out = ledger_bench._timed([sys.executable, "-c", "print('bar'); print('{\"distinct\": 3}')",
                                         "floor", "dir", "run"])
     assert out == {"distinct": 3} and elapsed > 0
+
+
+def test_a_floor_that_ran_out_of_verifys_memory_is_said_and_verify_is_held_to_the_unbounded_one():
+    planted = ledger_bench.Planted.for_count(100_000)
+    found = {"sent": 100_000, "lost": planted.lost, "duplicated": planted.duplicated, "order": planted.out_of_order}
+    result = ledger_bench.LedgerBench(100_000, 0.1, 4.0, 2**27, None, None, 1.0, 2**28, found, planted,
+                                      "Out of Memory Error: could not allocate block")
+    assert result.ratio == 4.0 and result.matches
+    text = ledger_bench.render(result)
+    assert "could not run" in text and "target ≤ 3: missed" in text and "could not allocate block" in text
