@@ -49,6 +49,14 @@ def test_invoke_bench_ledger_reports_the_planted_numbers_and_the_floor_ratio():
     assert not (ROOT / ".mqlab" / "bench-ledger").exists()  # the synthetic run is removed after
 
 
+def test_bench_ledger_refuses_a_size_in_one_line_and_says_why():
+    done = subprocess.run([sys.executable, "-m", "invoke", "bench", "ledger", "--size", "512"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (done.stdout + done.stderr).strip().startswith("mqlab: bench ledger takes no --size: a receipt holds no")
+    assert not (ROOT / ".mqlab" / "bench-ledger").exists()  # refused before anything was written
+
+
 def test_bench_ledger_refuses_a_count_out_of_range_in_one_line():
     done = subprocess.run([sys.executable, "-m", "invoke", "bench", "ledger", "--count", "10"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
