@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,11 +83,19 @@ def task(*args, **kwargs):
     return invoke_task(*args, **{"klass": LabTask, **kwargs})
 
 
+HELP_FLAGS = ("--help", "-h")
+
+
 def lab_task(fn):
     """Turn the lab's errors into one line on stderr and a non-zero exit."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if any(value in HELP_FLAGS for value in (*args[1:], *kwargs.values()) if isinstance(value, str)):
+            # `invoke up --help`: invoke hands --help to a task's positional argument as its value
+            # (it prints help only for `invoke --help up`), so the task shows its help itself.
+            sys.exit(subprocess.run([sys.executable, "-m", "invoke", "--help", fn.__name__.replace("_", "-")],
+                                    cwd=ROOT).returncode)
         try:
             return fn(*args, **kwargs)
         except LabError as exc:

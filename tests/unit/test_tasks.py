@@ -138,3 +138,15 @@ def test_invoke_itself_prints_the_numeric_labels_and_compare_stands_in_for_the_s
     said = compared.stdout + compared.stderr
     assert "did not receive required positional arguments" not in said, said  # --compare fills in the stack
     assert "Traceback" not in said
+
+
+@pytest.mark.parametrize("task_name", ["up", "bench", "verify"])
+def test_help_after_a_task_with_one_positional_argument_shows_its_help(task_name):
+    """invoke hands `--help` after such a task to its positional argument; the task shows its help
+    instead of taking '--help' for a stack."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "invoke", task_name, "--help"], cwd=tasks.ROOT, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"Usage: inv[oke] [--core-opts] {task_name} ") and "unknown stack" not in done.stdout
