@@ -77,12 +77,15 @@ def test_short_bench_writes_complete_results(stacks, stack_name):
     assert 450 <= fixed["latency"]["count"] <= 700, fixed["latency"]
     assert fixed["received_total"] >= fixed["sent_total"] - fixed["failed"]
     r = run["summary"]["ratios"]
-    assert r["r_send"] > 0 and r["safe_vs_unsafe"] > 0 and r["p99_ratio"] > 0
+    assert r["r_send"] > 0 and r["p99_ratio"] > 0
     for client, ratios in run["summary"]["by_client"].items():
-        # O lossy only from valid pairs: a pub/sub subscriber that Redis dropped makes its trial invalid.
-        lossy_invalid = any(t.get("invalid") for t in run["trials"]
-                            if t["role"] in ("unsafe", "bare-unsafe") and t["client_name"] == client)
+        # Lossy ratios only from valid trials: a pub/sub subscriber that Redis dropped makes its trial invalid.
+        lab_lossy_invalid = any(t.get("invalid") for t in run["trials"]
+                                if t["role"] == "unsafe" and t["client_name"] == client)
+        lossy_invalid = lab_lossy_invalid or any(t.get("invalid") for t in run["trials"]
+                                                 if t["role"] == "bare-unsafe" and t["client_name"] == client)
         assert ratios["o_send"] > 0 and ((ratios["o_unsafe"] or 0) > 0 or lossy_invalid), (client, ratios)
+        assert (ratios["safe_vs_unsafe"] or 0) > 0 or lab_lossy_invalid, (client, ratios)
     for suffix in ("-throughput.png", "-latency.png"):
         assert (BENCH_DIR / f"{run['id']}{suffix}").read_bytes()[:4] == b"\x89PNG"
     table = (BENCH_DIR / f"{run['id']}.md").read_text()
