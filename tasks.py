@@ -391,7 +391,7 @@ def bench(c, stack, size="", rate="max", duration=10.0, warmup=3.0, producers=1,
     if not stack:
         raise Exit(f"mqlab: name a stack to benchmark ({STACK_NAMES}), or use --compare", code=2)
     params = lab_bench.BenchParams.from_flags(
-        size=size if str(size).strip() else 1024, rate=rate, duration=duration, warmup=warmup, producers=producers,
+        size=size, rate=rate, duration=duration, warmup=warmup, producers=producers,
         consumers=consumers, mode=mode, repeat=repeat, latency_rate=latency_rate, client=client, native=not no_native,
         bare=not no_bare, profile=profile, budget=budget, quick=quick)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),

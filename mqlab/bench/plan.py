@@ -118,7 +118,8 @@ class BenchParams:
         comma-separated list. ``quick``: one client, the safe mode and its bare loop, one short
         repeat (QUICK), whatever the other flags say about those."""
         latency = preflight.parse_float(latency_rate, "latency-rate")
-        params = cls(size=preflight.parse_int(size, "size"), rate=parse_rate(rate),
+        params = cls(size=cls.size if str(size).strip() == "" else preflight.parse_int(size, "size"),
+                     rate=parse_rate(rate),
                      duration=preflight.parse_float(duration, "duration"),
                      warmup=preflight.parse_float(warmup, "warmup"),
                      producers=preflight.parse_int(producers, "producers"),
@@ -449,12 +450,13 @@ def compare(config: LabConfig, stacks: list[str] | None = None) -> tuple[str, li
     directory = config.root / BENCH_DIR
     latest: dict[str, dict] = {}
     for run in load_runs(directory):
-        if not (run.get("params", {}).get("profile") or run.get("params", {}).get("quick")):
+        params = run.get("params", {})
+        if not (params.get("profile") or params.get("quick")):
             latest[run["stack"]] = run
     wanted = stacks or [s for s in STACKS if s in latest]
     missing = [s for s in wanted if s not in latest]
     if missing or not wanted:
-        raise UsageError(f"no benchmark run of {', '.join(missing) or 'any stack'} in {BENCH_DIR}: "
+        raise UsageError(f"no benchmark run of {', '.join(missing) or 'any stack'} in {BENCH_DIR} "
                          f"(runs under --profile or --quick are not compared): "
                          f"run `invoke bench {(missing or ['rabbitmq'])[0]}` first")
     runs = [latest[s] for s in wanted]
