@@ -204,13 +204,18 @@ def produce(c, stack, count, size=512, run_id=None, rate=None, poison_every=0):
     "run_id": "the run to check (default: the latest `invoke produce` on this stack)",
     "settle": "stop waiting when nothing new arrived for this many seconds (default 10)",
     "timeout": "wait at most this many seconds for consumers to catch up (default 120)",
+    "plot": "also draw the run's timeline to .mqlab/timelines/<run id>.png: send, ack and delivery rates, latency "
+            "points, the faults from the event file shaded, lost and duplicated messages at their send time",
 })
 @lab_task
-def verify(c, stack, run_id=None, settle=10, timeout=120):
+def verify(c, stack, run_id=None, settle=10, timeout=120, plot=False):
     """Account for every message of a run: sent, received, lost, duplicated. Fails if any acked message is lost."""
-    report, text = lab_stack.verify(_config(), stack, run_id, lab_stack.parse_float(settle, "settle"),
+    cfg = _config()
+    report, text = lab_stack.verify(cfg, stack, run_id, lab_stack.parse_float(settle, "settle"),
                                     lab_stack.parse_float(timeout, "timeout"))
     print(text)
+    if plot:
+        _echo(f"timeline: {lab_stack.plot(cfg, get_stack(stack), report).relative_to(ROOT)}")
     if not report.ok:
         raise Exit(code=1)
 

@@ -67,6 +67,11 @@ class LabConfig:
     def ledger_dir(self) -> Path:
         return self.root / ".mqlab" / "ledger"
 
+    @property
+    def events_file(self) -> Path:
+        """What the lab did to its stacks, and when (:mod:`mqlab.events`)."""
+        return self.root / ".mqlab" / "events.jsonl"
+
 
 def offline_default(environ: Mapping[str, str] | None = None) -> bool:
     """``MQLAB_OFFLINE=1`` makes the images built from packages the default."""

@@ -17,6 +17,7 @@ from typing import Callable
 
 import docker
 
+from .. import events
 from ..config import LabConfig
 from ..errors import LabError, UsageError
 from ..stacks import Stack
@@ -180,16 +181,27 @@ def inject(config: LabConfig, stack: Stack, fault: str, duration: float | None, 
     seconds = check_duration(duration, fault)
     if service not in (None, "consumer", "producer", "broker"):
         raise UsageError(f"--service must be consumer, producer or broker, got {service!r}")
-    started = time.time_ns()
+    fault_id, started = events.new_id(), time.time_ns()
+    events.append(config.events_file, stack.name, "fault", f"{fault}: {FAULTS[fault][2]}", fault=fault, id=fault_id,
+                  ns=started)
+
+    def logged(line: str) -> None:  # every step also goes to the event file, for `invoke top`
+        echo(line)
+        events.append(config.events_file, stack.name, "step", line.split(" ", 1)[-1], fault=fault, id=fault_id)
+
+    result = None
     try:
         if fault in NODE_FAULTS:
-            result = run_node_fault(config, stack, fault, seconds, node, mode, client, echo, FAULTS[fault][2])
+            result = run_node_fault(config, stack, fault, seconds, node, mode, client, logged, FAULTS[fault][2])
         else:
-            stamp(echo, f"{fault} on {stack.name}: {FAULTS[fault][2]}")
-            FAULTS[fault][0](client, stack, seconds, echo,
+            stamp(logged, f"{fault} on {stack.name}: {FAULTS[fault][2]}")
+            FAULTS[fault][0](client, stack, seconds, logged,
                              service or ("broker" if fault == "slow-network" else "consumer"))
             result = FaultResult(fault, "", started, time.time_ns(), time.time_ns())
     except docker.errors.DockerException as exc:
         raise LabError(f"{fault} failed: {str(exc).splitlines()[0][:200]}") from None
+    finally:  # an interrupted fault's window ends here too, so a timeline never leaves it open
+        events.append(config.events_file, stack.name, "healed", f"{fault} undone", fault=fault, id=fault_id,
+                      started_ns=started, ns=result.healed_ns if result else None)
     stamp(echo, f"{fault} done after {result.seconds:.1f} s; the stack is restored")
     return result

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .. import ledger, tables
+from .. import events, ledger, tables
 from ..config import LabConfig
 from ..errors import LabError, UsageError
 from ..ledger import picture, timeline
@@ -40,7 +40,7 @@ from ..modes import mode_info
 from ..stack import compose, lifecycle, preflight
 from ..stack.containers import running_stack
 from ..stack.lifecycle import current_mode
-from ..stack.runs import LineCounter, final_read, output_read, start_run
+from ..stack.runs import LineCounter, final_read, output_read, start_run, timeline_panel
 from ..stacks import Stack, get_stack
 from ..wait import poll_until
 from . import chaos
@@ -235,6 +235,8 @@ def _produce_through_fault(plan: Plan, fault: str, target: str, run_id: str, dir
 def one_round(plan: Plan, fault: str, target: str, number: int) -> Round:
     run_id = f"proof-{plan.stack.name}-{plan.mode}-{fault}-{target}-{number}-{time.strftime('%H%M%S')}"
     count = int(plan.rate * MAX_ROUND_S)
+    events.append(plan.config.events_file, plan.stack.name, "round",
+                  f"proof round {number}: {fault} on {target}, mode {plan.mode}, run {run_id}", fault=fault)
     directory, settings = start_run(plan.config, plan.stack, count, plan.size, run_id, plan.rate, 0, plan.client)
     job = plan.run.start(compose.produce_argv(plan.config, plan.stack, count, plan.size, run_id, plan.rate),
                          env={**compose.compose_env(plan.config), **settings}, log=directory / "producer-output.log")
@@ -342,28 +344,19 @@ def save(config: LabConfig, stack: Stack, done: list[Round]) -> Path:
 
 
 def draw(config: LabConfig, stack: Stack, done: list[Round], stem: Path) -> list[Path]:
-    """One picture per mode and fault: each round's ack and delivery rates, end-to-end latency,
-    the fault window shaded, and lost or gone messages marked at their send time."""
+    """One picture per mode and fault, a panel per round (:func:`mqlab.stack.runs.timeline_panel`,
+    as `invoke verify --plot` draws a run)."""
     drawn = []
     for mode, fault in dict.fromkeys((r.mode, r.fault) for r in done):
         rounds = [r for r in done if r.mode == mode and r.fault == fault]
-        panels = [picture.Panel(f"{r.target}, round {r.number}" + ("" if r.valid else " (INVALID: no evidence)"),
-                                picture.series(ledger.run_dir(config.ledger_dir, r.run_id),
-                                               missing=_missing_ids(config, stack, r)),
-                                (r.fault_start_s, r.fault_healed_s))
+        panels = [timeline_panel(config, stack, r.run_id,
+                                 f"{r.target}, round {r.number}" + ("" if r.valid else " (INVALID: no evidence)"),
+                                 r.lost, final_read(config, stack, r.mode, r.run_id) if r.gone else None)
                   for r in rounds]
         path = stem.parent / f"{stem.name}-{mode}-{fault}.png"
         picture.draw(path, f"{stack.name}, mode {mode}: {fault}", panels)
         drawn.append(path)
     return drawn
-
-
-def _missing_ids(config: LabConfig, stack: Stack, r: Round) -> set[str]:
-    """The acked ids of a round that no consumer received, or that are gone from the log."""
-    missing = set(ledger.read_run(config.ledger_dir, r.run_id, sample_lost=r.lost).lost_ids) if r.lost else set()
-    if r.gone:
-        missing |= set(final_read(config, stack, r.mode, r.run_id).gone_ids)
-    return missing
 
 
 def failed(stack: Stack, done: list[Round]) -> str:

@@ -8,7 +8,8 @@
 - :mod:`.stats`      per consumer counts and rates, and the broker's backlog
 - :mod:`.dlq`        what is in the dead-letter destination, and why
 - :mod:`.inspect`    the front doors of ``dlq`` and ``stats``: :func:`show_dlq`, :func:`show_stats`
-- :mod:`.runs`       ``produce`` (a one-shot producer) and ``verify`` (the ledger's account of a run)
+- :mod:`.runs`       ``produce`` (a one-shot producer) and ``verify`` (the ledger's account of a run),
+                     ``plot`` (its timeline)
 - :mod:`.reread`     ``replay``: a log read again, checked against the ledger (queues cannot)
 
     from mqlab import stack as lab_stack
@@ -25,8 +26,8 @@ from .inspect import show_dlq, show_stats
 from .lifecycle import check_mode, current_mode, down, scale, up
 from .preflight import docker_client, parse_float, parse_int
 from .reread import replay
-from .runs import produce, verify
+from .runs import plot, produce, verify
 
 __all__ = ["InvokeRunner", "Runner", "check_mode", "current_mode", "docker_client", "down", "logs", "parse_float",
            "parse_int", "produce", "ps", "render_ps", "replay", "running_stack", "scale", "show_dlq", "show_stats", "up",
-           "verify"]
+           "verify", "plot"]

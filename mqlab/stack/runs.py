@@ -10,8 +10,9 @@ from typing import Callable
 
 from mqlab_services.envelope import valid_run_id
 
-from .. import brokers, ledger
+from .. import brokers, events, ledger
 from ..config import LabConfig
+from ..ledger import picture
 from ..errors import LabError, UsageError
 from ..modes import mode_info
 from ..stacks import Stack, get_stack
@@ -127,6 +128,38 @@ def output_read(config: LabConfig, stack: Stack, mode: str, run_id: str) -> ledg
         return ledger.judge_output(directory, topic, broker.read_output(config, mode, run_id, started))
     except Exception as exc:  # each client raises its own kind when the broker does not answer
         return ledger.output.not_read(f"{stack.name} did not answer ({type(exc).__name__}: {str(exc)[:120]})")
+
+
+TIMELINE_DIR = "timelines"  # under .mqlab: one PNG per plotted run
+
+
+def missing_ids(config: LabConfig, run_id: str, lost: int, final: ledger.FinalRead | None) -> set[str]:
+    """The acked ids of a run that no consumer received (all ``lost`` of them), or that are
+    gone from the broker's log."""
+    missing = set(ledger.read_run(config.ledger_dir, run_id, sample_lost=lost).lost_ids) if lost else set()
+    if final is not None and final.read:
+        missing |= set(final.gone_ids)
+    return missing
+
+
+def timeline_panel(config: LabConfig, stack: Stack, run_id: str, title: str, lost: int,
+                   final: ledger.FinalRead | None, kind: str = "competing") -> picture.Panel:
+    """One run's timeline: its rates, latency, lost and duplicated messages, and every fault the
+    event file holds for its stack in its time (the one path of `verify --plot` and `proof`)."""
+    faults, _ = events.read(config.events_file, stack.name)
+    return picture.Panel(title, picture.series(ledger.run_dir(config.ledger_dir, run_id),
+                                               missing_ids(config, run_id, lost, final), faults=faults,
+                                               per_subscriber=kind != "competing"))
+
+
+def plot(config: LabConfig, stack: Stack, report: ledger.Report) -> Path:
+    """``.mqlab/timelines/<run id>.png``: the timeline of a verified run."""
+    directory = config.root / ".mqlab" / TIMELINE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    panel = timeline_panel(config, stack, report.run_id, f"run {report.run_id}, mode {report.mode or '?'}",
+                           report.lost, report.final, report.kind)
+    return picture.draw(directory / f"{report.run_id}.png", f"{stack.name}: {report.sent:,} sent, "
+                        f"{report.lost:,} lost, {report.duplicated:,} duplicated", [panel])
 
 
 def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
