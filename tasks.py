@@ -311,6 +311,16 @@ def stats(c, stack, watch=None):
         print()
 
 
+@task(help={
+    "stack": f"the running stack to watch ({STACK_NAMES})",
+    "duration": "stop after this many seconds (default: at q or Ctrl-C, at most 1 hour)",
+})
+@lab_task
+def top(c, stack, duration=None):
+    """A live view of a running stack: rates, counters, the broker's leaders and backlog, faults and restarts as they happen."""
+    lab_stack.watch(_config(), stack, None if duration is None else lab_stack.parse_float(duration, "duration"))
+
+
 class _FillsStack(Argument):
     """A flag that, when given, stands in for the task's positional stack (see StackOrCompare)."""
 

@@ -14,7 +14,8 @@ if ! command -v dockerd >/dev/null; then
   log "installing Docker Engine (docker.io)"
   apt_install docker.io
 fi
-for tool in mmdebstrap mvn cc; do
+# tmux: the e2e test of `invoke top` runs it in a real terminal.
+for tool in mmdebstrap mvn cc tmux; do
   if ! command -v "$tool" >/dev/null; then
     log "installing $tool"
     case "$tool" in mvn) apt_install maven ;; cc) apt_install gcc libc6-dev ;; *) apt_install "$tool" ;; esac

@@ -6,6 +6,7 @@
 - :mod:`.containers` the lab's containers as Docker sees them: ``ps``, ``logs``
 - :mod:`.expose`     publishing a stack beyond loopback, once it has real credentials
 - :mod:`.stats`      per consumer counts and rates, and the broker's backlog
+- :mod:`.top`        ``watch`` (`invoke top`): the same, live, with rate history, the current run and events as they happen
 - :mod:`.dlq`        what is in the dead-letter destination, and why
 - :mod:`.inspect`    the front doors of ``dlq`` and ``stats``: :func:`show_dlq`, :func:`show_stats`
 - :mod:`.runs`       ``produce`` (a one-shot producer) and ``verify`` (the ledger's account of a run),
@@ -27,7 +28,8 @@ from .lifecycle import check_mode, current_mode, down, scale, up
 from .preflight import docker_client, parse_float, parse_int
 from .reread import replay
 from .runs import plot, produce, verify
+from .top import watch
 
 __all__ = ["InvokeRunner", "Runner", "check_mode", "current_mode", "docker_client", "down", "logs", "parse_float",
            "parse_int", "produce", "ps", "render_ps", "replay", "running_stack", "scale", "show_dlq", "show_stats", "up",
-           "verify", "plot"]
+           "verify", "plot", "watch"]

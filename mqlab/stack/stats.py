@@ -84,6 +84,15 @@ def service_row(name: str, role: str, status: dict, now_ns: int) -> ServiceStats
 
 
 def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | None = None) -> StackStats:
+    result, views = collect_services(config, stack, client, mode, now_ns)
+    add_broker_view(config, stack, mode, result, views)
+    return result
+
+
+def collect_services(config: LabConfig, stack: Stack, client, mode: str,
+                     now_ns: int | None = None) -> tuple[StackStats, list[ConsumerView]]:
+    """The services' rows from their status files (cheap: Docker's container list and a file
+    read each), and what the broker needs to know of each to say its backlog."""
     now_ns = now_ns or time.time_ns()
     result = StackStats(stack.name, mode)
     views = []
@@ -97,6 +106,11 @@ def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | No
         row.hostname = hostname or c.name
         result.services.append(row)
         views.append(ConsumerView(c.name, row.hostname, row.assignment if role == "consumer" else ""))
+    return result, views
+
+
+def add_broker_view(config: LabConfig, stack: Stack, mode: str, result: StackStats, views: list[ConsumerView]) -> None:
+    """Ask the broker who leads, which node each client is on, and what waits for each consumer."""
     add_topology(config, stack, mode, result, views)
     try:
         backlog = brokers.of(stack).backlog(config, mode, [v for v, r in zip(views, result.services)
@@ -108,7 +122,6 @@ def collect(config: LabConfig, stack: Stack, client, mode: str, now_ns: int | No
         for row in result.services:
             if row.role == "consumer":
                 row.backlog = backlog.per_consumer.get(row.name, "-")
-    return result
 
 
 def add_topology(config: LabConfig, stack: Stack, mode: str, result: StackStats, views: list[ConsumerView]) -> None:

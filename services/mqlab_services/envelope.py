@@ -153,6 +153,10 @@ def _check_names(run: str, src: str) -> None:
         raise ValueError(f"producer name must be letters, digits, '.', '_' or '-', got {src!r}")
 
 
+#: The run id of a stack's own producer service (one that runs without a --count).
+STEADY_RUN = "steady"
+
+
 def valid_run_id(run: str) -> bool:
     return isinstance(run, str) and _valid_name(run)
 

@@ -35,8 +35,6 @@ from .status import StatusFile
 
 log = logging.getLogger("mqlab")
 
-STEADY_RUN = "steady"
-
 
 def _whole(text: str, low: int, high: int | None, unit: str, bounds: str) -> int:
     """An argparse value: a whole number from ``low`` to ``high`` (None: no upper bound)."""
@@ -255,7 +253,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
 def _produce(args: argparse.Namespace, stopper: Stopper, settings: Settings, adapter: adapters.Adapter) -> int:
     one_shot = args.count is not None
     run_id = args.run_id or (
-        "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if one_shot else STEADY_RUN)
+        "run-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if one_shot else envelope.STEADY_RUN)
     rate = args.rate if args.rate else (None if one_shot else settings.rate)
     ledger = ReceiptWriter(settings.ledger_dir, "sent", settings.name)
     try:
