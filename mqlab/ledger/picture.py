@@ -79,7 +79,7 @@ def _duplicated_ids(directory: Path, per_subscriber: bool) -> set[str]:
 
 def _windows(faults: list[lab_events.Event], t0: int, end_ns: int) -> list[tuple[float, float, str]]:
     return [((w.start_ns - t0) / 1e9, (w.end_ns - t0) / 1e9, w.label)
-            for w in lab_events.windows(faults, t0 - 5_000_000_000, end_ns)]
+            for w in lab_events.windows(faults, t0, end_ns)]
 
 
 def series(directory: Path, missing: set[str] = frozenset(), t0_ns: int | None = None,
@@ -109,7 +109,7 @@ def draw(path: Path, title: str, panels: list[Panel]) -> Path:
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.8 * max(1, len(panels))), squeeze=False)
     for ax, panel in zip(axes[:, 0], panels):
         _draw_panel(ax, panel)
-    axes[0, 0].legend(loc="upper left", fontsize=7, ncol=4)
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=7, ncol=6, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -122,9 +122,9 @@ def _draw_panel(ax, panel: Panel) -> None:
     for number, (start, end, label) in enumerate(s.windows):
         ax.axvspan(start, end, color="orange", alpha=0.25, label="fault" if number == 0 else None)
         ax.annotate(label, (start, 1), xycoords=("data", "axes fraction"), xytext=(2, -10), textcoords="offset points",
-                    fontsize=7, color="darkorange")
+                    fontsize=8, color="darkorange", fontweight="bold")
     if s.sends:
-        ax.step(*zip(*s.sends), where="post", color="tab:purple", alpha=0.5, linestyle=":", label="sent/s")
+        ax.step(*zip(*s.sends), where="post", color="tab:purple", alpha=0.7, linestyle=":", label="sent/s")
     if s.acks:
         ax.step(*zip(*s.acks), where="post", color="tab:blue", label="acks/s")
     if s.deliveries:
@@ -137,9 +137,11 @@ def _draw_panel(ax, panel: Panel) -> None:
     ax.set_ylim(bottom=0)
     ax.set_ylabel("msg/s")
     ax.set_xlabel("seconds since the first ack")
-    ax.set_title(panel.title, fontsize=9)
+    ax.set_title(panel.title, fontsize=9, loc="right")
     if s.latency:
         right = ax.twinx()
         right.scatter(*zip(*s.latency), s=2, color="grey", alpha=0.5, label="latency")
         right.set_yscale("log")
         right.set_ylabel("end-to-end ms")
+        ax.set_zorder(right.get_zorder() + 1)  # the rates over the latency points, not under them
+        ax.patch.set_visible(False)

@@ -178,7 +178,7 @@ def render(state: State, now_ns: int | None = None) -> Group:
     for column, justify in (("SERVICE", "left"), ("ROLE", "left"), ("STATE", "left"), ("RATE/S", "right"),
                             (f"LAST {HISTORY} S", "left"), ("ACKED/RECEIVED", "right"), ("NODE", "left"),
                             ("BACKLOG", "left")):
-        services.add_column(column, justify=justify)
+        services.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
     for s in state.services:
         known = nodes.get(s.name)
         services.add_row(s.name, s.role, s.state, f"{s.rate:,.1f}", sparkline(list(state.history.get(s.name, ()))),

@@ -91,3 +91,29 @@ def test_top_shows_the_flow_live_and_a_killed_consumer_as_it_happens(terminal):
 
     _tmux("send-keys", "-t", f"{terminal}:0", "q")
     _wait_for(terminal, lambda s: "mqlab-rabbitmq-consumer" not in s, timeout=15)  # q leaves top
+
+
+def test_a_verified_run_with_a_fault_in_it_is_plotted_with_the_fault_shaded(stacks):
+    from mqlab import config, events
+    from mqlab.ledger import picture
+    from tests.e2e.conftest import invoke, start_stream, wait_for_acked, LEDGER
+
+    stacks.up("rabbitmq", consumers=2)
+    run_id = f"plot-{uuid.uuid4().hex[:6]}"
+    stream = start_stream("rabbitmq", run_id, count=1500, rate=250)
+    wait_for_acked(run_id, 300)
+    broke = invoke("chaos", "rabbitmq", "kill-consumer", "--duration", "2")
+    assert broke.ok, broke.out
+    assert stream.wait(timeout=120) == 0, stream.stdout.read()
+    done = invoke("verify", "rabbitmq", "--run-id", run_id, "--settle", "5", "--plot")
+    assert done.ok, done.out
+    png = ROOT / ".mqlab" / "timelines" / f"{run_id}.png"
+    assert f"timeline: .mqlab/timelines/{run_id}.png" in done.out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # what it drew: the fault from the event file inside the run, and the run's rates
+    cfg = config.load(ROOT, config.offline_default())
+    drawn = picture.series(LEDGER / run_id, faults=events.read(cfg.events_file, "rabbitmq")[0])
+    assert [label for _start, _end, label in drawn.windows] == ["kill-consumer"]
+    start, end, _ = drawn.windows[0]
+    assert 0 < start < end < len(drawn.acks)
+    assert sum(n for _s, n in drawn.acks) == 1500
