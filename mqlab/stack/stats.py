@@ -96,7 +96,8 @@ def collect_services(config: LabConfig, stack: Stack, client, mode: str,
     now_ns = now_ns or time.time_ns()
     result = StackStats(stack.name, mode)
     views = []
-    containers = client.containers.list(filters={"label": f"com.docker.compose.project={stack.project}"})
+    containers = client.containers.list(filters={"label": f"com.docker.compose.project={stack.project}"},
+                                        ignore_removed=True)  # a one-shot producer may be gone by now
     for c in sorted(containers, key=lambda c: c.name):
         role = c.labels.get("com.docker.compose.service", "")
         if role not in ("consumer", "producer"):

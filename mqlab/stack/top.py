@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import docker
 from mqlab_services.envelope import STEADY_RUN
 from rich.console import Group
 from rich.live import Live
@@ -334,7 +335,11 @@ def watch(config: LabConfig, stack_name: str, duration: float | None = None) -> 
                                    redirect_stdout=False) as live:
             while time.monotonic() < deadline:
                 tick = time.monotonic()
-                result, _views = stats.collect_services(config, stack, client, mode)
+                try:
+                    result, _views = stats.collect_services(config, stack, client, mode)
+                except docker.errors.DockerException as exc:  # the engine is busy or restarting: try again
+                    state.events.append((time.time_ns(), "top", f"Docker did not answer: {str(exc)[:100]}"))
+                    result = stats.StackStats(stack.name, mode, services=state.services)
                 state.services = result.services
                 state.sent = sum(int(stats.read_status(config.ledger_dir, s.hostname).get("sent", 0))
                                  for s in result.services if s.role == "producer")
