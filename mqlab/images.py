@@ -573,9 +573,12 @@ def stack_images(stack: str) -> tuple[str, ...]:
 
 
 def build_for_stack(root: Path | str, stack: str, rebuild: bool = False,
-                    progress: Progress | None = None) -> list[BuildResult]:
-    """Build (or reuse) the images one stack needs, the services image included."""
-    return build_all(root, rebuild=rebuild, only=stack_images(stack), progress=progress)
+                    progress: Progress | None = None, extra: Iterable[str] = ()) -> list[BuildResult]:
+    """Build (or reuse) the images one stack needs, the services image included, and those of
+    the ``extra`` .env keys (the --metrics and --ui profiles' images)."""
+    keys = set(extra)
+    names = [*stack_images(stack), *(spec.name for spec in IMAGES.values() if spec.env_key in keys)]
+    return build_all(root, rebuild=rebuild, only=names, progress=progress)
 
 
 def build_services_image(root: Path | str, rebuild: bool = False,
