@@ -14,7 +14,8 @@ if ! command -v dockerd >/dev/null; then
   log "installing Docker Engine (docker.io)"
   apt_install docker.io
 fi
-for tool in mmdebstrap mvn cc; do
+# npm: `invoke images` installs redis-commander from its npm package into the build context.
+for tool in mmdebstrap mvn cc npm; do
   if ! command -v "$tool" >/dev/null; then
     log "installing $tool"
     case "$tool" in mvn) apt_install maven ;; cc) apt_install gcc libc6-dev ;; *) apt_install "$tool" ;; esac

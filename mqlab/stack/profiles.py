@@ -62,7 +62,7 @@ OFFERS: dict[str, Offer] = {
     "rabbitmq-cluster": Offer(ui=MANAGEMENT),
     "redis": Offer(exporters=(("redis-exporter", "REDIS_EXPORTER_IMAGE"),), ui=REDIS_COMMANDER),
     "redis-sentinel": Offer(exporters=(("redis-exporter", "REDIS_EXPORTER_IMAGE"),), ui=REDIS_COMMANDER),
-    # No JMX exporter can be had here: Kafka is seen through its clients (consumer lag).
+    # No JMX exporter in the Kafka images: Kafka is seen through its clients (consumer lag).
     "kafka": Offer(exporters=(), ui=KAFKA_UI),
 }
 
