@@ -126,14 +126,18 @@ def _echo(message: str) -> None:
     "expose": "publish the ports on MQLAB_EXPOSE_BIND (default 0.0.0.0), not only 127.0.0.1; "
               "refused with default credentials, and for Kafka",
     "offline": OFFLINE_HELP,
+    "metrics": "also start Prometheus (127.0.0.1:PROMETHEUS_PORT, default 9090) with the broker's exporter and "
+               "the services' /metrics: rabbitmq, redis, redis-sentinel, kafka",
+    "ui": "also start the broker's web UI on a 127.0.0.1 port: redis-commander (redis, redis-sentinel), "
+          "kafka-ui (kafka, not with --offline); RabbitMQ's management UI is always up",
 })
 @lab_task
-def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False):
+def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False, metrics=False, ui=False):
     """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
     cfg = _config(offline)
     n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab_stack.parse_int(consumers, "consumers")
     settings = {"MQLAB_BINDING": binding} if binding else {}
-    lab_stack.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose)
+    lab_stack.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose, metrics=metrics, ui=ui)
 
 
 @task(positional=["stack"], help={

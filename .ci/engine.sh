@@ -14,8 +14,9 @@ if ! command -v dockerd >/dev/null; then
   log "installing Docker Engine (docker.io)"
   apt_install docker.io
 fi
+# npm: `invoke images` installs redis-commander from its npm package into the build context.
 # tmux: the e2e test of `invoke top` runs it in a real terminal.
-for tool in mmdebstrap mvn cc tmux; do
+for tool in mmdebstrap mvn cc npm tmux; do
   if ! command -v "$tool" >/dev/null; then
     log "installing $tool"
     case "$tool" in mvn) apt_install maven ;; cc) apt_install gcc libc6-dev ;; *) apt_install "$tool" ;; esac

@@ -16,6 +16,9 @@ bitnami-kafka      Kafka 3.9.0 shaped like ``bitnamilegacy/kafka:3.9.0``      Ma
 bitnami-zookeeper  ZooKeeper 3.9.3 like ``bitnamilegacy/zookeeper:3.9.3``     Maven Central jars
 perf-test          PerfTest 2.22.1 like ``pivotalrabbitmq/perf-test:2.22.1``  Maven Central jars
 services           the lab's producer/consumer (``mqlab_services``)           wheelhouse made on the host
+prometheus         Prometheus 2.53 like ``prom/prometheus:v2.53.3``           Debian package
+redis-exporter     redis_exporter like ``oliver006/redis_exporter:v1.69.0``   Debian package
+redis-commander    redis-commander 0.9.0 on Debian's Node.js                  npm package (``npm.txt``)
 =================  =========================================================  ===========================
 
 Image tags come from ``images/offline.env`` (the same file Compose reads with
@@ -53,6 +56,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -95,6 +99,7 @@ class ImageSpec:
     name: str
     env_key: str  # key of the tag in images/offline.env
     maven: bool = False  # jars from images/<name>/maven.txt go into the context's libs/
+    npm: bool = False  # the package of images/<name>/npm.txt, with its dependencies, goes into the context's app/
 
 
 # Build order: the base first, then the images FROM it.
@@ -109,6 +114,10 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("bitnami-zookeeper", "ZOOKEEPER_IMAGE", maven=True),
         ImageSpec("perf-test", "PERFTEST_IMAGE", maven=True),
         ImageSpec("services", "MQLAB_SERVICES_IMAGE"),
+        # The --metrics and --ui profiles (mqlab/stack/profiles.py).
+        ImageSpec("prometheus", "PROMETHEUS_IMAGE"),
+        ImageSpec("redis-exporter", "REDIS_EXPORTER_IMAGE"),
+        ImageSpec("redis-commander", "REDIS_COMMANDER_IMAGE", npm=True),
     )
 }
 
@@ -408,6 +417,8 @@ def _prepare_context(root: Path, name: str, clock: _Clock, work: Path) -> Path:
         libs.mkdir()
         _resolve_jars(root, name, libs, clock, work)
         _write_tool_scripts(name, recipe, context)
+    if IMAGES[name].npm:
+        _npm_install(root, name, context / "app", clock, work)
     if name == "services":
         _make_wheelhouse(root, context / "wheelhouse", clock, work)
     _compile_modules(name, context, clock, work)
@@ -428,6 +439,46 @@ def _compile_modules(name: str, context: Path, clock: _Clock, work: Path) -> Non
         clock.step(f"{name}: compiling {source.name}")
         _run([cc, "-shared", "-fPIC", "-O2", "-nostdlib", "-Wall", "-Werror", "-o", str(source.with_suffix(".so")),
               str(source)], work / "logs" / f"{name}-{source.stem}-cc.log")
+
+
+def _npm_package(recipe: Path) -> str:
+    """The one ``name@version`` of ``npm.txt``."""
+    specs = [line.split("#")[0].strip() for line in (recipe / "npm.txt").read_text().splitlines()]
+    specs = [s for s in specs if s]
+    if len(specs) != 1 or "@" not in specs[0].lstrip("@"):
+        raise ImageBuildError(f"{recipe / 'npm.txt'} must name exactly one package as name@version")
+    return specs[0]
+
+
+def _npm_install(root: Path, name: str, app: Path, clock: _Clock, work: Path) -> None:
+    """The package of ``npm.txt`` unpacked into ``app`` with its production dependencies, as the
+    official image's ``npm install --production`` lays it out; on the host, since the build has no
+    network. No install scripts run and no optional dependency is taken, so nothing native is
+    compiled: a ``.node`` file (a native module, built for the host) would fail the build here."""
+    npm = _require("npm", "install it with `apt-get install npm`")
+    spec = _npm_package(root / "images" / name)
+    packs = work / "npm" / name
+    if packs.exists():
+        shutil.rmtree(packs)
+    packs.mkdir(parents=True)
+    clock.step(f"{name}: npm pack {spec}")
+    _run([npm, "pack", spec, "--pack-destination", str(packs)], work / "logs" / f"{name}-npm-pack.log", cwd=packs)
+    tarballs = sorted(packs.glob("*.tgz"))
+    if len(tarballs) != 1:
+        raise ImageBuildError(f"npm pack {spec} made {len(tarballs)} tarballs in {packs}, not one")
+    app.mkdir(parents=True)
+    with tarfile.open(tarballs[0]) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("package/")]
+        for member in members:
+            member.name = member.name[len("package/"):]
+        tar.extractall(app, members=members, filter="data")
+    clock.step(f"{name}: npm install (production dependencies, no scripts, no optional ones)")
+    _run([npm, "install", "--omit=dev", "--omit=optional", "--ignore-scripts", "--no-audit", "--no-fund"],
+         work / "logs" / f"{name}-npm-install.log", cwd=app)
+    native = sorted(str(p.relative_to(app)) for p in app.rglob("*") if p.suffix == ".node" or p.name == "binding.gyp")
+    if native:
+        raise ImageBuildError(f"{name}: native modules in the npm install ({', '.join(native[:3])}): "
+                              "they would be built for the host, not for the image")
 
 
 def _make_wheelhouse(root: Path, wheelhouse: Path, clock: _Clock, work: Path) -> None:
@@ -522,9 +573,12 @@ def stack_images(stack: str) -> tuple[str, ...]:
 
 
 def build_for_stack(root: Path | str, stack: str, rebuild: bool = False,
-                    progress: Progress | None = None) -> list[BuildResult]:
-    """Build (or reuse) the images one stack needs, the services image included."""
-    return build_all(root, rebuild=rebuild, only=stack_images(stack), progress=progress)
+                    progress: Progress | None = None, extra: Iterable[str] = ()) -> list[BuildResult]:
+    """Build (or reuse) the images one stack needs, the services image included, and those of
+    the ``extra`` .env keys (the --metrics and --ui profiles' images)."""
+    keys = set(extra)
+    names = [*stack_images(stack), *(spec.name for spec in IMAGES.values() if spec.env_key in keys)]
+    return build_all(root, rebuild=rebuild, only=names, progress=progress)
 
 
 def build_services_image(root: Path | str, rebuild: bool = False,

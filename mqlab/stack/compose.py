@@ -93,20 +93,23 @@ def compose_env(config: LabConfig) -> dict[str, str]:
     return {"MQLAB_LEDGER_HOST_DIR": str(config.ledger_dir)}
 
 
-def compose_argv(config: LabConfig, stack: Stack, *args: str) -> list[str]:
+def compose_argv(config: LabConfig, stack: Stack, *args: str, profiles: Sequence[str] = ()) -> list[str]:
+    """``docker compose`` on the stack's file, with the compose ``profiles`` enabled ("*": all)."""
     # No --project-directory: paths in the compose files are relative to compose/,
     # exactly as when a user runs `docker compose -f compose/<stack>.yml` by hand.
     argv = ["docker", "compose"]
     for path in config.env_files:
         argv += ["--env-file", str(path)]
-    argv += ["-f", str(config.root / stack.compose_file), *args]
-    return argv
+    argv += ["-f", str(config.root / stack.compose_file)]
+    for profile in profiles:
+        argv += ["--profile", profile]
+    return [*argv, *args]
 
 
-def up_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
+def up_argv(config: LabConfig, stack: Stack, consumers: int, profiles: Sequence[str] = ()) -> list[str]:
     build = ["--no-build"] if config.offline else ["--build"]
     return compose_argv(config, stack, "up", "--detach", "--wait", *build,
-                        "--scale", f"consumer={consumers}")
+                        "--scale", f"consumer={consumers}", profiles=profiles)
 
 
 def scale_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
@@ -117,7 +120,9 @@ def scale_argv(config: LabConfig, stack: Stack, consumers: int) -> list[str]:
 
 
 def down_argv(config: LabConfig, stack: Stack, volumes: bool) -> list[str]:
-    return compose_argv(config, stack, "down", "--remove-orphans", *(["--volumes"] if volumes else []))
+    # Every profile: `down` leaves the containers of a profile it was not given (--metrics, --ui).
+    return compose_argv(config, stack, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
+                        profiles=["*"])
 
 
 def logs_argv(config: LabConfig, stack: Stack, services: Sequence[str], follow: bool, tail: int | None) -> list[str]:
@@ -131,5 +136,7 @@ def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id:
                  rate: float | None = None, poison_every: int = 0) -> list[str]:
     extra = ["--rate", f"{rate:g}"] if rate else []
     extra += ["--poison-every", str(poison_every)] if poison_every else []
-    return compose_argv(config, stack, "run", "--rm", "--no-deps", "-T", "producer",
+    # --use-aliases: the one-shot producer answers to the name `producer` too, so that under
+    # --metrics Prometheus finds it as it finds the steady one (config/prometheus/services.yml).
+    return compose_argv(config, stack, "run", "--rm", "--no-deps", "--use-aliases", "-T", "producer",
                         "producer", "--count", str(count), "--size", str(size), "--run-id", run_id, *extra)

@@ -16,7 +16,7 @@ from ..errors import LabError, UsageError
 from ..modes import mode_info, names_of
 from ..stacks import STACKS, Stack, get_stack
 from ..wait import poll_until
-from . import compose, preflight
+from . import compose, preflight, profiles
 from .containers import running_stack, running_stacks
 from .expose import check_expose
 from .stats import STALE_S, read_status
@@ -26,7 +26,7 @@ Echo = Callable[[str], None]
 
 # Settings that must stay the same for every service of a running stack: `scale` and
 # `produce` reuse what the running containers were started with.
-STACK_SETTINGS = ("MQLAB_MODE", "MQLAB_BINDING", "MQLAB_ROUTING_KEYS", "MQLAB_KEYS")
+STACK_SETTINGS = ("MQLAB_MODE", "MQLAB_BINDING", "MQLAB_ROUTING_KEYS", "MQLAB_KEYS", "MQLAB_METRICS_PORT")
 
 
 def check_mode(stack: Stack, mode: str | None) -> str:
@@ -58,17 +58,19 @@ def current_mode(client, stack: Stack) -> str:
     return check_mode(stack, running_settings(client, stack).get("MQLAB_MODE"))
 
 
-def _image_names(config: LabConfig, stack: Stack) -> list[str]:
-    return [config.get(key) for key in stack.images if config.get(key)]
+def _image_names(config: LabConfig, stack: Stack, extras: profiles.Profiles) -> list[str]:
+    return [config.get(key) for key in (*stack.images, *extras.images) if config.get(key)]
 
 
-def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, echo: Echo, client) -> None:
-    """Make sure the broker images exist: pull them, or build them from packages with --offline."""
+def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, echo: Echo, client,
+                         extras: profiles.Profiles = profiles.Profiles()) -> None:
+    """Make sure the broker images (and those of the ``extras`` profiles) exist: pull them, or
+    build them from packages with --offline."""
     if config.offline:
-        images.build_for_stack(config.root, stack.name, progress=echo)
+        images.build_for_stack(config.root, stack.name, progress=echo, extra=extras.images)
         return
     missing = []
-    for name in _image_names(config, stack):
+    for name in _image_names(config, stack, extras):
         try:
             client.images.get(name)
         except Exception:
@@ -76,7 +78,8 @@ def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, e
     if not missing:
         return
     echo(f"pulling {', '.join(missing)}")
-    result = run(compose.compose_argv(config, stack, "pull", "--quiet", *stack.brokers),
+    result = run(compose.compose_argv(config, stack, "pull", "--quiet", *stack.brokers, *extras.services,
+                                      profiles=extras.names),
                  env=compose.compose_env(config), capture=True, check=False)
     if result.exited != 0:
         raise LabError(
@@ -86,12 +89,15 @@ def ensure_broker_images(config: LabConfig, stack: Stack, run: compose.Runner, e
 
 
 def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, echo: Echo,
-       mode: str | None = None, settings: dict[str, str] | None = None, expose: bool = False) -> Stack:
+       mode: str | None = None, settings: dict[str, str] | None = None, expose: bool = False,
+       metrics: bool = False, ui: bool = False) -> Stack:
     """Start ``stack`` in ``mode`` (default: the broker's safe mode); ``settings`` are extra
     STACK_SETTINGS for the services, such as MQLAB_BINDING. ``expose`` publishes the ports
-    beyond loopback, and is refused while default credentials are in use."""
+    beyond loopback, and is refused while default credentials are in use. ``metrics`` and ``ui``
+    add the profiles of :mod:`.profiles` (Prometheus and exporters; the broker's web UI)."""
     stack = get_stack(stack_name)
     mode = check_mode(stack, mode)
+    extras = profiles.select(stack, metrics, ui, config.offline)
     preflight.check_consumers(consumers)
     exposure = check_expose(config, stack) if expose else {}
     if exposure:
@@ -100,17 +106,17 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
     preflight.check_compose()
     projects = preflight.running_projects(client)
     if not any(c.status == "running" for c in projects.get(stack.project, [])):
-        preflight.check_ports(config, stack, client)
-    ensure_broker_images(config, stack, run, echo, client)
+        preflight.check_ports(config, replace(stack, ports=stack.ports + extras.ports), client)
+    ensure_broker_images(config, stack, run, echo, client, extras)
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
     if exposure:
         echo(f"exposing {stack.name} on {exposure['MQLAB_BIND']}: anyone who can reach this machine can connect with the credentials")
     if stack.legacy:
         echo(f"{stack.name} is the legacy ZooKeeper-mode stack (Kafka 3.9); prefer `kafka` (KRaft) for new work")
     echo(f"starting {stack.name} in mode {mode} with {consumers} consumer(s); waiting for health checks")
-    env = {**compose.compose_env(config), **{k: "" for k in STACK_SETTINGS}, **(settings or {}), "MQLAB_MODE": mode,
-           **exposure}
-    result = run(compose.up_argv(config, stack, consumers), env=env, check=False)
+    env = {**compose.compose_env(config), **{k: "" for k in STACK_SETTINGS}, **(settings or {}),
+           **dict(extras.settings), "MQLAB_MODE": mode, **exposure}
+    result = run(compose.up_argv(config, stack, consumers, extras.names), env=env, check=False)
     if result.exited != 0:
         # Leave nothing half-started behind.
         run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
@@ -121,6 +127,8 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
     except LabError:
         run(compose.down_argv(config, stack, volumes=False), env=compose.compose_env(config), capture=True, check=False)
         raise
+    for line in profiles.addresses(config, extras):
+        echo(line)
     echo(f"{stack.name} is up: `invoke logs --follow` shows messages flowing, `invoke produce {stack.name} --count 10000` sends a run")
     return stack
 

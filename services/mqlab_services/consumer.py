@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 
-from . import adapters, envelope
+from . import adapters, envelope, metrics
 from .ledger import ReceiptWriter
 from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, serve
 from .settings import Settings
@@ -71,8 +71,9 @@ def process(env: envelope.Envelope) -> None:
 class Consumer:
     def __init__(self, settings: Settings, ledger: ReceiptWriter, clock=time.monotonic,
                  adapter: adapters.Adapter | None = None, status: StatusFile | None = None,
-                 dead_ledger: ReceiptWriter | None = None):
+                 dead_ledger: ReceiptWriter | None = None, metrics: metrics.Metrics | None = None):
         self.settings = settings
+        self.metrics = metrics
         self.ledger = ledger
         self.dead_ledger = dead_ledger
         self.failed = 0  # failed attempts (each retry counts)
@@ -95,6 +96,7 @@ class Consumer:
         """
         now = time.time_ns()
         results: list[str | None] = []
+        recorded: list[tuple[str, int, bool]] = []  # for the metrics: (run, send time, delivered again)
         for item in batch:
             body, key = item
             env = envelope.decode(body)
@@ -111,11 +113,15 @@ class Consumer:
                 self.failed += 1
                 results.append(str(exc) if isinstance(exc, PoisonMessage) else one_line(exc))
                 continue
-            self.ledger.received(env, now, key, adapters.lane_of(item))
+            lane = adapters.lane_of(item)
+            self.ledger.received(env, now, key, lane)
+            recorded.append((env.run, env.ts_ns, lane == adapters.REDELIVERED))
             self.runs.add(env.run)
             self.received += 1
             results.append(None)
         self._flush(self.ledger)
+        if self.metrics is not None and recorded:
+            self.metrics.received(now, recorded)
         if self.settings.process_ms and batch:
             # The rest of the processing, after the receipts and before the ack or commit: a
             # consumer killed now has recorded messages the broker will deliver again.
@@ -128,6 +134,7 @@ class Consumer:
     def dead(self, items: list[adapters.Dead]) -> None:
         """Record messages the adapter dead-lettered; returns once the receipts are flushed."""
         now = time.time_ns()
+        runs = []
         for body, _key, attempts, reason in items:
             env = envelope.decode(body)
             self.dead_lettered += 1
@@ -136,10 +143,13 @@ class Consumer:
                 continue
             log.info("dead-lettered %s (src %s seq %d) after %d attempt(s): %s", env.id, env.src,
                      env.seq, attempts, reason)
+            runs.append(env.run)
             if self.dead_ledger is not None:
                 self.dead_ledger.dead(env, attempts, reason, now)
         if self.dead_ledger is not None:
             self._flush(self.dead_ledger)
+        if self.metrics is not None:
+            self.metrics.dead_lettered(runs)
 
     def _flush(self, ledger: ReceiptWriter) -> None:
         try:
@@ -154,11 +164,13 @@ class Consumer:
             return
         error = self.status.error
         adapter = self.adapter
-        self.status.update(force=force, received=self.received, foreign=self.foreign,
+        written = self.status.update(force=force, received=self.received, foreign=self.foreign,
                            failed=self.failed, dead=self.dead_lettered,
                            subscribed=bool(adapter and adapter.subscribed and not stopped),
                            assignment=list(adapter.assignment) if adapter else [],
                            node=adapter.node if adapter else "")
+        if written and self.metrics is not None and adapter is not None:
+            self.metrics.lag(adapter.lag())  # as often as the status file: about once a second
         if self.status.error is not None and error is None:
             log.info("cannot write the status file: %s", one_line(self.status.error))
 
@@ -189,7 +201,8 @@ def _consume(_args: argparse.Namespace, stopper: Stopper, settings: Settings, ad
     status = StatusFile(settings.ledger_dir, settings.name, {
         "role": "consumer", "broker": settings.broker, "mode": settings.mode, "subscribed": False,
         "received": 0, "foreign": 0, "failed": 0, "dead": 0, "assignment": [], "node": ""}, counter="received")
-    consumer = Consumer(settings, ledger, adapter=adapter, status=status, dead_ledger=dead_ledger)
+    consumer = Consumer(settings, ledger, adapter=adapter, status=status, dead_ledger=dead_ledger,
+                        metrics=metrics.create(settings))
     consumer.report(force=True)
     code = 0
     try:

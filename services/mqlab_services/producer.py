@@ -27,7 +27,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from . import adapters, envelope
+from . import adapters, envelope, metrics
 from .ledger import ReceiptWriter
 from .runtime import Every, GaveUp, Stopper, connect, one_line, redact, serve
 from .settings import Settings
@@ -107,8 +107,9 @@ REJECTED_SHOWN = 20
 class Producer:
     def __init__(self, settings: Settings, adapter: adapters.Adapter, ledger: ReceiptWriter,
                  stopper: Stopper, run_id: str, count: int | None, size: int, rate: float | None,
-                 status: StatusFile | None = None, poison_every: int = 0):
+                 status: StatusFile | None = None, poison_every: int = 0, metrics: metrics.Metrics | None = None):
         self.settings = settings
+        self.metrics = metrics
         self.poison_every = poison_every
         self.adapter = adapter
         self.ledger = ledger
@@ -168,7 +169,10 @@ class Producer:
                 self._reject(ack_ns.reason)
             else:
                 self.ledger.sent(env, ack_ns, key, adapters.pos_of(ack_ns))
-        self.acked += self.ledger.flush()
+        confirmed = self.ledger.flush()
+        self.acked += confirmed
+        if self.metrics is not None:
+            self.metrics.acked(self.run_id, confirmed)
         if unconfirmed:
             self.retries += len(unconfirmed)
             log.info("%d message(s) not confirmed by the broker; sending them again", len(unconfirmed))
@@ -243,6 +247,8 @@ class Producer:
             out.append((envelope.Envelope(msg_id, self.run_id, self.settings.name, seq, ts_ns, "", fail), data,
                         self.adapter.key_for(seq)))
         self.created += len(out)
+        if self.metrics is not None:
+            self.metrics.sent(self.run_id, len(out))
         return out
 
 
@@ -265,9 +271,14 @@ def _produce(args: argparse.Namespace, stopper: Stopper, settings: Settings, ada
     status = StatusFile(settings.ledger_dir, settings.name, {
         "role": "producer", "broker": settings.broker, "mode": settings.mode, "sent": 0, "acked": 0,
         "rejected": 0}, counter="acked")
+    served = metrics.create(settings)
     producer = Producer(settings, adapter, ledger, stopper, run_id, args.count, args.size, rate, status,
-                        poison_every=args.poison_every)
-    return _run(producer, ledger, adapter)
+                        poison_every=args.poison_every, metrics=served)
+    code = _run(producer, ledger, adapter)
+    if served is not None and one_shot:
+        # The container goes with the process: stay until Prometheus has the last counts.
+        served.linger(stopper.sleep, stopper.running)
+    return code
 
 
 def _log_start(args: argparse.Namespace, settings: Settings, adapter: adapters.Adapter, run_id: str,

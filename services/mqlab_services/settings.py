@@ -66,6 +66,9 @@ MQLAB_CONNECT_ATTEMPTS     start-up connection attempts                30
 MQLAB_CONNECT_TIMEOUT      start-up connection time budget, s          120
 MQLAB_BACKOFF_MAX          longest wait between reconnects, s          10
 MQLAB_LOG_EVERY            progress log interval, s                    5
+MQLAB_METRICS_PORT         serve Prometheus metrics on this port       (none: not served)
+                           (``invoke up --metrics`` sets 9100; see
+                           metrics.py)
 =========================  ==========================================  =====================================
 """
 
@@ -157,6 +160,7 @@ class Settings:
     connect_timeout: float = 120.0
     backoff_max: float = 10.0
     log_every: float = 5.0
+    metrics_port: int = 0  # 0: no /metrics endpoint
 
     @functools.cached_property  # read per message: worked out once
     def info(self) -> Mode:
@@ -230,6 +234,7 @@ class Settings:
             "connect_timeout": env.number("CONNECT_TIMEOUT", cls.connect_timeout, positive=True),
             "backoff_max": env.number("BACKOFF_MAX", cls.backoff_max, positive=True),
             "log_every": env.number("LOG_EVERY", cls.log_every, positive=True),
+            "metrics_port": env.integer("METRICS_PORT", cls.metrics_port, minimum=0),
         }
         if fields["queue_type"] == "quorum" and broker in QUEUE_TYPE_BROKERS and not mode_info(broker, mode).durable:
             raise SettingsError(f"{PREFIX}QUEUE_TYPE=quorum does not fit mode {mode}: it uses per-subscriber "

@@ -91,8 +91,10 @@ class StackManager:
         self.current: str | None = None
         self.settings: tuple = ()
 
-    def up(self, stack: str, consumers: int = 1, mode: str | None = None, binding: str | None = None) -> None:
-        settings = (mode, binding)
+    def up(self, stack: str, consumers: int = 1, mode: str | None = None, binding: str | None = None,
+           profiles: tuple[str, ...] = ()) -> None:
+        """``profiles``: flags such as --metrics and --ui; their services stay up until the stack goes down."""
+        settings = (mode, binding, profiles)
         if self.current == stack and self.settings == settings:
             if len(running(stack, "consumer")) == consumers:
                 # Already so: only wait, as `invoke scale` would, until they are consuming.
@@ -107,6 +109,7 @@ class StackManager:
         args = ["up", stack, "--consumers", str(consumers)]
         args += ["--mode", mode] if mode else []
         args += ["--binding", binding] if binding else []
+        args += list(profiles)
         started = invoke(*args)
         if not started.ok:
             invoke("down", stack, "--volumes")  # `up` cleans up after itself; make sure

@@ -184,6 +184,12 @@ class Adapter(abc.ABC):
     def close(self) -> None:
         """Release the connection; safe to call twice, after a failure, or before connect."""
 
+    def lag(self) -> dict[int, int]:
+        """A consumer's records behind the end of each partition it reads, from what its client
+        already knows (no round trip); {} where the broker has no partitions (the backlog of a
+        queue or stream is the broker's own metric)."""
+        return {}
+
     def describe(self) -> str:
         """One line on what the current mode guarantees, for the start-up log."""
         return (self.__doc__ or self.name).strip().splitlines()[0]

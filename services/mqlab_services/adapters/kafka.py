@@ -129,6 +129,7 @@ class KafkaAdapter(Adapter):
         self._consumer = None
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}  # processed, not committed
         self._assigned: set[TopicPartition] | None = None  # a new assignment, positions unknown
+        self._next: dict[TopicPartition, int] = {}  # the offset after the last record read, for lag()
 
     def describe(self) -> str:
         return describe_mode(self.settings)
@@ -215,6 +216,8 @@ class KafkaAdapter(Adapter):
             records = self._poll(outage)
             if records is None:
                 continue
+            for tp, partition in records.items():
+                self._next[tp] = partition[-1].offset + 1
             flat = [r for partition in records.values() for r in partition]
             batch = _received(flat)
             try:
@@ -287,11 +290,25 @@ class KafkaAdapter(Adapter):
         self.assignment = sorted(tp.partition for tp in assigned)
         self.subscribed = True
 
+    def lag(self) -> dict[int, int]:
+        """The last fetch's high watermark less the offset after the last record read, per assigned
+        partition that this consumer has read from (``position()`` could block on a fetch)."""
+        consumer = self._consumer
+        if consumer is None or not self.subscribed:
+            return {}
+        behind = {}
+        for tp in consumer.assignment():
+            high, read = consumer.highwater(tp), self._next.get(tp)
+            if high is not None and read is not None:
+                behind[tp.partition] = max(0, high - read)
+        return behind
+
     def close(self) -> None:
         admin, producer, consumer = self._admin, self._producer, self._consumer
         self._admin = self._producer = self._consumer = None
         self.subscribed, self._assigned = False, None
         self._uncommitted.clear()
+        self._next.clear()
         # close() sends LeaveGroup: the group rebalances now, not after the session timeout.
         for closer in (lambda: consumer.close(autocommit=not self.settings.consumer_safe,
                                               timeout_ms=CLOSE_TIMEOUT_MS) if consumer else None,

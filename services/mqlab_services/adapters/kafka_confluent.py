@@ -366,6 +366,18 @@ class ConfluentKafkaAdapter(Adapter):
         if err is not None:  # the dead-letter topic did not take them: no commit, read again
             raise KafkaException(err)
 
+    def lag(self) -> dict[int, int]:
+        """The cached high watermark less this consumer's position, per assigned partition."""
+        consumer = self._consumer
+        if consumer is None or not self.subscribed:
+            return {}
+        behind = {}
+        for tp in consumer.position(consumer.assignment()):
+            high = consumer.get_watermark_offsets(tp, cached=True)[1]
+            if tp.offset >= 0 and high >= 0:
+                behind[tp.partition] = max(0, high - tp.offset)
+        return behind
+
     def _on_assign(self, consumer: Consumer, partitions: list) -> None:
         if self.settings.fanout and partitions:
             # Start where this subscriber's group left off, or else at the end as of now, so a
