@@ -126,10 +126,10 @@ def _echo(message: str) -> None:
     "expose": "publish the ports on MQLAB_EXPOSE_BIND (default 0.0.0.0), not only 127.0.0.1; "
               "refused with default credentials, and for Kafka",
     "offline": OFFLINE_HELP,
-    "metrics": "also start Prometheus (127.0.0.1:PROMETHEUS_PORT, default 9090) with the broker's exporter and "
-               "the services' /metrics: rabbitmq, redis, redis-sentinel, kafka",
-    "ui": "also start the broker's web UI on a 127.0.0.1 port: redis-commander (redis, redis-sentinel), "
-          "kafka-ui (kafka, not with --offline); RabbitMQ's management UI is always up",
+    "metrics": "also start Prometheus (127.0.0.1:PROMETHEUS_PORT, default 9090) with the broker's exporter "
+               "(RabbitMQ's own plugin, redis_exporter; none for Kafka) and the services' /metrics",
+    "ui": "also start the broker's web UI on a 127.0.0.1 port: redis-commander (Redis stacks), "
+          "kafka-ui (Kafka stacks, not with --offline); RabbitMQ's management UI is always up",
 })
 @lab_task
 def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False, metrics=False, ui=False):

@@ -59,11 +59,13 @@ class Offer:
 OFFERS: dict[str, Offer] = {
     # RabbitMQ's exporter is its own rabbitmq_prometheus plugin, on in both images.
     "rabbitmq": Offer(exporters=(), ui=MANAGEMENT),
-    "rabbitmq-cluster": Offer(ui=MANAGEMENT),
+    "rabbitmq-cluster": Offer(exporters=(), ui=MANAGEMENT),
     "redis": Offer(exporters=(("redis-exporter", "REDIS_EXPORTER_IMAGE"),), ui=REDIS_COMMANDER),
     "redis-sentinel": Offer(exporters=(("redis-exporter", "REDIS_EXPORTER_IMAGE"),), ui=REDIS_COMMANDER),
     # No JMX exporter in the Kafka images: Kafka is seen through its clients (consumer lag).
     "kafka": Offer(exporters=(), ui=KAFKA_UI),
+    "kafka-cluster": Offer(exporters=(), ui=KAFKA_UI),
+    "kafka-zookeeper": Offer(exporters=(), ui=KAFKA_UI),
 }
 
 
