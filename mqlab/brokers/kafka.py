@@ -152,7 +152,7 @@ class Kafka(Broker):
         for p in states:
             leader = self.service_of(p.leader) if p.leader >= 0 else "NONE"
             result.rows.append((f"{topic} p{p.partition}", f"leader {leader}; replicas {ids(p.replicas)}; "
-                                f"in sync {ids(p.isr)}"))
+                                f"in sync {ids(sorted(p.isr))}"))  # a set: the order the broker lists it in means nothing
         leaders = {p.partition: (self.service_of(p.leader) if p.leader >= 0 else "none") for p in states}
         for c in clients:
             parts = [int(p) for p in c.assignment.split(",") if p.strip().isdigit()] if c.assignment else list(leaders)

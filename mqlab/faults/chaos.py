@@ -194,7 +194,7 @@ def inject(config: LabConfig, stack: Stack, fault: str, duration: float | None, 
         if fault in NODE_FAULTS:
             result = run_node_fault(config, stack, fault, seconds, node, mode, client, logged, FAULTS[fault][2])
         else:
-            stamp(echo, f"{fault} on {stack.name}: {FAULTS[fault][2]}")  # the event file has it as the fault
+            stamp(logged, f"{fault} on {stack.name}: {FAULTS[fault][2]}")
             FAULTS[fault][0](client, stack, seconds, logged,
                              service or ("broker" if fault == "slow-network" else "consumer"))
             result = FaultResult(fault, "", started, time.time_ns(), time.time_ns())

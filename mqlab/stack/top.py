@@ -4,7 +4,7 @@ What it shows, and what it asks for to show it:
 
 - **Per producer and consumer** (every second, from the status files the services rewrite
   about once a second, and Docker's container list): its rate now, with a sparkline of the
-  last :data:`HISTORY` seconds, acked or received so far, the broker node it is connected to,
+  last :data:`HISTORY` seconds, acked or received so far (COUNT), the broker node it is connected to,
   and its backlog at the broker.
 - **The broker** (every :data:`BROKER_EVERY` seconds, in a thread of its own, so a broker that
   hangs never freezes the screen): who leads, in-sync replicas or quorum members, Sentinel's
@@ -47,8 +47,9 @@ from ..config import LabConfig
 from ..errors import UsageError
 from ..ledger import receipts
 from ..modes import mode_info
-from ..stacks import Stack
+from ..stacks import PROJECT_PREFIX, Stack
 from . import preflight, stats
+
 from .containers import running_stack
 from .lifecycle import current_mode
 
@@ -174,15 +175,20 @@ def render(state: State, now_ns: int | None = None) -> Group:
     now_ns = now_ns or time.time_ns()
     broker = state.broker
     nodes = {s.name: s for s in (broker.services if broker else [])}
-    services = Table(title=f"{state.stack} (mode {state.mode or '?'})  {_clock(now_ns)}", title_justify="left",
+    prefix = f"{PROJECT_PREFIX}{state.stack}-"  # each container's name, shortened to its service and number
+    services = Table(title=f"{state.stack} (mode {state.mode or '?'}; containers {prefix}…)  {_clock(now_ns)}",
+                     title_justify="left",
                      expand=False, box=None, padding=(0, 1))
-    for column, justify in (("SERVICE", "left"), ("ROLE", "left"), ("STATE", "left"), ("RATE/S", "right"),
-                            (f"LAST {HISTORY} S", "left"), ("ACKED/RECEIVED", "right"), ("NODE", "left"),
-                            ("BACKLOG", "left")):
-        services.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
+    # The numbers keep their width; a long node list or backlog text gives way first.
+    for column, justify, least, most in (("SERVICE", "left", 10, None), ("ROLE", "left", 8, None),
+                                         ("STATE", "left", 10, None), ("RATE/S", "right", 7, None),
+                                         (f"LAST {HISTORY} S", "left", HISTORY, HISTORY), ("COUNT", "right", 7, None),
+                                         ("NODE", "left", 8, 34), ("BACKLOG", "left", 8, 26)):
+        services.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis", min_width=least,
+                            max_width=most)
     for s in state.services:
         known = nodes.get(s.name)
-        services.add_row(s.name, s.role, s.state, f"{s.rate:,.1f}", sparkline(list(state.history.get(s.name, ()))),
+        services.add_row(s.name.removeprefix(prefix), s.role, s.state, f"{s.rate:,.1f}", sparkline(list(state.history.get(s.name, ()))),
                          f"{s.count:,}", (known.node if known and known.node else s.node) or "-",
                          (known.backlog if known else "-") if s.role == "consumer" else "")
     if not state.services:
@@ -311,6 +317,11 @@ class _Keys:
         return False
 
 
+def _shown(found: list[events.Event]) -> list[tuple[int, str, str]]:
+    """The lab's events as lines; a fault's start is left to its first step, which says the same."""
+    return [(e.ns, "lab", e.text) for e in found if e.kind != "fault"]
+
+
 def watch(config: LabConfig, stack_name: str, duration: float | None = None) -> None:
     """Run the live view until ``q``, Ctrl-C, or ``duration`` seconds (at most :data:`MAX_SECONDS`)."""
     if duration is not None and not 0 < duration <= MAX_SECONDS:
@@ -323,7 +334,7 @@ def watch(config: LabConfig, stack_name: str, duration: float | None = None) -> 
         all=True, filters={"label": f"com.docker.compose.project={stack.project}"})), default=0)
     per_subscriber = mode_info(stack.broker, mode).kind != "competing" if mode else False
     lab_events, offset = events.read(config.events_file, stack.name, since_ns=state.started_ns - EVENTS_BEFORE_S * 10**9)
-    state.events.extend((e.ns, "lab", e.text) for e in lab_events)
+    state.events.extend(_shown(lab_events))
     broker = _BrokerPoller(config, stack, mode, client)
     docker_events = _DockerEvents(client, stack)
     broker.start()
@@ -353,7 +364,7 @@ def watch(config: LabConfig, stack_name: str, duration: float | None = None) -> 
                 if state.run is not None:
                     state.run.poll()
                 new, offset = events.read(config.events_file, stack.name, offset=offset)
-                state.events.extend((e.ns, "lab", e.text) for e in new)
+                state.events.extend(_shown(new))
                 while docker_events.queue:
                     state.events.append(docker_events.queue.popleft())
                 latest = broker.latest()

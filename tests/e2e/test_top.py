@@ -40,7 +40,9 @@ def _wait_for(session: str, seen, timeout: float = 60) -> str:
 
 
 def _consumer_rows(screen: str) -> dict[str, list[str]]:
-    return {m.group(1): m.group(2).split() for m in re.finditer(r"(mqlab-rabbitmq-consumer-\d+)\s+consumer\s+(.*)", screen)}
+    """Each consumer's row by its container's name (top shows it without the ``mqlab-rabbitmq-`` prefix)."""
+    return {f"mqlab-rabbitmq-{m.group(1)}": m.group(2).split()
+            for m in re.finditer(r"^ (consumer-\d+)\s+consumer\s+(.*)", screen, re.M)}
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def test_top_shows_the_flow_live_and_a_killed_consumer_as_it_happens(terminal):
     screen = _wait_for(terminal, lambda s: len(_consumer_rows(s)) == 2 and "broker (asked" in s
                        and all(float(row[1]) > 0 for row in _consumer_rows(s).values()))
     assert re.search(r"queue mailbox\.durable\s+leader rabbitmq", screen), screen  # the broker's own view
-    assert re.search(r"mqlab-rabbitmq-producer-1\s+producer\s+running", screen), screen
+    assert re.search(r"^ producer-1\s+producer\s+running", screen, re.M), screen
     # state, rate, its history, received so far, the node it is connected to, its backlog
     assert all(row[3] != "0" and row[4] == "rabbitmq" and row[5:7] == ["0", "ready"]
                for row in _consumer_rows(screen).values()), screen

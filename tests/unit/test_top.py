@@ -70,7 +70,8 @@ def test_the_screen_shows_every_part_it_was_given():
     console = Console(width=160, record=True)
     console.print(top.render(state, now_ns=T0 + 2 * S))
     text = console.export_text()
-    assert "mqlab-redis-consumer-1  consumer  subscribed" in text and "▃█" in text and "3 pending" in text
+    assert "redis (mode stream; containers mqlab-redis-…)" in text
+    assert "\n consumer-1  consumer  subscribed" in text and "▃█" in text and "3 pending" in text
     assert " redis " in text  # the node from its status file, where the broker did not say
     assert "broker (asked 2 s ago)" in text and "3 message(s) waiting" in text
     assert "docker  mqlab-redis-consumer-1 died (exit 137)" in text
