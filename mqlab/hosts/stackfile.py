@@ -62,12 +62,13 @@ class Rewritten:
     files: dict[str, str] = field(default_factory=dict)  # config file name -> its content, written beside
 
 
-def flatten(config: LabConfig, stack: Stack, profiles: Sequence[str] = ()) -> dict:
-    """``docker compose config`` of a stack, as the lab runs it on one engine, as a dict."""
+def flatten(config: LabConfig, stack: Stack, profiles: Sequence[str] = (), env: dict[str, str] | None = None) -> dict:
+    """``docker compose config`` of a stack, as the lab runs it on one engine (``env``: the
+    services' settings, such as MQLAB_MODE), as a dict."""
     argv = compose.compose_argv(config, stack, "config", "--format", "json", profiles=profiles)
     try:
         done = subprocess.run(argv, text=True, capture_output=True, timeout=60,
-                              env={**os.environ, **compose.compose_env(config)})
+                              env={**os.environ, **compose.compose_env(config), **(env or {})})
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LabError(f"`docker compose config` did not run: {exc}") from None
     if done.returncode != 0:

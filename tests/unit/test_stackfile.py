@@ -92,3 +92,29 @@ def test_every_profile_service_is_rewritten_too(cfg):
     doc = stackfile.rewrite(stackfile.flatten(cfg, get_stack("redis"), chosen.names)).document
     assert {"prometheus", "redis-exporter", "redis-commander"} <= set(doc["services"])
     assert "configs" in doc["services"]["prometheus"]  # its scrape config, a bind on one engine
+
+
+def _placed(cfg, name: str, consumers: int, workers: int, labelled: int) -> dict:
+    from mqlab.hosts import swarm
+
+    done = stackfile.rewrite(stackfile.flatten(cfg, get_stack(name)))
+    swarm.place(done, get_stack(name), consumers, workers, labelled)
+    return done.document["services"]
+
+
+def test_each_broker_node_of_a_cluster_gets_a_swarm_node_of_its_own(cfg):
+    services = _placed(cfg, "redis-sentinel", 3, workers=3, labelled=3)
+    assert services["redis-2"]["deploy"]["placement"]["constraints"] == ["node.role==worker", "node.labels.mqlab.node==2"]
+    assert services["sentinel-3"]["deploy"]["placement"]["constraints"][-1] == "node.labels.mqlab.node==3"
+    assert services["consumer"]["deploy"]["replicas"] == 3
+    assert services["consumer"]["deploy"]["placement"]["constraints"] == ["node.role==worker"]
+    # two labelled workers for three Kafka nodes: kafka-3 shares the first one
+    services = _placed(cfg, "kafka-cluster", 1, workers=2, labelled=2)
+    assert [services[f"kafka-{k}"]["deploy"]["placement"]["constraints"][-1] for k in (1, 2, 3)] == [
+        "node.labels.mqlab.node==1", "node.labels.mqlab.node==2", "node.labels.mqlab.node==1"]
+
+
+def test_a_one_node_swarm_places_nothing(cfg):
+    services = _placed(cfg, "kafka-cluster", 2, workers=0, labelled=0)
+    assert all("placement" not in s["deploy"] for s in services.values())
+    assert services["consumer"]["deploy"]["replicas"] == 2
