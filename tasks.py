@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mqlab import bench as lab_bench
 from mqlab import config as lab_config
 from mqlab import faults as lab_faults
+from mqlab import hosts as lab_hosts
 from mqlab import images as lab_images
 from mqlab import stack as lab_stack
 from mqlab.errors import LabError
@@ -128,15 +129,24 @@ def _echo(message: str) -> None:
     "offline": OFFLINE_HELP,
     "metrics": "also start Prometheus (127.0.0.1:PROMETHEUS_PORT, default 9090) with the broker's exporter "
                "(RabbitMQ's own plugin, redis_exporter; none for Kafka) and the services' /metrics",
+    "swarm": "deploy on the swarm this engine manages (`invoke hosts up N` makes a local one), generated from "
+             "the same compose file: nothing published, brokers by name, broker node K on the worker labelled "
+             "mqlab.node=K",
     "ui": "also start the broker's web UI on a 127.0.0.1 port: redis-commander (Redis stacks), "
           "kafka-ui (Kafka stacks, not with --offline); RabbitMQ's management UI is always up",
 })
 @lab_task
-def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False, metrics=False, ui=False):
+def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=False, metrics=False, ui=False,
+       swarm=False):
     """Start a stack: the broker, its consumers and a steady producer; waits until healthy."""
     cfg = _config(offline)
     n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab_stack.parse_int(consumers, "consumers")
     settings = {"MQLAB_BINDING": binding} if binding else {}
+    if swarm:
+        if expose:
+            raise LabError("--expose does not go with --swarm yet: nothing is published on the swarm")
+        lab_hosts.up(cfg, stack, n, _echo, mode=mode, settings=settings, metrics=metrics, ui=ui)
+        return
     lab_stack.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose, metrics=metrics, ui=ui)
 
 
@@ -146,15 +156,23 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
 })
 @lab_task
 def down(c, stack, volumes=False):
-    """Stop a stack (or all of them) and remove its containers."""
-    lab_stack.down(_config(), None if stack == "all" else stack, volumes, _runner(c), _echo)
+    """Stop a stack (or all of them) and remove its containers; on the swarm, remove the stack."""
+    name = None if stack == "all" else stack
+    if lab_hosts.down(name, _echo) and name is not None:
+        return
+    lab_stack.down(_config(), name, volumes, _runner(c), _echo)
 
 
 @task
 @lab_task
 def ps(c):
     """List the containers of every mqlab stack, with state, health and ports."""
-    print(lab_stack.render_ps(lab_stack.ps()))
+    on_swarm = lab_hosts.ps()
+    rows = lab_stack.ps()
+    if rows or not on_swarm:
+        print(lab_stack.render_ps(rows))
+    if on_swarm:
+        print(("\n" if rows else "") + "on the swarm:\n" + on_swarm)
 
 
 @task(help={

@@ -43,6 +43,15 @@ def _docker(*args: str, timeout: float = 60) -> str:
     return done.stdout
 
 
+def stack_names() -> list[str]:
+    """The stacks on the swarm this engine manages ([] when it manages none)."""
+    try:
+        out = _docker("stack", "ls", "--format", "{{.Name}}")
+    except LabError:  # not a manager, or no swarm: no stack
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 def check_manager(client) -> None:
     """The local engine must manage a swarm: Swarm's services are created through a manager."""
     swarm = client.info().get("Swarm") or {}
