@@ -39,6 +39,7 @@ NUMERIC_FLAGS = {
     "consumers": "INT", "count": "INT", "size": "INT", "poison_every": "INT", "limit": "INT", "tail": "INT",
     "producers": "INT", "repeat": "auto|INT", "budget": "NUMBER", "rate": "NUMBER", "settle": "NUMBER", "timeout": "NUMBER",
     "duration": "NUMBER", "watch": "NUMBER", "warmup": "NUMBER", "latency_rate": "NUMBER", "rounds": "INT",
+    "nodes": "INT",
 }
 
 
