@@ -204,6 +204,11 @@ def up(root: Path, count_text: str | int, subnet_text: str, only_images: str | N
             raise UsageError("an earlier `hosts up` did not finish: run `invoke hosts down` first")
         if existing.count != count:
             raise UsageError(f"the rig is up with {existing.count} node(s): run `invoke hosts down` first")
+        nodes = {n.index: n for n in p.nodes}
+        stopped = [n.name for n in existing.nodes if not (_is_node_engine(n.pid, nodes[n.index]) and _alive(n.pid))]
+        if stopped:
+            raise UsageError(f"the rig is up but the engine of {', '.join(stopped)} is not running: "
+                             "run `invoke hosts down`, then `invoke hosts up` again")
         echo(f"the rig is up with {count} node(s)")
         return existing
     check(p)
@@ -364,6 +369,8 @@ def down(echo: Echo) -> bool:
         if leftovers:
             raise LabError(f"no rig state ({STATE_FILE}) but {', '.join(leftovers)} exist: remove them by hand")
         return False
+    if os.geteuid() != 0:
+        raise UsageError("hosts down needs root, as hosts up did: run it as root")
     clock = _Clock(echo)
     _teardown(st, clock)
     clock("the rig is down")

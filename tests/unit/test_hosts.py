@@ -112,8 +112,8 @@ def test_nothing_refuses_on_a_ready_machine():
     (dict(tools={**TOOLS, "nsenter": False, "unshare": False}), "nsenter, unshare not found"),
     (dict(netns_works=False), "`ip netns` does not work here"),
     (dict(engine_error="the local Docker engine is not running"), "the local Docker engine is not running"),
-    (dict(conflict="10.213.0.7/24 is on interface eth0"),
-     "the nodes' subnet is already in use on this machine (10.213.0.7/24 is on interface eth0): set MQLAB_HOSTS_SUBNET"),
+    (dict(conflict="10.213.0.7/24 is on interface eth0"), "the nodes' subnet is already in use on this machine "
+                                                          "(10.213.0.7/24 is on interface eth0): set MQLAB_HOSTS_SUBNET"),
     (dict(swarm=("active", "192.0.2.2", True)), "already in a swarm, advertising 192.0.2.2"),
     (dict(swarm=("active", "10.213.0.1", False)), "already in a swarm"),  # a worker of another swarm
     (dict(swarm=("pending", "", False)), "swarm is pending"),
