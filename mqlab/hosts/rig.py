@@ -165,6 +165,43 @@ def _stop(engines: list[tuple[int, Node]]) -> list[int]:
     return left
 
 
+def _clear_leftovers(node: Node) -> list[int]:
+    """What a node's engine leaves when it dies without stopping its containers (killed, or
+    crashed): the containers, which runc still lists under the node's own runtime root, and the
+    containerd shims that watched them. The containers go through runc, from that record; the
+    shims (and the node's containerd, should it outlive its engine) are the containerd processes
+    given the node's own containerd socket or config, paths no other process uses. Returns the
+    pids that would not go."""
+    root = node.exec_root / "runtime-runc" / "moby"
+    if root.is_dir() and shutil.which("runc"):
+        ids = subprocess.run(["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True,
+                             timeout=30).stdout.split()
+        for cid in ids:
+            _ok(["runc", "--root", str(root), "delete", "--force", cid], timeout=30)
+    ours = {str(node.exec_root / "containerd" / name).encode() for name in ("containerd.sock", "containerd.toml")}
+    left = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(argv[0].decode(errors="replace")).name.startswith("containerd") and ours & set(argv) \
+                and _alive(int(proc.name)):
+            left.append(int(proc.name))
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if _alive(pid)]
+        time.sleep(0.2)
+    return left
+
+
 def _mounts_under(paths: Iterable[Path]) -> list[str]:
     """Mount points at or below ``paths``, deepest first (/proc/self/mountinfo, octal escapes undone)."""
     roots = [str(p) for p in paths]
@@ -397,13 +434,18 @@ def _teardown(st: RigState, clock: _Clock) -> None:
                 if _ok(["docker", "node", "inspect", ns.node_id], timeout=20):
                     failed.append(f"swarm node {ns.name}")
     engines = [(ns.pid, nodes[ns.index]) for ns in st.nodes if ns.pid]
-    if engines:
-        clock(f"stopping the nodes' dockerd (pid {', '.join(str(pid) for pid, _ in engines)})")
+    running = [str(pid) for pid, node in engines if _is_node_engine(pid, node) and _alive(pid)]
+    if running:
+        clock(f"stopping the nodes' dockerd (pid {', '.join(running)})")
     alive = _stop(engines)
     for ns in reversed(st.nodes):
         node = nodes[ns.index]
         if ns.pid in alive:
             failed.append(f"{ns.name}: dockerd pid {ns.pid} still running")
+            continue
+        lingering = _clear_leftovers(node)
+        if lingering:
+            failed.append(f"{ns.name}: processes {', '.join(map(str, lingering))} still running")
             continue
         dirs = [node.run_dir, DATA_DIR / node.name]
         stuck = _unmount(dirs)
