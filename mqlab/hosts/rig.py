@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from .. import images as lab_images
 from ..errors import LabError, UsageError
+from ..tables import render
 from . import plan as rig_plan
 from . import state as rig_state
 from .plan import BRIDGE, DATA_DIR, RUN_DIR, STATE_FILE, Node, Plan
@@ -506,8 +507,6 @@ def _remove_unused_gwbridge() -> None:
 
 def status() -> str | None:
     """The nodes, their addresses, engines, swarm state and images; None when there is no rig."""
-    from ..tables import render
-
     st = rig_state.load(STATE_FILE)
     if st is None:
         return None
