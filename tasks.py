@@ -24,7 +24,7 @@ from mqlab import faults as lab_faults
 from mqlab import hosts as lab_hosts
 from mqlab import images as lab_images
 from mqlab import stack as lab_stack
-from mqlab.errors import LabError
+from mqlab.errors import LabError, UsageError
 from mqlab.modes import BROKERS, names_of
 from mqlab.stacks import STACKS, get_stack
 
@@ -39,6 +39,7 @@ NUMERIC_FLAGS = {
     "consumers": "INT", "count": "INT", "size": "INT", "poison_every": "INT", "limit": "INT", "tail": "INT",
     "producers": "INT", "repeat": "auto|INT", "budget": "NUMBER", "rate": "NUMBER", "settle": "NUMBER", "timeout": "NUMBER",
     "duration": "NUMBER", "watch": "NUMBER", "warmup": "NUMBER", "latency_rate": "NUMBER", "rounds": "INT",
+    "nodes": "INT",
 }
 
 
@@ -145,7 +146,7 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
     if swarm:
         if expose:
             raise LabError("--expose does not go with --swarm yet: nothing is published on the swarm")
-        lab_hosts.up(cfg, stack, n, _echo, mode=mode, settings=settings, metrics=metrics, ui=ui)
+        lab_hosts.swarm_up(cfg, stack, n, _echo, mode=mode, settings=settings, metrics=metrics, ui=ui)
         return
     lab_stack.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose, metrics=metrics, ui=ui)
 
@@ -158,7 +159,7 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
 def down(c, stack, volumes=False):
     """Stop a stack (or all of them) and remove its containers; on the swarm, remove the stack."""
     name = None if stack == "all" else stack
-    if lab_hosts.down(name, _echo) and name is not None:
+    if lab_hosts.swarm_down(name, _echo) and name is not None:
         return
     lab_stack.down(_config(), name, volumes, _runner(c), _echo)
 
@@ -167,7 +168,7 @@ def down(c, stack, volumes=False):
 @lab_task
 def ps(c):
     """List the containers of every mqlab stack, with state, health and ports."""
-    on_swarm = lab_hosts.ps()
+    on_swarm = lab_hosts.swarm_ps()
     rows = lab_stack.ps()
     if rows or not on_swarm:
         print(lab_stack.render_ps(rows))
@@ -441,6 +442,61 @@ def bench(c, stack, size="", rate="max", duration=10.0, warmup=3.0, producers=1,
     out = lab_bench.BENCH_DIR
     _echo(f"wrote {out}/{run['id']}.json, .md, -throughput.png and -latency.png; "
           "`invoke bench --compare` puts the stacks side by side")
+
+
+class _ActionFillsNodes(Argument):
+    """The action of `invoke hosts`: any but `up` stands in for the node count (see HostsTask)."""
+
+    nodes: Argument
+
+    def set_value(self, value, cast=True):
+        super().set_value(value, cast)
+        if value != "up" and self.nodes.value is None:
+            self.nodes.set_value("", cast=False)
+
+
+class HostsTask(LabTask):
+    """`invoke hosts up N`, `invoke hosts down`, `invoke hosts status`: invoke's positional
+    arguments are required, so an action other than `up` fills in the node count (with "")."""
+
+    def get_arguments(self, *args, **kwargs):
+        arguments = super().get_arguments(*args, **kwargs)
+        nodes = next(a for a in arguments if a.name == "nodes")
+        action = next(a for a in arguments if a.name == "action")
+        made = _ActionFillsNodes(names=action.names, kind=action.kind, default=action.default, help=action.help,
+                                 positional=True, optional=action.optional, incrementable=action.incrementable,
+                                 attr_name=action.attr_name)
+        made.nodes = nodes
+        return [made if a is action else a for a in arguments]
+
+
+HOSTS_ACTIONS = ("up", "down", "status")
+
+
+@task(klass=HostsTask, positional=["action", "nodes"], help={
+    "action": "up N: make a local swarm of N worker nodes (1-5), each a dockerd in its own network namespace, "
+              "the local engine its manager; status: the nodes, their addresses, swarm state and images; "
+              "down: undo everything up made",
+    "nodes": "up: the number of worker nodes, 1 to 5",
+    "images": "up: the images to load into each node, comma-separated names of `invoke images` "
+              "(default: every lab image on the local engine), or none",
+})
+@lab_task
+def hosts(c, action, nodes=None, images=None):
+    """A local multi-node Docker Swarm on this machine (root): hosts up N, hosts status, hosts down."""
+    if action not in HOSTS_ACTIONS:
+        raise UsageError(f"unknown action {action!r}: choose up N, down or status")
+    if action == "up":
+        lab_hosts.up(ROOT, nodes, _config().get(lab_hosts.SUBNET_KEY, lab_hosts.DEFAULT_SUBNET), images, _echo)
+        print(lab_hosts.status())
+    elif images is not None:
+        raise UsageError(f"--images is for `hosts up`, not `hosts {action}`")
+    elif action == "down":
+        if not lab_hosts.down(_echo):
+            _echo("no rig is up: nothing to take down")
+    else:
+        text = lab_hosts.status()
+        print(text) if text is not None else _echo("no rig is up (`invoke hosts up N` makes one)")
 
 
 @task(help={

@@ -1,11 +1,30 @@
-"""More hosts: the lab's stacks on Docker Swarm.
+"""More hosts: the lab's stacks on Docker Swarm, and a local multi-node swarm to try them on.
+
+**The rig** (``invoke hosts up N`` / ``status`` / ``down``): each of the N worker nodes is a
+second dockerd in a network namespace of its own (``mqlab-node-K``), on a host bridge
+(``mqlab-br0``) through a veth pair, at .(10+K) of one private subnet (``MQLAB_HOSTS_SUBNET``,
+default 10.213.0.0/24). The local engine is the swarm manager, at .1 on the bridge. Nothing is
+routed off the machine: the namespaces have no default route, and the host forwards nothing
+(the bridge works at layer 2).
+
+- :mod:`.plan`      names, addresses, paths and the refusals, worked out before anything is made
+- :mod:`.state`     ``/run/mqlab-nodes/rig.json``: what was made, so that ``down`` undoes exactly that
+- :mod:`.rig`       :func:`up`, :func:`down`, :func:`status` of the rig
+
+**Stacks on the swarm** (``invoke up <stack> --swarm``):
 
 - :mod:`.stackfile` the compose-to-stack rewrite: a Swarm stack file generated from a stack's
   own compose file (``docker compose config``), never kept by hand
 - :mod:`.swarm`     deploying it on the swarm the local engine manages, where its tasks run,
-  removing it
+  removing it; front doors :func:`swarm_up`, :func:`swarm_down`, :func:`swarm_ps`
 
-Front doors: :func:`up` (`invoke up <stack> --swarm`), :func:`down`, :func:`ps`.
+    from mqlab import hosts
+
+    hosts.up(root, 3, "10.213.0.0/24", None, print)     # the rig
+    hosts.swarm_up(config, "kafka-cluster", 2, print)   # a stack on it
+    print(hosts.swarm_ps())
+    hosts.swarm_down("kafka-cluster", print)
+    hosts.down(print)
 """
 
 from __future__ import annotations
@@ -18,13 +37,18 @@ from ..stack import preflight, profiles
 from ..stack.lifecycle import STACK_SETTINGS, check_mode
 from ..stacks import STACKS, Stack, get_stack
 from . import swarm
+from .plan import DEFAULT_SUBNET, MAX_NODES, SUBNET_KEY
+from .rig import down, status, up
 
 Echo = Callable[[str], None]
 
-__all__ = ["up", "down", "ps", "on_swarm"]
 
 
-def up(config: LabConfig, stack_name: str, consumers: int, echo: Echo, mode: str | None = None,
+__all__ = ["DEFAULT_SUBNET", "MAX_NODES", "SUBNET_KEY", "down", "on_swarm", "status", "swarm_down", "swarm_ps",
+           "swarm_up", "up"]
+
+
+def swarm_up(config: LabConfig, stack_name: str, consumers: int, echo: Echo, mode: str | None = None,
        settings: dict[str, str] | None = None, metrics: bool = False, ui: bool = False) -> Stack:
     """Deploy ``stack`` on the swarm the local engine manages, generated from its compose file."""
     stack = get_stack(stack_name)
@@ -50,7 +74,7 @@ def on_swarm() -> list[Stack]:
     return [STACKS[name.removeprefix("mqlab-")] for name in names if name.removeprefix("mqlab-") in STACKS]
 
 
-def down(stack_name: str | None, echo: Echo) -> list[Stack]:
+def swarm_down(stack_name: str | None, echo: Echo) -> list[Stack]:
     """Remove the stack (or every lab stack) from the swarm; the ones removed."""
     found = [s for s in on_swarm() if stack_name in (None, s.name)]
     for stack in found:
@@ -59,7 +83,7 @@ def down(stack_name: str | None, echo: Echo) -> list[Stack]:
     return found
 
 
-def ps() -> str:
+def swarm_ps() -> str:
     """Where each task of the lab's swarm stacks runs, or "" when there is none."""
     rows = [(stack.name, t.service, t.node, t.state, t.error or "-") for stack in on_swarm() for t in swarm.tasks(stack)]
     return tables.render(("STACK", "SERVICE", "SWARM NODE", "STATE", "ERROR"), rows) if rows else ""

@@ -60,8 +60,10 @@ def pytest_collection_modifyitems(items):
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
     # Run the tests of one stack together, and of one mode within it: starting a stack costs
-    # tens of seconds, and a change of mode restarts its services.
-    items.sort(key=lambda item: (_stack_of(item), _mode_of(item)) if "/e2e/" in str(item.fspath) else (-1, 0))
+    # tens of seconds, and a change of mode restarts its services. The multi-node rig's test
+    # comes last: it puts the local engine into swarm mode while it runs.
+    items.sort(key=lambda item: ((len(STACK_ORDER) + 1, 0) if item.get_closest_marker("hosts") else
+                                 (_stack_of(item), _mode_of(item))) if "/e2e/" in str(item.fspath) else (-1, 0))
 
 
 @dataclass
