@@ -7,8 +7,10 @@ takes (the version 3 schema) and behaves the same on Swarm:
 - **Endpoints**: every service gets ``deploy.endpoint_mode: dnsrr``. Swarm's default virtual
   IPs need IPVS, which these machines lack ("No route to host"); with DNS round robin a
   service's name resolves to its tasks' own addresses, as on one engine.
-- **Readiness**: ``depends_on`` (its conditions are ignored by Swarm) is dropped; the lab's
-  services wait for their broker themselves.
+- **Readiness**: ``depends_on`` (its conditions are ignored by Swarm) and health checks are
+  dropped: Swarm's DNS names a task only once it is healthy, and a cluster's nodes must find
+  each other by name before any of them can be. The lab's services wait for their broker
+  themselves.
 - **Restarts**: ``restart`` becomes ``deploy.restart_policy``.
 - **Ports**: none is published. Swarm drops a ``127.0.0.1:`` binding and opens the port on
   every interface, so the lab's tasks reach the brokers from a container on the stack's
@@ -17,8 +19,7 @@ takes (the version 3 schema) and behaves the same on Swarm:
   entries that pin the stack's own services are dropped (Swarm cannot pin an address);
   brokers find each other by name.
 - **Configs**: a ``configs`` entry with ``content`` is written to a file beside the stack
-  file; a read-only bind mount of one file (the brokers' configuration) becomes a config
-  too, so every node gets it from the manager rather than from its own disk.
+  file (Swarm takes configs by file only). Bind mounts stay binds (:func:`_volumes`).
 - **What Swarm has no use for**: ``build``, ``container_name``, ``cpuset``, ``profiles``,
   ``pull_policy`` and keys the version 3 schema does not know are dropped, and said so in
   :attr:`Rewritten.dropped`.
@@ -30,7 +31,6 @@ takes (the version 3 schema) and behaves the same on Swarm:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -49,7 +49,6 @@ VERSION = "3.9"
 KEPT = {"cap_add", "cap_drop", "command", "entrypoint", "environment", "extra_hosts", "healthcheck", "hostname",
         "image", "init", "labels", "logging", "networks", "stop_grace_period", "stop_signal", "sysctls", "tmpfs",
         "ulimits", "user", "volumes", "working_dir", "configs", "deploy", "secrets"}
-HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 RESTART = {"always": "any", "unless-stopped": "any", "on-failure": "on-failure", "no": "none"}
 DEPLOY_KEYS = {"mode", "replicas", "endpoint_mode", "placement", "restart_policy", "resources", "labels",
                "update_config", "rollback_config", "max_replicas_per_node"}
@@ -80,19 +79,13 @@ def _mode(value) -> int:
     return int(value, 8) if isinstance(value, str) else int(value)
 
 
-def _config_name(source: str) -> str:
-    return f"{Path(source).stem}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
-
-
 def _volumes(name: str, service: dict, configs: dict, out: Rewritten) -> tuple[list, list]:
-    """Bind mounts of one read-only file become configs; the rest stay volumes."""
+    """The volumes as Swarm takes them. A bind mount stays a bind: its source must be at the
+    same path on every node (the local rig shares the machine's files; on a real swarm, the
+    checkout). Made Swarm configs, Kafka's configuration file was refused by its image's
+    start-up ("error while preparing configs"), so they are not."""
     volumes, service_configs = [], list(service.get("configs") or [])
     for volume in service.get("volumes") or []:
-        if volume.get("type") == "bind" and volume.get("read_only") and Path(volume["source"]).is_file():
-            config = _config_name(volume["source"])
-            configs[config] = {"file": volume["source"]}
-            service_configs.append({"source": config, "target": volume["target"], "mode": 0o444})
-            continue
         kept = {k: v for k, v in volume.items() if k in ("type", "source", "target", "read_only")}
         if volume.get("type") == "bind" and volume.get("bind", {}).get("create_host_path"):
             out.dropped.append(f"{name}: volumes {volume['target']} create_host_path (the path must exist on each node)")
@@ -108,7 +101,9 @@ def _service(name: str, service: dict, configs: dict, out: Rewritten, own: set[s
         if key in ("volumes", "configs"):
             continue
         if key == "healthcheck":
-            result[key] = {k: v for k, v in value.items() if k in HEALTHCHECK_KEYS}
+            # Swarm's DNS names a task only once it is healthy, and a cluster's nodes must find each
+            # other by name before any of them is (Kafka's KRaft quorum: "UnknownHostException: kafka-2")
+            out.dropped.append(f"{name}: healthcheck (Swarm's DNS would hide the node until healthy)")
         elif key == "networks":
             # a fixed address cannot be kept on Swarm: only the networks' names stay
             result[key] = sorted(value)

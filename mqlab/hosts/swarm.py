@@ -113,10 +113,11 @@ def generate(config: LabConfig, stack: Stack, consumers: int, workers: tuple[int
     return stackfile.write(done, stack_dir(config, stack) / f"{stack.name}.yml")
 
 
-def tasks(stack: Stack) -> list[Task]:
-    """Every task of the stack that should be running, and the node it is on."""
-    out = _docker("stack", "ps", stack.project, "--filter", "desired-state=running", "--no-trunc",
-                  "--format", "{{json .}}")
+def tasks(stack: Stack, current: bool = True) -> list[Task]:
+    """Every task of the stack that should be running (``current``), or the ones that failed
+    too, and the node each is on."""
+    wanted = ["--filter", "desired-state=running"] if current else []
+    out = _docker("stack", "ps", stack.project, *wanted, "--no-trunc", "--format", "{{json .}}")
     found = []
     for line in out.splitlines():
         row = json.loads(line)
@@ -126,22 +127,37 @@ def tasks(stack: Stack) -> list[Task]:
     return sorted(found, key=lambda t: (t.service, t.node))
 
 
+def replicas(stack: Stack) -> dict[str, tuple[int, int]]:
+    """Each service's running and wanted tasks (``docker stack services``)."""
+    out = _docker("stack", "services", stack.project, "--format", "{{.Name}} {{.Replicas}}")
+    found = {}
+    for line in out.splitlines():
+        name, _, count = line.partition(" ")
+        running, _, wanted = count.split(" ", 1)[0].partition("/")
+        if running.isdigit() and wanted.isdigit():
+            found[name.removeprefix(f"{stack.project}_")] = (int(running), int(wanted))
+    return found
+
+
 def deploy(path: Path, stack: Stack, echo: Echo, timeout: float = CONVERGE_TIMEOUT) -> None:
-    """``docker stack deploy``, then wait until every task is running."""
+    """``docker stack deploy``, then wait until every service has all its tasks running."""
     _docker("stack", "deploy", "--detach=true", "--prune", "-c", str(path), stack.project, timeout=120)
     deadline = time.monotonic() + timeout
     shown = ""
     while True:
-        now = tasks(stack)
-        waiting = [t for t in now if t.state != "Running"]
-        summary = f"{len(now) - len(waiting)} of {len(now)} task(s) running"
+        counts = replicas(stack)
+        short = {name: f"{r}/{w}" for name, (r, w) in sorted(counts.items()) if r < w}
+        failed = [t for t in tasks(stack, current=False) if t.error][:2]
+        summary = (f"{len(counts) - len(short)} of {len(counts)} service(s) running"
+                   + ("; waiting for " + ", ".join(f"{n} {c}" for n, c in short.items()) if short else ""))
         if summary != shown:
-            echo(summary + "".join(f"; {t.service} on {t.node or '?'}: {t.state} {t.error}".rstrip() for t in waiting[:3]))
+            echo(summary + "".join(f"; {t.service} on {t.node}: {t.error}" for t in failed))
             shown = summary
-        if now and not waiting:
+        if counts and not short:
             return
         if time.monotonic() > deadline:
-            raise LabError(f"{stack.name} did not start on the swarm within {timeout:.0f} s: {summary}")
+            raise LabError(f"{stack.name} did not start on the swarm within {timeout:.0f} s: {summary}"
+                           + "".join(f"; {t.service} on {t.node}: {t.error}" for t in failed))
         time.sleep(2)
 
 

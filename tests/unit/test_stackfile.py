@@ -43,7 +43,6 @@ def test_the_rewrite_leaves_nothing_swarm_rejects_and_passes_docker_stack_config
         assert all(isinstance(n, str) for n in service.get("networks", []))  # no pinned address
         assert not [h for h in service.get("extra_hosts", []) if re.split("[:=]", h)[0] in own], service_name
         for volume in service.get("volumes", []):
-            assert not (volume["type"] == "bind" and volume.get("read_only")), volume  # became a config
             assert set(volume) <= {"type", "source", "target", "read_only"}
         for config in service.get("configs", []):
             assert config["source"] in doc["configs"] and isinstance(config.get("mode", 0), int)
@@ -76,8 +75,6 @@ def test_a_config_given_as_content_is_written_to_a_file_beside_the_stack(cfg, tm
     assert (tmp_path / "erlang-cookie.config").read_text() == "mqlab-lab-cookie-not-a-secret"
     rabbit = done.document["services"]["rabbitmq-1"]
     assert {"source": "erlang-cookie", "target": "/var/lib/rabbitmq/.erlang.cookie", "mode": 0o400} in rabbit["configs"]
-    # the node's configuration file, a read-only bind on one engine, travels as a config
-    assert any(c["target"].startswith("/etc/rabbitmq/") for c in rabbit["configs"])
 
 
 def test_restart_becomes_a_restart_policy():
@@ -91,7 +88,7 @@ def test_every_profile_service_is_rewritten_too(cfg):
     chosen = profiles.select(get_stack("redis"), metrics=True, ui=True, offline=True)
     doc = stackfile.rewrite(stackfile.flatten(cfg, get_stack("redis"), chosen.names)).document
     assert {"prometheus", "redis-exporter", "redis-commander"} <= set(doc["services"])
-    assert "configs" in doc["services"]["prometheus"]  # its scrape config, a bind on one engine
+    assert any(v["target"] == "/etc/prometheus/prometheus.yml" for v in doc["services"]["prometheus"]["volumes"])
 
 
 def _placed(cfg, name: str, consumers: int, workers: int, labelled: int) -> dict:
