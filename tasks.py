@@ -144,9 +144,7 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
     n = cfg.integer("MQLAB_CONSUMERS", 1, 0, 32) if consumers is None else lab_stack.parse_int(consumers, "consumers")
     settings = {"MQLAB_BINDING": binding} if binding else {}
     if swarm:
-        if expose:
-            raise LabError("--expose does not go with --swarm yet: nothing is published on the swarm")
-        lab_hosts.swarm_up(cfg, stack, n, _echo, mode=mode, settings=settings, metrics=metrics, ui=ui)
+        lab_hosts.swarm_up(cfg, stack, n, _echo, mode=mode, settings=settings, metrics=metrics, ui=ui, expose=expose)
         return
     lab_stack.up(cfg, stack, n, _runner(c), _echo, mode=mode, settings=settings, expose=expose, metrics=metrics, ui=ui)
 

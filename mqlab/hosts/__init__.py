@@ -33,6 +33,7 @@ from typing import Callable
 
 from .. import tables
 from ..config import LabConfig
+from ..errors import UsageError
 from ..stack import preflight, profiles
 from ..stack.lifecycle import STACK_SETTINGS, check_mode
 from ..stacks import STACKS, Stack, get_stack
@@ -49,8 +50,11 @@ __all__ = ["DEFAULT_SUBNET", "MAX_NODES", "SUBNET_KEY", "down", "on_swarm", "sta
 
 
 def swarm_up(config: LabConfig, stack_name: str, consumers: int, echo: Echo, mode: str | None = None,
-       settings: dict[str, str] | None = None, metrics: bool = False, ui: bool = False) -> Stack:
+       settings: dict[str, str] | None = None, metrics: bool = False, ui: bool = False,
+       expose: bool = False) -> Stack:
     """Deploy ``stack`` on the swarm the local engine manages, generated from its compose file."""
+    if expose:
+        raise UsageError("--expose does not go with --swarm yet: nothing is published on the swarm")
     stack = get_stack(stack_name)
     mode = check_mode(stack, mode)
     extras = profiles.select(stack, metrics, ui, config.offline)

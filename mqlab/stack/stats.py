@@ -36,6 +36,7 @@ class ServiceStats:
     backlog: str = "-"
     node: str = ""  # the broker node it is connected to
     hostname: str = ""  # its MQLAB_NAME
+    sent: int = 0  # producers: messages made so far (acked or not)
 
 
 @dataclass
@@ -74,6 +75,7 @@ def service_row(name: str, role: str, status: dict, now_ns: int) -> ServiceStats
     row.rate = float(status.get("rate", 0.0))
     row.assignment = _assignment_text(status.get("assignment"))
     row.node = str(status.get("node") or "")
+    row.sent = int(status.get("sent", 0))
     if age > STALE_S:
         row.state = "stale"
     elif role == "producer":

@@ -352,8 +352,7 @@ def watch(config: LabConfig, stack_name: str, duration: float | None = None) -> 
                     state.events.append((time.time_ns(), "top", f"Docker did not answer: {str(exc)[:100]}"))
                     result = stats.StackStats(stack.name, mode, services=state.services)
                 state.services = result.services
-                state.sent = sum(int(stats.read_status(config.ledger_dir, s.hostname).get("sent", 0))
-                                 for s in result.services if s.role == "producer")
+                state.sent = sum(s.sent for s in result.services if s.role == "producer")
                 for s in state.services:
                     state.history.setdefault(s.name, deque(maxlen=HISTORY)).append(s.rate)
                 run_id = current_run(config.ledger_dir, stack)
