@@ -37,7 +37,7 @@ from ..errors import UsageError
 from ..stack import preflight, profiles
 from ..stack.lifecycle import STACK_SETTINGS, check_mode
 from ..stacks import STACKS, Stack, get_stack
-from . import swarm
+from . import gateway, swarm
 from .plan import DEFAULT_SUBNET, MAX_NODES, SUBNET_KEY
 from .rig import down, status, up
 
@@ -64,10 +64,11 @@ def swarm_up(config: LabConfig, stack_name: str, consumers: int, echo: Echo, mod
     workers = swarm.workers(client)
     env = {**{k: "" for k in STACK_SETTINGS}, **(settings or {}), **dict(extras.settings), "MQLAB_MODE": mode}
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
-    path = swarm.generate(config, stack, consumers, workers, env, extras.names)
+    path, done = swarm.generate(config, stack, consumers, workers, env, extras.names)
     echo(f"deploying {stack.name} on the swarm ({workers[0]} worker(s)) in mode {mode} with {consumers} "
          f"consumer(s), from {path.relative_to(config.root)}")
     swarm.deploy(path, stack, echo)
+    echo(f"gateway {gateway.name(stack)}: " + gateway.start(client, config, stack, done.ports))
     echo(f"{stack.name} is up on the swarm: `invoke ps` shows where each task runs")
     return stack
 
@@ -83,6 +84,7 @@ def swarm_down(stack_name: str | None, echo: Echo) -> list[Stack]:
     found = [s for s in on_swarm() if stack_name in (None, s.name)]
     for stack in found:
         echo(f"removing {stack.name} from the swarm")
+        gateway.stop(preflight.docker_client(), stack)
         swarm.remove(stack, echo)
     return found
 

@@ -12,14 +12,18 @@ takes (the version 3 schema) and behaves the same on Swarm:
   each other by name before any of them can be. The lab's services wait for their broker
   themselves.
 - **Restarts**: ``restart`` becomes ``deploy.restart_policy``.
-- **Ports**: none is published. Swarm drops a ``127.0.0.1:`` binding and opens the port on
+- **Ports**: none is published by Swarm. Swarm drops a ``127.0.0.1:`` binding and opens the port on
   every interface, so the lab's tasks reach the brokers from a container on the stack's
   network instead, which is made ``attachable``.
 - **Addresses**: fixed IPv4 addresses, the network's address plan and the ``extra_hosts``
   entries that pin the stack's own services are dropped (Swarm cannot pin an address);
   brokers find each other by name.
 - **Configs**: a ``configs`` entry with ``content`` is written to a file beside the stack
-  file (Swarm takes configs by file only). Bind mounts stay binds (:func:`_volumes`).
+  file (Swarm takes configs by file only). Bind mounts stay binds (:func:`_volumes`), but for
+  the receipts: each node keeps its own in the volume ``ledger``, and ``invoke verify`` gathers
+  them from every node (:func:`mqlab.hosts.engines.gather`).
+- **Ports** are kept in :attr:`Rewritten.ports`: the gateway (:mod:`.gateway`) publishes them on
+  the manager's loopback, forwarding to the services over the stack's overlay network.
 - **What Swarm has no use for**: ``build``, ``container_name``, ``cpuset``, ``profiles``,
   ``pull_policy`` and keys the version 3 schema does not know are dropped, and said so in
   :attr:`Rewritten.dropped`.
@@ -54,11 +58,26 @@ DEPLOY_KEYS = {"mode", "replicas", "endpoint_mode", "placement", "restart_policy
                "update_config", "rollback_config", "max_replicas_per_node"}
 
 
+LEDGER_TARGET = "/ledger"  # where the services write their receipts (compose/services.yml)
+LEDGER_VOLUME = "ledger"  # on Swarm: a volume on each node, gathered by `invoke verify` (engines.gather)
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port the compose file publishes: the gateway publishes it on the manager instead."""
+
+    service: str
+    host_ip: str
+    published: int
+    target: int
+
+
 @dataclass
 class Rewritten:
     document: dict
     dropped: list[str] = field(default_factory=list)  # "service: key (why)"
     files: dict[str, str] = field(default_factory=dict)  # config file name -> its content, written beside
+    ports: list[Port] = field(default_factory=list)  # what one engine would publish: the gateway's routes
 
 
 def flatten(config: LabConfig, stack: Stack, profiles: Sequence[str] = (), env: dict[str, str] | None = None) -> dict:
@@ -87,6 +106,11 @@ def _volumes(name: str, service: dict, configs: dict, out: Rewritten) -> tuple[l
     volumes, service_configs = [], list(service.get("configs") or [])
     for volume in service.get("volumes") or []:
         kept = {k: v for k, v in volume.items() if k in ("type", "source", "target", "read_only")}
+        if volume.get("type") == "bind" and volume.get("target") == LEDGER_TARGET:
+            # receipts are written where the service runs: the node's own volume, gathered by verify
+            kept = {"type": "volume", "source": LEDGER_VOLUME, "target": LEDGER_TARGET}
+            out.dropped.append(f"{name}: volumes {LEDGER_TARGET} bind (receipts go to the node's volume "
+                               f"{LEDGER_VOLUME!r}; `invoke verify` gathers them from every node)")
         if volume.get("type") == "bind" and volume.get("bind", {}).get("create_host_path"):
             out.dropped.append(f"{name}: volumes {volume['target']} create_host_path (the path must exist on each node)")
         volumes.append(kept)
@@ -117,6 +141,8 @@ def _service(name: str, service: dict, configs: dict, out: Rewritten, own: set[s
             if len(kept) < len(value):
                 out.dropped.append(f"{name}: extra_hosts of the stack's own services (found by name on Swarm)")
         elif key == "ports":
+            out.ports += [Port(name, p.get("host_ip") or "127.0.0.1", int(p["published"]), int(p["target"]))
+                          for p in value if p.get("published") and p.get("protocol", "tcp") == "tcp"]
             out.dropped.append(f"{name}: ports (nothing is published on Swarm; the lab reaches it on the network)")
         elif key == "depends_on":
             out.dropped.append(f"{name}: depends_on (Swarm ignores it; the services wait for their broker)")
@@ -158,6 +184,8 @@ def rewrite(flat: dict) -> Rewritten:
     out.document["networks"] = networks
     volumes = {name: {k: v for k, v in (raw or {}).items() if k in ("driver", "driver_opts", "external", "labels")}
                for name, raw in (flat.get("volumes") or {}).items()}
+    if any(v.get("source") == LEDGER_VOLUME for s in out.document["services"].values() for v in s.get("volumes", [])):
+        volumes[LEDGER_VOLUME] = {}
     if volumes:
         out.document["volumes"] = volumes
     if configs:

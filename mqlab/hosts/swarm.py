@@ -106,11 +106,11 @@ def place(done: stackfile.Rewritten, stack: Stack, consumers: int, workers: int,
 
 
 def generate(config: LabConfig, stack: Stack, consumers: int, workers: tuple[int, int], env: dict[str, str],
-             profiles: Sequence[str] = ()) -> Path:
+             profiles: Sequence[str] = ()) -> tuple[Path, stackfile.Rewritten]:
     """The stack file for Swarm in :func:`stack_dir`, with the services' settings in ``env``."""
     done = stackfile.rewrite(stackfile.flatten(config, stack, profiles, env))
     place(done, stack, consumers, *workers)
-    return stackfile.write(done, stack_dir(config, stack) / f"{stack.name}.yml")
+    return stackfile.write(done, stack_dir(config, stack) / f"{stack.name}.yml"), done
 
 
 def tasks(stack: Stack, current: bool = True) -> list[Task]:

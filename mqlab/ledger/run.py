@@ -97,13 +97,17 @@ def read_run(ledger: Path, run_id: str, sample_lost: int = 5, kind: str | None =
 
 def wait_for_run(ledger: Path, run_id: str, *, settle: float = 10.0, timeout: float = 120.0,
                  poll: float = 0.5, on_poll: Callable[[Report], None] | None = None,
+                 gather: Callable[[], object] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> Report:
     """Read the run until every acked message is received, or nothing new arrived for ``settle``
-    seconds, or ``timeout`` passed. Bounded in time; returns the last Report."""
+    seconds, or ``timeout`` passed. Bounded in time; returns the last Report. ``gather``, when
+    given, brings the receipts in before each read (from the nodes of a swarm)."""
     last = {"report": None, "seen": -1, "changed": clock()}
 
     def settled() -> bool:
+        if gather:
+            gather()
         report = last["report"] = read_run(ledger, run_id)
         if on_poll:
             on_poll(report)

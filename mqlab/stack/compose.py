@@ -132,11 +132,27 @@ def logs_argv(config: LabConfig, stack: Stack, services: Sequence[str], follow: 
     return compose_argv(config, stack, "logs", *extra, *services)
 
 
-def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id: str,
-                 rate: float | None = None, poison_every: int = 0) -> list[str]:
+def _producer_args(count: int, size: int, run_id: str, rate: float | None, poison_every: int) -> list[str]:
     extra = ["--rate", f"{rate:g}"] if rate else []
     extra += ["--poison-every", str(poison_every)] if poison_every else []
+    return ["producer", "--count", str(count), "--size", str(size), "--run-id", run_id, *extra]
+
+
+def produce_argv(config: LabConfig, stack: Stack, count: int, size: int, run_id: str,
+                 rate: float | None = None, poison_every: int = 0) -> list[str]:
     # --use-aliases: the one-shot producer answers to the name `producer` too, so that under
     # --metrics Prometheus finds it as it finds the steady one (config/prometheus/services.yml).
     return compose_argv(config, stack, "run", "--rm", "--no-deps", "--use-aliases", "-T", "producer",
-                        "producer", "--count", str(count), "--size", str(size), "--run-id", run_id, *extra)
+                        *_producer_args(count, size, run_id, rate, poison_every))
+
+
+def swarm_produce_argv(config: LabConfig, stack: Stack, image: str, env: dict[str, str], count: int, size: int,
+                       run_id: str, rate: float | None = None, poison_every: int = 0) -> list[str]:
+    """The one-shot producer of a stack on Swarm: a container on the manager, on the stack's
+    attachable overlay network, with the steady producer's environment (``env``), writing its
+    receipts straight into the local ledger."""
+    argv = ["docker", "run", "--rm", "--init", "--network", f"{stack.project}_default", "--network-alias", "producer",
+            "--label", f"mqlab.oneshot={stack.name}", "-v", f"{config.ledger_dir}:/ledger"]
+    for key, value in sorted(env.items()):
+        argv += ["-e", f"{key}={value}"]
+    return [*argv, image, *_producer_args(count, size, run_id, rate, poison_every)]

@@ -15,7 +15,7 @@ from . import compose, preflight
 def running_stack(stack_name: str, client) -> Stack:
     """The stack called ``stack_name``, which must be running."""
     stack = get_stack(stack_name)
-    if stack.project not in preflight.running_projects(client):
+    if stack.project not in preflight.running_projects(client) and not preflight.swarm_services(client, stack):
         raise UsageError(f"{stack.name} is not running: `invoke up {stack.name}` first")
     return stack
 

@@ -51,6 +51,11 @@ def running_settings(client, stack: Stack) -> dict[str, str]:
         for c in containers:
             env = dict(item.partition("=")[::2] for item in c.attrs.get("Config", {}).get("Env", []))
             return {key: env.get(key, "") for key in STACK_SETTINGS}
+    on_swarm = preflight.swarm_services(client, stack)
+    for service in ("consumer", "producer"):
+        if service in on_swarm:
+            env = preflight.service_env(on_swarm[service])
+            return {key: env.get(key, "") for key in STACK_SETTINGS}
     return {}
 
 

@@ -115,6 +115,22 @@ def running_projects(client) -> dict[str, list]:
     return projects
 
 
+def swarm_services(client, stack) -> dict[str, object]:
+    """The stack's services on the swarm this engine manages, by the stack's service name
+    (``{}`` when it is not deployed there, or this engine manages no swarm)."""
+    try:
+        found = client.services.list(filters={"label": f"com.docker.stack.namespace={stack.project}"})
+    except docker.errors.APIError:  # not a swarm manager
+        return {}
+    return {s.name.removeprefix(f"{stack.project}_"): s for s in found}
+
+
+def service_env(service) -> dict[str, str]:
+    """The environment a swarm service's containers get."""
+    spec = service.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+    return dict(item.partition("=")[::2] for item in spec.get("Env") or [])
+
+
 def parse_int(value: str | int, name: str) -> int:
     """Parse a flag that invoke hands over as a string when it was given oddly."""
     try:

@@ -87,8 +87,15 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     directory, settings = start_run(config, stack, count, size, run_id, rate, poison_every, client)
     output = directory / "producer-output.log"
     acked = LineCounter(directory, "sent-*.tsv")
-    job = run.start(compose.produce_argv(config, stack, count, size, run_id, rate, poison_every),
-                    env={**compose.compose_env(config), **settings}, log=output)
+    on_swarm = preflight.swarm_services(client, stack)
+    if "producer" in on_swarm:  # Swarm: a container on the manager, on the stack's overlay network
+        spec = on_swarm["producer"].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        env = {k: v for k, v in preflight.service_env(on_swarm["producer"]).items() if k.startswith("MQLAB_")}
+        argv = compose.swarm_produce_argv(config, stack, spec["Image"].split("@", 1)[0], {**env, **settings},
+                                          count, size, run_id, rate, poison_every)
+    else:
+        argv = compose.produce_argv(config, stack, count, size, run_id, rate, poison_every)
+    job = run.start(argv, env={**compose.compose_env(config), **settings}, log=output)
     try:
         while job.running():
             progress(acked(), count)
@@ -162,11 +169,32 @@ def plot(config: LabConfig, stack: Stack, report: ledger.Report) -> Path:
                         f"{report.lost:,} lost, {report.duplicated:,} duplicated", [panel])
 
 
+def swarm_gatherer(config: LabConfig, stack: Stack, run_id: str) -> Callable[[], None] | None:
+    """For a stack on Swarm: a call that copies the run's receipts from every node's engine into
+    the local ledger (LabError naming a node that cannot be read); None for one engine."""
+    try:
+        client = preflight.docker_client()
+    except LabError:
+        return None
+    if not preflight.swarm_services(client, stack):
+        return None
+    from ..hosts import engines  # the hosts layer builds on this one
+
+    def gather() -> None:
+        read.update(engines.gather(config, client, stack, run_id, ledger.run_dir(config.ledger_dir, run_id)))
+
+    read: dict[str, int] = {}
+    gather.read = read  # files read per swarm node, at the last gathering
+    return gather
+
+
 def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
            on_poll: Callable[[ledger.Report], None] | None = None) -> tuple[ledger.Report, str]:
     stack = get_stack(stack_name)
     run_id = run_id or ledger.latest_run(config.ledger_dir, stack.name)
-    report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll)
+    gather = swarm_gatherer(config, stack, run_id)
+    report = ledger.wait_for_run(config.ledger_dir, run_id, settle=settle, timeout=timeout, on_poll=on_poll,
+                                 gather=gather)
     report.final = final_read(config, stack, report.mode, run_id)
     info = mode_info(stack.broker, report.mode) if report.mode else None
     if info is not None and info.transactional:
@@ -175,5 +203,9 @@ def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float
         names = consumer_names(preflight.docker_client(), stack)
     except LabError:
         names = {}
-    return report, ledger.render(report, names)
+    text = ledger.render(report, names)
+    if gather is not None:
+        text += ("\nreceipts gathered from every swarm node's engine (files): "
+                 + ", ".join(f"{node} {count}" for node, count in sorted(gather.read.items())))
+    return report, text
 

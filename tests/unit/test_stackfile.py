@@ -74,7 +74,29 @@ def test_a_config_given_as_content_is_written_to_a_file_beside_the_stack(cfg, tm
     assert cookie == {"file": "./erlang-cookie.config"}
     assert (tmp_path / "erlang-cookie.config").read_text() == "mqlab-lab-cookie-not-a-secret"
     rabbit = done.document["services"]["rabbitmq-1"]
-    assert {"source": "erlang-cookie", "target": "/var/lib/rabbitmq/.erlang.cookie", "mode": 0o400} in rabbit["configs"]
+    # owned by rabbitmq (999 in the official image and the offline one): the entry point's chown
+    # of a read-only Swarm config would fail, and RabbitMQ never start
+    assert {"source": "erlang-cookie", "target": "/var/lib/rabbitmq/.erlang.cookie", "uid": "999", "gid": "999",
+            "mode": 0o400} in rabbit["configs"]
+
+
+def test_receipts_go_to_a_volume_of_the_node_and_nothing_else_of_the_host(cfg):
+    doc = stackfile.rewrite(stackfile.flatten(cfg, get_stack("kafka-cluster"))).document
+    for service in ("producer", "consumer"):
+        mounts = doc["services"][service]["volumes"]
+        assert {"type": "volume", "source": "ledger", "target": "/ledger"} in mounts
+        assert not [m for m in mounts if m["type"] == "bind" and m["target"] == "/ledger"]
+    assert "ledger" in doc["volumes"]
+    # the brokers' own files stay binds (the checkout is at the same path on each node)
+    assert any(m["type"] == "bind" for m in doc["services"]["kafka-1"]["volumes"])
+
+
+def test_published_ports_become_the_gateways_routes(cfg):
+    done = stackfile.rewrite(stackfile.flatten(cfg, get_stack("kafka-cluster")))
+    assert not any("ports" in s for s in done.document["services"].values())
+    assert sorted(done.ports, key=lambda p: p.published) == [stackfile.Port("kafka-1", "127.0.0.1", 9092, 9092),
+                                  stackfile.Port("kafka-2", "127.0.0.1", 9093, 9092),
+                                  stackfile.Port("kafka-3", "127.0.0.1", 9094, 9092)]
 
 
 def test_restart_becomes_a_restart_policy():
