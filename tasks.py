@@ -246,10 +246,12 @@ def verify(c, stack, run_id=None, settle=10, timeout=120, plot=False):
     "fault": "kill-broker, restart-broker, pause-broker, partition, kill-consumer, kill-producer, slow-network; "
              "on every node of a stack: kill-node, pause-node, partition-node (the node cut off from everything, "
              "its clients included), isolate-node (cut off from its peers only: its clients still reach it), "
-             "rolling-restart",
+             "rolling-restart; on Swarm (`invoke up <stack> --swarm`): isolate-host (the machine that runs the "
+             "node cut off from every other machine: its link down)",
     "duration": "how long the fault lasts, in seconds (default per fault; at most 600)",
     "service": "partition and slow-network: which service to hit: consumer, producer or broker",
-    "node": "kill-node, pause-node, partition-node, isolate-node: a node number (1-3), leader (default: the "
+    "node": "kill-node, pause-node, partition-node, isolate-node, isolate-host: a node number (1-3), leader "
+            "(default: the "
             "partition leader, quorum queue leader or Redis primary) or follower",
 })
 @lab_task
@@ -261,7 +263,8 @@ def chaos(c, stack, fault, duration=None, service=None, node=None):
 
 @task(help={
     "stack": "the running cluster (kafka-cluster, rabbitmq-cluster, redis-sentinel)",
-    "faults": f"comma-separated node faults to run (default: all of {', '.join(lab_faults.PROOF_FAULTS)})",
+    "faults": f"comma-separated node faults to run (default: all of {', '.join(lab_faults.PROOF_FAULTS)}; on "
+              f"Swarm {', '.join(lab_faults.SWARM_FAULTS)})",
     "nodes": "comma-separated targets of kill-node, pause-node, partition-node and isolate-node: leader, "
              "follower (default: both); rolling-restart restarts every node",
     "rounds": "rounds per fault and target (default 5, at most 50)",
@@ -270,15 +273,17 @@ def chaos(c, stack, fault, duration=None, service=None, node=None):
     "control": "then run the same rounds in the cluster's unsafe control mode (kafka-cluster leader-ack, "
                "redis-sentinel stream, rabbitmq-cluster work) and print its tables beside the safe ones: "
                "a checker that never saw a loss has not shown that it can see one",
+    "swarm": "the stack deployed with `invoke up <stack> --swarm`: its faults act through each swarm node's "
+             "engine, and isolate-host cuts off a whole machine",
 })
 @lab_task
-def proof(c, stack, faults=",".join(lab_faults.PROOF_FAULTS), nodes="leader,follower", rounds=5, rate=200, size=256,
-          control=False):
+def proof(c, stack, faults="", nodes="leader,follower", rounds=5, rate=200, size=256, control=False, swarm=False):
     """Run R rounds of each node fault under a steady produce, verify and read back each round, one table per fault."""
     cfg = _config()
     text, saved, why = lab_faults.prove(cfg, stack, _words(faults), _words(nodes),
                                         lab_stack.parse_int(rounds, "rounds"), lab_stack.parse_float(rate, "rate"),
-                                        lab_stack.parse_int(size, "size"), _runner(c), _echo, control=control)
+                                        lab_stack.parse_int(size, "size"), _runner(c), _echo, control=control,
+                                        swarm=swarm)
     print(text)
     _echo(f"every round is in {saved.with_suffix('.json')}; the tables and pictures in {saved}")
     if why:

@@ -23,10 +23,12 @@ from ..stack.containers import running_stack
 from ..stack.lifecycle import current_mode
 from ..stacks import get_stack
 from . import chaos
+from .common import client_for
 from .proof import FAULTS as PROOF_FAULTS
+from .proof import SWARM_FAULTS
 from .proof import prove
 
-__all__ = ["PROOF_FAULTS", "inject_fault", "prove"]
+__all__ = ["PROOF_FAULTS", "SWARM_FAULTS", "inject_fault", "prove"]
 
 
 def inject_fault(config: LabConfig, stack_name: str, fault: str, duration: float | None, echo: Callable[[str], None],
@@ -38,5 +40,6 @@ def inject_fault(config: LabConfig, stack_name: str, fault: str, duration: float
     chaos.check_duration(duration, fault)
     client = preflight.docker_client()
     stack = running_stack(stack_name, client)
+    client = client_for(config, stack, client)
     return chaos.inject(config, stack, fault, duration, echo, service, client, node=node,
                         mode=current_mode(client, stack))

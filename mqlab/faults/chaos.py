@@ -21,7 +21,7 @@ from .. import events
 from ..config import LabConfig
 from ..errors import LabError, UsageError
 from ..stacks import Stack
-from .common import Echo, containers, cut, stamp, tool_image, wait_healthy
+from .common import Echo, containers, cut, on_swarm, service_of, stamp, tool_image, wait_healthy
 from .nodes import NODE_FAULTS, FaultResult, run_node_fault
 
 MAX_DURATION = 600.0
@@ -77,7 +77,7 @@ def pause_broker(client, stack, duration, echo, service):
 
 def partition(client, stack, duration, echo, service):
     c = one_of(client, stack, service)
-    cut(client, c, duration, echo, c.labels.get("com.docker.compose.service", service))
+    cut(client, c, duration, echo, service_of(c))
     if service == "broker":
         wait_healthy(c, echo)
 
@@ -97,7 +97,10 @@ def kill_consumer(client, stack, duration, echo, service):
 
 
 def oneshot_producers(client, stack: Stack) -> list:
-    """The running producers of `invoke produce` (compose `run` containers), not the steady one."""
+    """The running producers of `invoke produce` (compose `run` containers, or on Swarm the
+    manager's containers it labels), not the steady one."""
+    if on_swarm(client):
+        return client.local.containers.list(filters={"label": f"mqlab.oneshot={stack.name}"})
     return [c for c in containers(client, stack, "producer") if c.labels.get("com.docker.compose.oneoff") == "True"]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..errors import LabError
+from ..stack import preflight
 from ..stacks import Stack
 from ..wait import poll_until
 
@@ -19,7 +20,31 @@ def stamp(echo: Echo, message: str) -> None:
     echo(f"{datetime.now().strftime('%H:%M:%S.%f')[:-3]} {message}")
 
 
+def on_swarm(client) -> bool:
+    """The client reaches a stack on Swarm (:class:`mqlab.hosts.engines.SwarmEngines`)."""
+    return hasattr(client, "containers_of")
+
+
+def client_for(config, stack: Stack, client):
+    """The client the faults act through: the local engine's, or for a stack on Swarm one that
+    also reaches every node's engine (:class:`mqlab.hosts.engines.SwarmEngines`)."""
+    if not preflight.swarm_services(client, stack):
+        return client
+    from ..hosts.engines import SwarmEngines  # the hosts layer builds on this one
+
+    return SwarmEngines(config, client)
+
+
+def service_of(c) -> str:
+    """The stack's service a container belongs to, on one engine or on Swarm."""
+    swarm = c.labels.get("com.docker.swarm.service.name", "")
+    return c.labels.get("com.docker.compose.service") or swarm.split("_", 1)[-1] or c.name
+
+
 def containers(client, stack: Stack, service: str, running: bool = True) -> list:
+    """The service's containers (on Swarm: on every node's engine, the newest first)."""
+    if on_swarm(client):
+        return client.containers_of(stack, service, running)
     found = client.containers.list(all=not running, filters={"label": [
         f"com.docker.compose.project={stack.project}", f"com.docker.compose.service={service}"]})
     return sorted(found, key=lambda c: c.name)
@@ -39,10 +64,10 @@ def wait_healthy(container, echo: Echo, timeout: float = HEALTHY_TIMEOUT) -> Non
 
 
 def network_of(client, c):
-    networks = list(c.attrs.get("NetworkSettings", {}).get("Networks", {}))
+    networks = [n for n in c.attrs.get("NetworkSettings", {}).get("Networks", {}) if n != "ingress"]
     if not networks:
         raise LabError(f"{c.name} is on no network")
-    return client.networks.get(networks[0])
+    return c.client.networks.get(networks[0]) if on_swarm(client) else client.networks.get(networks[0])
 
 
 def cut(client, c, duration: float, echo: Echo, label: str) -> None:
@@ -71,4 +96,5 @@ def tool_image(client, stack: Stack) -> str:
     tool = containers(client, stack, "consumer") or containers(client, stack, "producer")
     if not tool:
         raise LabError(f"{stack.name} has no producer or consumer container to take the services image from")
-    return tool[0].image.id
+    # the image's id: the same on every node of a swarm (`docker load` keeps it)
+    return tool[0].attrs["Image"]

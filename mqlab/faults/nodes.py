@@ -33,7 +33,8 @@ from ..config import LabConfig
 from ..errors import LabError, UsageError
 from ..stacks import Stack
 from ..wait import poll_until
-from .common import Echo, containers, cut, network_of, stamp, started_at, tool_image, wait_healthy
+from .common import (Echo, containers, cut, network_of, on_swarm, service_of, stamp, started_at, tool_image,
+                     wait_healthy)
 
 IN_SYNC_TIMEOUT = 180.0
 FILTER_CHAIN = "MQLAB-ISOLATE"
@@ -105,8 +106,29 @@ def kill_node(target, ctx) -> None:
     stamp(ctx.echo, f"SIGKILL {target.name}")
     target.kill(signal="SIGKILL")
     time.sleep(ctx.duration)
+    if on_swarm(ctx.client):  # Swarm starts a new task itself (restart policy), on the same node (placement)
+        found = current(ctx, target)
+        stamp(ctx.echo, f"Swarm started a new task of {service_of(target)} on {ctx.client.node_of(found)}: "
+                        f"{found.name}")
+        return
     stamp(ctx.echo, f"start {target.name}")
     target.start()
+
+
+def current(ctx, target, timeout: float = 180.0):
+    """The node's running container now: on Swarm a killed or cut-off task is replaced by a
+    new one, on the same swarm node; on one engine, the target itself."""
+    if not on_swarm(ctx.client):
+        return target
+    service, found = service_of(target), []
+
+    def running() -> bool:
+        found[:] = containers(ctx.client, ctx.stack, service)
+        return bool(found)
+
+    if not poll_until(running, timeout, interval=1.0):
+        raise LabError(f"Swarm did not run {service} again within {timeout:.0f} s")
+    return found[0]
 
 
 def pause_node(target, ctx) -> None:
@@ -120,7 +142,7 @@ def pause_node(target, ctx) -> None:
 
 
 def partition_node(target, ctx) -> None:
-    cut(ctx.client, target, ctx.duration, ctx.echo, target.labels.get("com.docker.compose.service", ""))
+    cut(ctx.client, target, ctx.duration, ctx.echo, service_of(target))
 
 
 def rolling_restart(_target, ctx) -> None:
@@ -150,7 +172,7 @@ def _peer_addresses(client, stack: Stack, target) -> list[tuple[str, str]]:
     for c in _peer_containers(client, stack, target):
         address = (c.attrs["NetworkSettings"]["Networks"].get(net) or {}).get("IPAddress")
         if address:
-            found.append((c.labels.get("com.docker.compose.service", c.name), str(ipaddress.ip_address(address))))
+            found.append((service_of(c), str(ipaddress.ip_address(address))))
     return found
 
 
@@ -158,7 +180,7 @@ def _filter(ctx: "NodeFault", target, script: str) -> None:
     """Run iptables commands in the target's network namespace, from a throw-away container
     of the services image: nothing is installed in the broker's image, so the official images
     and the offline ones are cut off alike."""
-    ctx.client.containers.run(tool_image(ctx.client, ctx.stack), ["sh", "-c", script], entrypoint=[],
+    target.client.containers.run(tool_image(ctx.client, ctx.stack), ["sh", "-c", script], entrypoint=[],
                               network_mode=f"container:{target.id}", cap_add=["NET_ADMIN"], remove=True,
                               user="root")
 
@@ -194,6 +216,21 @@ def isolate_node(target, ctx) -> None:
         _filter(ctx, target, _unfilter_script())
 
 
+def isolate_host(target, ctx) -> None:
+    host = ctx.client.node_of(target)
+    others = sorted(name for name, node in ctx.client.nodes.items() if name != host)
+    stamp(ctx.echo, f"isolate swarm node {host} (it runs {service_of(target)}) from {', '.join(others)} for "
+                    f"{ctx.duration:g} s: its link is down, so its engine, brokers and clients are all cut off")
+    from ..hosts import rig  # the hosts layer knows the rig's links
+
+    link = rig.set_link(host, up=False)
+    try:
+        time.sleep(ctx.duration)
+    finally:
+        stamp(ctx.echo, f"heal: link {link} of {host} up")
+        rig.set_link(host, up=True)
+
+
 @dataclass(frozen=True)
 class NodeFault:
     """What a node fault gets: the stack, the config, the mode, and how long the fault lasts."""
@@ -217,8 +254,19 @@ NODE_FAULTS: dict[str, tuple[Callable, float, str]] = {
     # elect another leader while the old one still takes its clients' writes.
     "isolate-node": (isolate_node, 20, "cut one node (--node) off from its peers only (packet filters); its "
                                        "clients still reach it; then heal"),
+    # 20 s: as isolate-node, and past Swarm's own verdict that the node is down.
+    "isolate-host": (isolate_host, 20, "on Swarm: cut the machine that runs one node (--node) off from every "
+                                       "other machine (its link down): its brokers, clients and engine; then heal"),
     "rolling-restart": (rolling_restart, 2, "stop and start every node in turn (followers first), "
                                             "each back in sync before the next"),
+}
+
+
+SWARM_REFUSED = {
+    "partition-node": "Swarm refuses `docker network disconnect` on its networks; isolate-node cuts a node off "
+                      "its peers, isolate-host its whole machine",
+    "rolling-restart": "a stopped task is replaced by Swarm, not started again; `docker service update --force` "
+                       "restarts a service's tasks one by one",
 }
 
 
@@ -228,14 +276,14 @@ class _Watch:
 
     def __init__(self, ctx: NodeFault, target):
         self.ctx, self.target, self.said = ctx, target, ""
-        self.node = target.labels.get("com.docker.compose.service", "")
+        self.node = service_of(target)
         self.since = int(time.time()) - 1
         self.peers = [self._peer(c) for c in _peer_containers(ctx.client, ctx.stack, target)]
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="mqlab-fault-watch", daemon=True)
 
     def _peer(self, c) -> Peer:
-        return Peer(c.labels.get("com.docker.compose.service", c.name),
+        return Peer(service_of(c),
                     lambda: c.logs(since=self.since).decode(errors="replace"),
                     lambda argv, user="": c.exec_run(argv, user=user).output.decode(errors="replace"))
 
@@ -265,14 +313,14 @@ def _evidence(fault: str, ctx: NodeFault, target, before: dict[str, str], watch:
     if fault in ("kill-node", "rolling-restart"):
         now = {service: started_at(c) for service, c in _node_containers(ctx).items()}
         restarted = [s for s in now if now[s] != before.get(s)] if fault == "rolling-restart" else \
-            [s for s in now if s == target.labels.get("com.docker.compose.service") and now[s] != before.get(s)]
+            [s for s in now if s == service_of(target) and now[s] != before.get(s)]
         if fault == "rolling-restart" and len(restarted) < len(now):
             return ""
         return f"Docker: {', '.join(restarted)} started again ({', '.join(now[s] for s in restarted)})" if restarted \
             else ""
     said = watch.said if watch else ""
     if fault == "isolate-node" and said:
-        service = target.labels.get("com.docker.compose.service", "")
+        service = service_of(target)
         if started_at(target) != before.get(service) or target.status != "running":
             return ""  # it did not stay up: not the partition this fault is about
         return f"{said}; {service} stayed up (Docker: started at {before[service]}, running)"
@@ -280,13 +328,20 @@ def _evidence(fault: str, ctx: NodeFault, target, before: dict[str, str], watch:
 
 
 def _node_containers(ctx: NodeFault) -> dict:
-    return {n.service: c for n in ctx.stack.nodes for c in containers(ctx.client, ctx.stack, n.service, running=False)}
+    """Each node's container (on Swarm, its newest task's)."""
+    return {n.service: found[0] for n in ctx.stack.nodes
+            if (found := containers(ctx.client, ctx.stack, n.service, running=False))}
 
 
 def run_node_fault(config: LabConfig, stack: Stack, fault: str, seconds: float, node: str | None, mode: str,
                    client, echo: Echo, describe: str) -> FaultResult:
     """Pick the node, break it, undo it, wait until the stack is whole: what happened, with its evidence."""
     ctx = NodeFault(config, stack, mode, client, seconds, echo)
+    if on_swarm(client) and fault in SWARM_REFUSED:
+        raise UsageError(f"{fault} does not run on Swarm: {SWARM_REFUSED[fault]}")
+    if fault == "isolate-host" and not on_swarm(client):
+        raise UsageError(f"isolate-host cuts off a machine of a swarm: `invoke hosts up 3` and "
+                         f"`invoke up {stack.name} --swarm` first (isolate-node cuts off a node on one engine)")
     target = None if fault == "rolling-restart" else pick_node(config, stack, node, mode, client, echo)
     before = {service: started_at(c) for service, c in _node_containers(ctx).items()}
     stamp(echo, f"{fault} on {stack.name}: {describe}")
@@ -298,10 +353,10 @@ def run_node_fault(config: LabConfig, stack: Stack, fault: str, seconds: float, 
         with _Watch(ctx, target) as watch:
             NODE_FAULTS[fault][0](target, ctx)
             healed = time.time_ns()
-        wait_healthy(target, echo)
+        wait_healthy(current(ctx, target), echo)
         wait_in_sync(config, stack, mode, echo)
     evidence = _evidence(fault, ctx, target, before, watch)
     stamp(echo, f"evidence: {evidence}" if evidence else "evidence: none (neither the peers nor Docker showed "
                                                           "the fault)")
-    name = "all" if target is None else target.labels.get("com.docker.compose.service", "")
+    name = "all" if target is None else service_of(target)
     return FaultResult(fault, name, started, healed, time.time_ns(), evidence)

@@ -40,15 +40,17 @@ from ..modes import mode_info
 from ..stack import compose, lifecycle, preflight
 from ..stack.containers import running_stack
 from ..stack.lifecycle import current_mode
-from ..stack.runs import LineCounter, final_read, output_read, start_run, timeline_panel
+from ..stack.runs import LineCounter, final_read, output_read, producer_argv, start_run, swarm_gatherer, timeline_panel
 from ..stacks import Stack, get_stack
 from ..wait import poll_until
 from . import chaos
-from .common import containers
+from .common import client_for, containers, on_swarm
+from .nodes import SWARM_REFUSED
 
 Echo = Callable[[str], None]
 
-FAULTS = tuple(chaos.NODE_FAULTS)
+FAULTS = tuple(f for f in chaos.NODE_FAULTS if f != "isolate-host")  # on one engine
+SWARM_FAULTS = tuple(f for f in chaos.NODE_FAULTS if f not in SWARM_REFUSED)  # on Swarm: isolate-host too
 TARGETS = ("leader", "follower")
 PROOF_DIR = Path(".mqlab") / "proof"
 LEAD_ACKS = 200  # acks on record before the fault starts
@@ -166,13 +168,16 @@ def control_verdict(row: Row) -> str:
     return f"  {row.target}: this fault did not show that the checker can see a loss here (the control lost nothing)"
 
 
-def check_plan(stack: Stack, faults: list[str], targets: list[str], rounds: int, rate: float) -> None:
+def check_plan(stack: Stack, faults: list[str], targets: list[str], rounds: int, rate: float,
+               swarm: bool = False) -> None:
     if not stack.cluster:
         raise UsageError(f"proof runs node faults on a cluster: {stack.name} has one node "
                          "(kafka-cluster, rabbitmq-cluster or redis-sentinel)")
-    unknown = [f for f in faults if f not in FAULTS]
+    allowed = SWARM_FAULTS if swarm else FAULTS
+    unknown = [f for f in faults if f not in allowed]
     if unknown or not faults:
-        raise UsageError(f"unknown fault {', '.join(unknown) or '(none)'}: choose from {', '.join(FAULTS)}")
+        raise UsageError(f"unknown fault {', '.join(unknown) or '(none)'}{' on Swarm' if swarm else ''}: "
+                         f"choose from {', '.join(allowed)}")
     wrong = [t for t in targets if t not in TARGETS]
     if wrong or not targets:
         raise UsageError(f"unknown node {', '.join(wrong) or '(none)'}: choose from {', '.join(TARGETS)}")
@@ -238,7 +243,8 @@ def one_round(plan: Plan, fault: str, target: str, number: int) -> Round:
     events.append(plan.config.events_file, plan.stack.name, "round",
                   f"proof round {number}: {fault} on {target}, mode {plan.mode}, run {run_id}", fault=fault)
     directory, settings = start_run(plan.config, plan.stack, count, plan.size, run_id, plan.rate, 0, plan.client)
-    job = plan.run.start(compose.produce_argv(plan.config, plan.stack, count, plan.size, run_id, plan.rate),
+    job = plan.run.start(producer_argv(plan.config, plan.stack, plan.client, settings, count, plan.size, run_id,
+                                       plan.rate),
                          env={**compose.compose_env(plan.config), **settings}, log=directory / "producer-output.log")
     try:
         result = _produce_through_fault(plan, fault, target, run_id, directory, job)
@@ -246,7 +252,8 @@ def one_round(plan: Plan, fault: str, target: str, number: int) -> Round:
         stopped_ns = time.time_ns()
         _stop_producer(plan.client, plan.stack, run_id)
         job.wait()
-    report = ledger.wait_for_run(plan.config.ledger_dir, run_id, settle=5.0, timeout=120.0)
+    report = ledger.wait_for_run(plan.config.ledger_dir, run_id, settle=5.0, timeout=120.0,
+                                 gather=swarm_gatherer(plan.config, plan.stack, run_id))
     read = final_read(plan.config, plan.stack, plan.mode, run_id)
     output = (output_read(plan.config, plan.stack, plan.mode, run_id)
               if mode_info(plan.stack.broker, plan.mode).transactional else None)
@@ -291,19 +298,30 @@ def _switch_mode(plan: Plan, mode: str) -> Plan:
     """Restart the stack's services in ``mode`` (the brokers keep running), as `invoke up --mode` does."""
     consumers = len(containers(plan.client, plan.stack, "consumer"))
     plan.echo(f"switching {plan.stack.name} to mode {mode} ({consumers} consumer(s))")
+    if on_swarm(plan.client):
+        from ..hosts import swarm_up  # the hosts layer builds on this one
+
+        swarm_up(plan.config, plan.stack.name, consumers, lambda line: plan.echo(f"    {line}"), mode=mode)
+        return Plan(plan.config, plan.stack, mode, plan.rate, plan.size, plan.run, plan.client, plan.echo)
     lifecycle.up(plan.config, plan.stack.name, consumers, plan.run, lambda line: plan.echo(f"    {line}"), mode=mode)
     return Plan(plan.config, plan.stack, mode, plan.rate, plan.size, plan.run, plan.client, plan.echo)
 
 
 def prove(config: LabConfig, stack_name: str, faults: list[str], targets: list[str], rounds: int, rate: float,
-          size: int, run: compose.Runner, echo: Echo, control: bool = False) -> tuple[str, Path, str]:
+          size: int, run: compose.Runner, echo: Echo, control: bool = False,
+          swarm: bool = False) -> tuple[str, Path, str]:
     """Run every round (and with ``control`` every round again in the control mode); the tables,
-    where the results were saved, and why the proof failed ("": it held)."""
+    where the results were saved, and why the proof failed ("": it held). ``faults`` empty: every
+    node fault that runs where the stack is; ``swarm``: the stack must be on the swarm."""
     stack = get_stack(stack_name)
-    check_plan(stack, faults, targets, rounds, rate)
+    check_plan(stack, faults or ["kill-node"], targets, rounds, rate, swarm)
     preflight.check_size(size)
-    client = preflight.docker_client()
+    client = client_for(config, stack, preflight.docker_client())
     running_stack(stack.name, client)
+    if swarm and not on_swarm(client):
+        raise UsageError(f"{stack.name} is not on the swarm: `invoke up {stack.name} --swarm` first")
+    faults = faults or list(SWARM_FAULTS if on_swarm(client) else FAULTS)
+    check_plan(stack, faults, targets, rounds, rate, on_swarm(client))
     plan = Plan(config, stack, current_mode(client, stack), rate, size, run, client, echo)
     if control and plan.mode == stack.control_mode:
         raise UsageError(f"{stack.name} runs its control mode ({plan.mode}) already: start it in a safe mode "

@@ -35,7 +35,8 @@ from .. import tables
 from ..config import LabConfig
 from ..errors import UsageError
 from ..stack import preflight, profiles
-from ..stack.lifecycle import STACK_SETTINGS, check_mode
+from ..faults.nodes import wait_in_sync
+from ..stack.lifecycle import STACK_SETTINGS, check_mode, wait_for_consumers
 from ..stacks import STACKS, Stack, get_stack
 from . import gateway, swarm
 from .plan import DEFAULT_SUBNET, MAX_NODES, SUBNET_KEY
@@ -69,6 +70,8 @@ def swarm_up(config: LabConfig, stack_name: str, consumers: int, echo: Echo, mod
          f"consumer(s), from {path.relative_to(config.root)}")
     swarm.deploy(path, stack, echo)
     echo(f"gateway {gateway.name(stack)}: " + gateway.start(client, config, stack, done.ports))
+    wait_in_sync(config, stack, mode, echo)  # Swarm has no health checks here: the broker's own word
+    wait_for_consumers(config, stack, consumers, echo)
     echo(f"{stack.name} is up on the swarm: `invoke ps` shows where each task runs")
     return stack
 

@@ -143,3 +143,24 @@ def gather(config: LabConfig, client, stack: Stack, run_id: str, target: Path) -
     image = config.get("MQLAB_SERVICES_IMAGE") or "mqlab/services:0.1.0"
     target.mkdir(parents=True, exist_ok=True)
     return {node.name: read_node(node, stack, run_id, image, target) for node in nodes(config, client)}
+
+
+class SwarmEngines:
+    """The local engine (the manager: its own containers, networks and services, as a Docker
+    client), which also reaches every node's engine: what the faults act through on Swarm."""
+
+    def __init__(self, config: LabConfig, local):
+        self.local = local
+        self.nodes = {node.name: node for node in nodes(config, local)}
+        self.engines = {name: connect(node) for name, node in self.nodes.items()}
+
+    def __getattr__(self, name: str):
+        return getattr(self.local, name)
+
+    def containers_of(self, stack: Stack, service: str, running: bool = True) -> list:
+        """The service's containers on every node, the newest first."""
+        return containers(self.engines, stack, service, running)
+
+    def node_of(self, container) -> str:
+        """The swarm node a container runs on."""
+        return next((name for name, engine in self.engines.items() if engine is container.client), "?")

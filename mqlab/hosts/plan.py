@@ -78,13 +78,23 @@ class Node:
         file, exec root and sockets); the config file is an empty one, so that the host's
         daemon.json (its ``hosts``, say) does not leak in. No iptables rules, no forwarding
         and no default bridge: the node's containers reach others over overlay networks only.
+        ``--dns``: the node's own DNS stub (:mod:`.dnsstub`, :meth:`dns_argv`), which refuses at
+        once a name that Docker's DNS does not know.
         """
         return ["nsenter", f"--net={self.netns_path}", "unshare", "--uts",
                 "sh", "-c", 'hostname "$0" && exec "$@"', self.name,
                 "dockerd", "--config-file", str(self.run_dir / "daemon.json"),
                 "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                 "-H", self.host, "--pidfile", str(self.run_dir / "dockerd.pid"),
-                "--iptables=false", "--ip-forward=false", "--bridge=none"]
+                "--iptables=false", "--ip-forward=false", "--bridge=none", "--dns", self.address]
+
+    def dns_argv(self, python: str) -> list[str]:
+        """The node's DNS stub, on its own address in its namespace (:mod:`.dnsstub` says why)."""
+        return ["nsenter", f"--net={self.netns_path}", python, "-m", "mqlab.hosts.dnsstub", self.address]
+
+    @property
+    def dns_log(self) -> Path:
+        return self.run_dir / "dnsstub.log"
 
 
 @dataclass(frozen=True)

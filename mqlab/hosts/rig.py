@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -134,12 +135,12 @@ def _alive(pid: int) -> bool:
 
 
 def _is_node_engine(pid: int, node: Node) -> bool:
-    """The pid is still the node's dockerd (a recorded pid may have been reused by now)."""
+    """The pid is still the node's dockerd or its DNS stub (a recorded pid may have been reused by now)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return node.host.encode() in argv
+    return node.host.encode() in argv or (b"mqlab.hosts.dnsstub" in argv and node.address.encode() in argv)
 
 
 def _stop(engines: list[tuple[int, Node]]) -> list[int]:
@@ -298,8 +299,13 @@ def _make(p: Plan, st: RigState, tags: list[str], skipped: list[str], clock: _Cl
         _run(["ip", "-n", node.name, "link", "set", "lo", "up"], f"bringing up lo in {node.name}")
 
     for node in p.nodes:
-        clock(f"{node.name}: starting dockerd (log {node.log})")
+        clock(f"{node.name}: starting its DNS stub on {node.address}:53, and dockerd (log {node.log})")
         node.exec_root.mkdir(parents=True, exist_ok=True)
+        with node.dns_log.open("ab") as log:
+            stub = subprocess.Popen(node.dns_argv(sys.executable), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True)
+        st.node(node.index).dns_pid = stub.pid
+        save()
         node.data_root.mkdir(parents=True, exist_ok=True)
         (node.run_dir / "daemon.json").write_text("{}\n")
         with node.log.open("ab") as log:
@@ -434,15 +440,16 @@ def _teardown(st: RigState, clock: _Clock) -> None:
                 # Already gone (a node that never finished joining) is no failure.
                 if _ok(["docker", "node", "inspect", ns.node_id], timeout=20):
                     failed.append(f"swarm node {ns.name}")
-    engines = [(ns.pid, nodes[ns.index]) for ns in st.nodes if ns.pid]
+    engines = [(pid, nodes[ns.index]) for ns in st.nodes for pid in (ns.pid, ns.dns_pid) if pid]
     running = [str(pid) for pid, node in engines if _is_node_engine(pid, node) and _alive(pid)]
     if running:
         clock(f"stopping the nodes' dockerd (pid {', '.join(running)})")
     alive = _stop(engines)
     for ns in reversed(st.nodes):
         node = nodes[ns.index]
-        if ns.pid in alive:
-            failed.append(f"{ns.name}: dockerd pid {ns.pid} still running")
+        still = [pid for pid in (ns.pid, ns.dns_pid) if pid and pid in alive]
+        if still:
+            failed.append(f"{ns.name}: pid {', '.join(map(str, still))} still running")
             continue
         lingering = _clear_leftovers(node)
         if lingering:
@@ -544,3 +551,15 @@ def status() -> str | None:
     except RigError as exc:
         node_ls = str(exc)
     return f"{head}\n{table}\n\n{node_ls}"
+
+
+def set_link(node_name: str, up: bool) -> str:
+    """Take the link of one of the rig's nodes down (the whole machine cut off from the others:
+    its engine, its brokers and its clients) or up again; the link's name."""
+    st = rig_state.load(STATE_FILE)
+    node = next((n for n in (st.nodes if st else []) if n.name == node_name and n.veth), None)
+    if node is None:
+        raise UsageError(f"{node_name} is not a node of the local rig (`invoke hosts status`): isolate-host takes "
+                         "a machine's link down, which the lab does only on the rig it made")
+    _run(["ip", "link", "set", node.veth, "up" if up else "down"], f"link {node.veth} {'up' if up else 'down'}")
+    return node.veth

@@ -11,7 +11,8 @@ takes (the version 3 schema) and behaves the same on Swarm:
   dropped: Swarm's DNS names a task only once it is healthy, and a cluster's nodes must find
   each other by name before any of them can be. The lab's services wait for their broker
   themselves.
-- **Restarts**: ``restart`` becomes ``deploy.restart_policy``.
+- **Restarts**: ``restart`` becomes ``deploy.restart_policy``; a service without one (the brokers,
+  which the lab starts again itself on one engine) is restarted by Swarm (``any``).
 - **Ports**: none is published by Swarm. Swarm drops a ``127.0.0.1:`` binding and opens the port on
   every interface, so the lab's tasks reach the brokers from a container on the stack's
   network instead, which is made ``attachable``.
@@ -159,7 +160,9 @@ def _service(name: str, service: dict, configs: dict, out: Rewritten, own: set[s
         result["configs"] = [{**c, "mode": _mode(c["mode"])} if "mode" in c else c for c in service_configs]
     deploy = {k: v for k, v in (service.get("deploy") or {}).items() if k in DEPLOY_KEYS}
     deploy["endpoint_mode"] = "dnsrr"
-    deploy.setdefault("restart_policy", {"condition": RESTART.get(service.get("restart", "no"), "none")})
+    # No restart in the compose file (the brokers: on one engine the lab starts a node again itself):
+    # on Swarm a task that ended is never started again, only replaced, so Swarm must do it.
+    deploy.setdefault("restart_policy", {"condition": RESTART.get(service.get("restart", "always"), "none")})
     result["deploy"] = deploy
     return result
 

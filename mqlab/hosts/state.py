@@ -22,6 +22,7 @@ class NodeState:
     netns: bool = False        # `ip netns add` done
     veth: str = ""             # the host end, once made
     pid: int = 0               # the node's dockerd (the process nsenter became)
+    dns_pid: int = 0           # the node's DNS stub (dnsstub)
     node_id: str = ""          # its id in the manager's node list, once joined
     images: list[str] = field(default_factory=list)
 

@@ -66,6 +66,9 @@ def stack_dir(config: LabConfig, stack: Stack) -> Path:
     return config.root / ".mqlab" / "swarm" / stack.name
 
 
+#: How long Swarm waits before it starts a broker's task again: kill-node's default duration, past
+#: Sentinel's 5 s down-after, so a killed primary is failed over as on one engine.
+BROKER_RESTART_DELAY = "10s"
 NODE_LABEL = "mqlab.node"  # 1..N on the swarm's workers: where broker node K runs (`invoke hosts up` sets it)
 
 
@@ -92,8 +95,12 @@ def place(done: stackfile.Rewritten, stack: Stack, consumers: int, workers: int,
     """``consumers`` consumer tasks; where the swarm has workers, every task runs on them (the
     manager runs the lab's own tasks); broker node K of a cluster runs on the worker labelled
     ``mqlab.node=K`` (counting round), so each broker node has a machine of its own where
-    there are enough of them."""
+    there are enough of them; Swarm starts a broker's task again after
+    :data:`BROKER_RESTART_DELAY`."""
     services = done.document["services"]
+    for name in stack.brokers:
+        if name in services:  # a killed node stays down as long as kill-node keeps it down on one engine
+            services[name]["deploy"]["restart_policy"]["delay"] = BROKER_RESTART_DELAY
     if "consumer" in services:
         services["consumer"]["deploy"]["replicas"] = consumers
     for name, service in services.items():

@@ -158,15 +158,24 @@ def scale(config: LabConfig, stack_name: str, consumers: int, run: compose.Runne
     client = preflight.docker_client()
     stack = running_stack(stack_name, client)
     echo(f"scaling {stack.name} consumers to {consumers}")
-    env = {**compose.compose_env(config), **running_settings(client, stack)}
-    result = run(compose.scale_argv(config, stack, consumers), env=env, check=False)
-    if result.exited != 0:
-        raise LabError(f"scaling {stack.name} failed (docker compose exit {result.exited})")
+    on_swarm = preflight.swarm_services(client, stack)
+    if "consumer" in on_swarm:  # `docker service scale`: Swarm spreads the tasks over its workers
+        on_swarm["consumer"].scale(consumers)
+    else:
+        env = {**compose.compose_env(config), **running_settings(client, stack)}
+        result = run(compose.scale_argv(config, stack, consumers), env=env, check=False)
+        if result.exited != 0:
+            raise LabError(f"scaling {stack.name} failed (docker compose exit {result.exited})")
     wait_for_consumers(config, stack, consumers, echo)
 
 
 def ready_consumers(config: LabConfig, stack: Stack, client) -> int:
-    """Running consumer containers whose fresh status file says they are consuming."""
+    """Running consumer containers whose fresh status file says they are consuming (on Swarm,
+    whose files are on the nodes: the consumer tasks Swarm says are running)."""
+    on_swarm = preflight.swarm_services(client, stack)
+    if "consumer" in on_swarm:
+        return sum(1 for t in on_swarm["consumer"].tasks(filters={"desired-state": "running"})
+                   if t.get("Status", {}).get("State") == "running")
     now = time.time_ns()
     ready = 0
     for c in client.containers.list(filters={"label": [f"com.docker.compose.project={stack.project}",

@@ -70,6 +70,19 @@ def start_run(config: LabConfig, stack: Stack, count: int, size: int, run_id: st
     return directory, {**settings, "MQLAB_MODE": mode}
 
 
+def producer_argv(config: LabConfig, stack: Stack, client, settings: dict[str, str], count: int, size: int,
+                  run_id: str, rate: float | None, poison_every: int = 0) -> list[str]:
+    """The one-shot producer's command line: `docker compose run` on one engine; on Swarm a
+    container on the manager, on the stack's overlay network, with the steady producer's settings."""
+    on_swarm = preflight.swarm_services(client, stack)
+    if "producer" not in on_swarm:
+        return compose.produce_argv(config, stack, count, size, run_id, rate, poison_every)
+    spec = on_swarm["producer"].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    env = {k: v for k, v in preflight.service_env(on_swarm["producer"]).items() if k.startswith("MQLAB_")}
+    return compose.swarm_produce_argv(config, stack, spec["Image"].split("@", 1)[0], {**env, **settings},
+                                      count, size, run_id, rate, poison_every)
+
+
 def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: str | None,
             progress: Callable[[int, int], None], echo: Echo, run: compose.Runner, poll: float = 0.25,
             rate: float | None = None, poison_every: int = 0) -> str:
@@ -87,15 +100,8 @@ def produce(config: LabConfig, stack_name: str, count: int, size: int, run_id: s
     directory, settings = start_run(config, stack, count, size, run_id, rate, poison_every, client)
     output = directory / "producer-output.log"
     acked = LineCounter(directory, "sent-*.tsv")
-    on_swarm = preflight.swarm_services(client, stack)
-    if "producer" in on_swarm:  # Swarm: a container on the manager, on the stack's overlay network
-        spec = on_swarm["producer"].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
-        env = {k: v for k, v in preflight.service_env(on_swarm["producer"]).items() if k.startswith("MQLAB_")}
-        argv = compose.swarm_produce_argv(config, stack, spec["Image"].split("@", 1)[0], {**env, **settings},
-                                          count, size, run_id, rate, poison_every)
-    else:
-        argv = compose.produce_argv(config, stack, count, size, run_id, rate, poison_every)
-    job = run.start(argv, env={**compose.compose_env(config), **settings}, log=output)
+    job = run.start(producer_argv(config, stack, client, settings, count, size, run_id, rate, poison_every),
+                    env={**compose.compose_env(config), **settings}, log=output)
     try:
         while job.running():
             progress(acked(), count)

@@ -194,3 +194,26 @@ def test_hosts_down_and_status_need_no_node_count():
     made = arguments()
     made["action"].set_value("up")
     assert made["nodes"].value is None  # `hosts up` without N: invoke asks for it
+
+
+def test_the_dns_stub_refuses_every_question_at_once():
+    from mqlab.hosts import dnsstub
+
+    # a query for "a." (type A, class IN), id 0x1234, recursion desired
+    query = bytes.fromhex("1234" "0100" "0001" "0000" "0000" "0000") + b"\x01a\x00" + bytes.fromhex("00010001")
+    reply = dnsstub.answer(query)
+    assert reply[:2] == b"\x12\x34"  # the same id
+    assert reply[2] & 0x80 and reply[2] & 0x01  # a response, recursion desired kept
+    assert reply[3] & 0x0F == dnsstub.REFUSED
+    assert reply[4:6] == b"\x00\x01" and reply[6:12] == bytes(6)  # the question, no answer
+    assert reply[12:] == query[12:]
+    assert dnsstub.answer(reply) is None  # never answers an answer
+    assert dnsstub.answer(b"\x00" * 5) is None
+
+
+def test_each_node_asks_its_own_dns_stub():
+    node = plan.Plan(plan.parse_subnet("10.213.0.0/24"), 2).nodes[1]
+    argv = node.dockerd_argv()
+    assert argv[argv.index("--dns") + 1] == node.address == "10.213.0.12"
+    stub = node.dns_argv("/usr/bin/python3")
+    assert stub[:2] == ["nsenter", "--net=/run/netns/mqlab-node-2"] and stub[-2:] == ["mqlab.hosts.dnsstub", node.address]

@@ -14,6 +14,7 @@ def test_each_round_line_shows_how_long_the_fault_took(tmp_path, monkeypatch):
                    proof.Round("kill-node", "follower", 1, "r2", 900, 900, 0, 0, 0.5, 0.7, 8.06, None, 0, "restarted",
                                "quorum")])
     monkeypatch.setattr(preflight, "docker_client", lambda: object())
+    monkeypatch.setattr(preflight, "swarm_services", lambda client, stack: {})  # one engine
     monkeypatch.setattr(proof, "running_stack", lambda name, client: None)
     monkeypatch.setattr(proof, "current_mode", lambda client, stack: "quorum")
     monkeypatch.setattr(proof, "one_round", lambda *args: next(rounds))
