@@ -157,7 +157,7 @@ def up(c, stack, consumers=None, mode=None, binding=None, expose=False, offline=
 def down(c, stack, volumes=False):
     """Stop a stack (or all of them) and remove its containers; on the swarm, remove the stack."""
     name = None if stack == "all" else stack
-    if lab_hosts.swarm_down(name, _echo) and name is not None:
+    if lab_hosts.swarm_down(_config(), name, volumes, _echo) and name is not None:
         return
     lab_stack.down(_config(), name, volumes, _runner(c), _echo)
 

@@ -52,6 +52,25 @@ def sentinel_views(config, sentinels: list[tuple[str, int]]) -> dict[str, str]:
     return views
 
 
+def sentinel_replicas(config, sentinels: list[tuple[str, int]]) -> dict[str, int]:
+    """How many replicas of the primary each sentinel knows and sees up (-1: it did not answer).
+    A sentinel learns a replica from the primary's INFO, every 10 s: one that has not yet cannot
+    make it the new primary, nor point it at one after a failover."""
+    known = {}
+    for service, port in sentinels:
+        client = redis_py.Redis(host=HOST, port=port, socket_timeout=TIMEOUT_S, decode_responses=True)
+        try:
+            rows = client.execute_command("SENTINEL", "replicas", PRIMARY_NAME)
+            flags = [dict(zip(row[::2], row[1::2])).get("flags", "") if isinstance(row, list) else
+                     str(row.get("flags", "")) for row in rows]
+            known[service] = sum(1 for f in flags if "s_down" not in f and "disconnected" not in f)
+        except redis_py.RedisError:
+            known[service] = -1
+        finally:
+            client.close()
+    return known
+
+
 READ_PAGE = 10_000  # stream entries per XRANGE of the final read
 
 
@@ -125,8 +144,12 @@ class Redis(Broker):
         replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
         online = sum(1 for r in replicas if r.get("state") == "online")
         wanted = len(self.bound.nodes) - 1
-        return (agree and info.get("role") == "master" and online == wanted,
-                f"primary {primary}, {online} of {wanted} replicas online, sentinels agree: {agree}")
+        known = sentinel_replicas(config, self.sentinels(config))
+        everyone = all(count == wanted for count in known.values())
+        return (agree and everyone and info.get("role") == "master" and online == wanted,
+                f"primary {primary}, {online} of {wanted} replicas online, sentinels agree: {agree}"
+                + ("" if everyone else ", replicas each sentinel sees: "
+                   + ", ".join(f"{s} {n}" for s, n in sorted(known.items()))))
 
     log_position = "stream entry id"
 

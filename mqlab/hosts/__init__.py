@@ -23,7 +23,7 @@ routed off the machine: the namespaces have no default route, and the host forwa
     hosts.up(root, 3, "10.213.0.0/24", None, print)     # the rig
     hosts.swarm_up(config, "kafka-cluster", 2, print)   # a stack on it
     print(hosts.swarm_ps())
-    hosts.swarm_down("kafka-cluster", print)
+    hosts.swarm_down(config, "kafka-cluster", False, print)
     hosts.down(print)
 """
 
@@ -38,7 +38,7 @@ from ..stack import preflight, profiles
 from ..faults.nodes import wait_in_sync
 from ..stack.lifecycle import STACK_SETTINGS, check_mode, wait_for_consumers
 from ..stacks import STACKS, Stack, get_stack
-from . import gateway, swarm
+from . import engines, gateway, swarm
 from .plan import DEFAULT_SUBNET, MAX_NODES, SUBNET_KEY
 from .rig import down, status, up
 
@@ -82,13 +82,18 @@ def on_swarm() -> list[Stack]:
     return [STACKS[name.removeprefix("mqlab-")] for name in names if name.removeprefix("mqlab-") in STACKS]
 
 
-def swarm_down(stack_name: str | None, echo: Echo) -> list[Stack]:
-    """Remove the stack (or every lab stack) from the swarm; the ones removed."""
+def swarm_down(config: LabConfig, stack_name: str | None, volumes: bool, echo: Echo) -> list[Stack]:
+    """Remove the stack (or every lab stack) from the swarm, and with ``volumes`` its volumes on
+    every swarm node; the ones removed."""
     found = [s for s in on_swarm() if stack_name in (None, s.name)]
     for stack in found:
-        echo(f"removing {stack.name} from the swarm")
-        gateway.stop(preflight.docker_client(), stack)
+        echo(f"removing {stack.name} from the swarm" + (" and its volumes on every node" if volumes else ""))
+        client = preflight.docker_client()
+        gateway.stop(client, stack)
         swarm.remove(stack, echo)
+        if volumes:
+            removed = engines.remove_volumes(config, client, stack)
+            echo(f"{stack.name}: volumes removed: " + (", ".join(f"{node} {n}" for node, n in removed.items())))
     return found
 
 

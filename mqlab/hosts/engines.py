@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -81,7 +82,7 @@ def connect(node: SwarmNode):
         return client
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         raise LabError(f"swarm node {node.name} ({node.state}): its engine cannot be reached "
-                       f"({type(exc).__name__})") from None
+                       f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
 
 
 def clients(config: LabConfig, client) -> dict[str, object]:
@@ -143,6 +144,31 @@ def gather(config: LabConfig, client, stack: Stack, run_id: str, target: Path) -
     image = config.get("MQLAB_SERVICES_IMAGE") or "mqlab/services:0.1.0"
     target.mkdir(parents=True, exist_ok=True)
     return {node.name: read_node(node, stack, run_id, image, target) for node in nodes(config, client)}
+
+
+def remove_volumes(config: LabConfig, client, stack: Stack, timeout: float = 60.0) -> dict[str, int]:
+    """Remove the stack's volumes on every node (they outlive ``docker stack rm``); how many per
+    node. A volume still held by a container that is stopping is tried again until ``timeout``."""
+    label = f"com.docker.stack.namespace={stack.project}"
+    removed = {}
+    for node in nodes(config, client):
+        engine = connect(node)
+        count, deadline = 0, time.monotonic() + timeout
+        while True:
+            left = engine.volumes.list(filters={"label": label})
+            for volume in left:
+                try:
+                    volume.remove()
+                    count += 1
+                except docker.errors.APIError:  # in use until its container is gone
+                    pass
+            if not engine.volumes.list(filters={"label": label}):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"swarm node {node.name}: volumes of {stack.name} still in use after {timeout:.0f} s")
+            time.sleep(1)
+        removed[node.name] = count
+    return removed
 
 
 class SwarmEngines:

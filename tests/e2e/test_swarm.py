@@ -63,7 +63,16 @@ def rig():
         assert stopped.ok, stopped.out
 
 
+CLUSTERS = ("kafka-cluster", "rabbitmq-cluster", "redis-sentinel")
+
+
 def deploy(stack: str, *extra: str) -> None:
+    """The cluster on the swarm, alone there (two cores do not carry two clusters well)."""
+    on_swarm = subprocess.run(["docker", "stack", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
+                              timeout=60).stdout.split()
+    for other in CLUSTERS:
+        if other != stack and f"mqlab-{other}" in on_swarm:
+            assert invoke("down", other, "--volumes", timeout=300).ok
     done = invoke("up", stack, "--swarm", *extra, timeout=600)
     assert done.ok, done.out
     where = placement(stack)
