@@ -26,6 +26,10 @@ def test_rabbitmq_erlang_cookie_belongs_to_the_broker(stacks):
     broker = broker_container("rabbitmq", "rabbitmq")
     owner = broker.exec_run(["stat", "-c", "%U %a", "/var/lib/rabbitmq/.erlang.cookie"]).output.decode().split()
     assert owner == ["rabbitmq", "400"], owner
+    # 999, as in the official image: the cluster's cookie is given to that uid (compose/rabbitmq-cluster.yml),
+    # so the entry point leaves it alone (on Swarm it is read-only, and a chown fails)
+    ids = broker.exec_run(["sh", "-c", "id -u rabbitmq; id -g rabbitmq"]).output.decode().split()
+    assert ids == ["999", "999"], ids
     health = broker.attrs["Config"]["Healthcheck"]["Test"]
     assert health[:3] == ["CMD", "gosu", "rabbitmq"], health
 
