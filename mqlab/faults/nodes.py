@@ -33,7 +33,7 @@ from ..config import LabConfig
 from ..errors import LabError, UsageError
 from ..stacks import Stack
 from ..wait import poll_until
-from .common import (Echo, containers, cut, network_of, on_swarm, service_of, stamp, started_at, tool_image,
+from .common import (HEALTHY_TIMEOUT, Echo, containers, cut, network_of, on_swarm, service_of, stamp, started_at, tool_image,
                      wait_healthy)
 
 IN_SYNC_TIMEOUT = 180.0
@@ -151,6 +151,9 @@ def rolling_restart(_target, ctx) -> None:
     services = sorted((n.service for n in ctx.stack.nodes), key=lambda s: s == leader)
     for service in services:
         c = containers(ctx.client, ctx.stack, service, running=False)[0]
+        if on_swarm(ctx.client):
+            _swarm_restart(ctx, c, service, " - the leader" if service == leader else "")
+            continue
         stamp(ctx.echo, f"stop {c.name} (SIGTERM, graceful)" + (" - the leader" if service == leader else ""))
         c.stop(timeout=30)
         time.sleep(ctx.duration)
@@ -158,6 +161,26 @@ def rolling_restart(_target, ctx) -> None:
         c.start()
         wait_healthy(c, ctx.echo)
         wait_in_sync(ctx.config, ctx.stack, ctx.mode, ctx.echo)
+
+
+def _swarm_restart(ctx, c, service: str, note: str) -> None:
+    """On Swarm a stopped task is replaced, not started again: `docker service update --force`
+    stops the node's task gracefully and starts a new one on the same machine (its placement)."""
+    name = f"{ctx.stack.project}_{service}"
+    stamp(ctx.echo, f"docker service update --force {name}: Swarm stops {c.name} (SIGTERM, graceful) and starts "
+                    f"a new task{note}")
+    ctx.client.local.services.get(name).force_update()
+    found: list = []
+
+    def replaced() -> bool:
+        found[:] = [n for n in containers(ctx.client, ctx.stack, service) if n.id != c.id]
+        return bool(found)
+
+    if not poll_until(replaced, HEALTHY_TIMEOUT, interval=1.0):
+        raise LabError(f"Swarm did not start a new task of {service} within {HEALTHY_TIMEOUT:.0f} s")
+    stamp(ctx.echo, f"Swarm started {found[0].name} on {ctx.client.node_of(found[0])}")
+    wait_healthy(found[0], ctx.echo)
+    wait_in_sync(ctx.config, ctx.stack, ctx.mode, ctx.echo)
 
 
 def _peer_containers(client, stack: Stack, target) -> list:
@@ -265,8 +288,6 @@ NODE_FAULTS: dict[str, tuple[Callable, float, str]] = {
 SWARM_REFUSED = {
     "partition-node": "Swarm refuses `docker network disconnect` on its networks; isolate-node cuts a node off "
                       "its peers, isolate-host its whole machine",
-    "rolling-restart": "a stopped task is replaced by Swarm, not started again; `docker service update --force` "
-                       "restarts a service's tasks one by one",
 }
 
 

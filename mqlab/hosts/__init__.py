@@ -33,8 +33,9 @@ from typing import Callable
 
 from .. import tables
 from ..config import LabConfig
-from ..errors import UsageError
 from ..stack import preflight, profiles
+from ..stack.expose import check_expose
+from ..stack.expose import warning as expose_warning
 from ..faults.nodes import wait_in_sync
 from ..stack.lifecycle import STACK_SETTINGS, check_mode, wait_for_consumers
 from ..stacks import STACKS, Stack, get_stack
@@ -54,16 +55,19 @@ def swarm_up(config: LabConfig, stack_name: str, consumers: int, echo: Echo, mod
        settings: dict[str, str] | None = None, metrics: bool = False, ui: bool = False,
        expose: bool = False) -> Stack:
     """Deploy ``stack`` on the swarm the local engine manages, generated from its compose file."""
-    if expose:
-        raise UsageError("--expose does not go with --swarm yet: nothing is published on the swarm")
     stack = get_stack(stack_name)
     mode = check_mode(stack, mode)
     extras = profiles.select(stack, metrics, ui, config.offline)
     preflight.check_consumers(consumers)
+    # --expose: the gateway publishes on MQLAB_EXPOSE_BIND instead of 127.0.0.1, on the manager only
+    exposure = check_expose(config, stack) if expose else {}
     client = preflight.docker_client()
     swarm.check_manager(client)
     workers = swarm.workers(client)
-    env = {**{k: "" for k in STACK_SETTINGS}, **(settings or {}), **dict(extras.settings), "MQLAB_MODE": mode}
+    env = {**{k: "" for k in STACK_SETTINGS}, **(settings or {}), **dict(extras.settings), "MQLAB_MODE": mode,
+           **exposure}
+    if exposure:
+        echo(expose_warning(stack, exposure))
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
     path, done = swarm.generate(config, stack, consumers, workers, env, extras.names)
     echo(f"deploying {stack.name} on the swarm ({workers[0]} worker(s)) in mode {mode} with {consumers} "

@@ -19,6 +19,7 @@ from ..wait import poll_until
 from . import compose, preflight, profiles
 from .containers import running_stack, running_stacks
 from .expose import check_expose
+from .expose import warning as expose_warning
 from .stats import STALE_S, read_status
 
 Echo = Callable[[str], None]
@@ -115,7 +116,7 @@ def up(config: LabConfig, stack_name: str, consumers: int, run: compose.Runner, 
     ensure_broker_images(config, stack, run, echo, client, extras)
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
     if exposure:
-        echo(f"exposing {stack.name} on {exposure['MQLAB_BIND']}: anyone who can reach this machine can connect with the credentials")
+        echo(expose_warning(stack, exposure))
     if stack.legacy:
         echo(f"{stack.name} is the legacy ZooKeeper-mode stack (Kafka 3.9); prefer `kafka` (KRaft) for new work")
     echo(f"starting {stack.name} in mode {mode} with {consumers} consumer(s); waiting for health checks")

@@ -3,9 +3,10 @@
 --swarm``, one broker node per swarm node.
 
 - produce and verify: 0 lost, with the receipts gathered from the swarm nodes' engines;
-- the proof on Swarm: kill-node of the leader on each cluster, and isolate-host of the machine
-  that holds the Kafka leader (its link down: brokers, clients and engine cut off), each round
-  proven from the broker's side;
+- the proof on Swarm: kill-node of the leader on each cluster, isolate-host of the machine
+  that holds the Kafka leader (its link down: brokers, clients and engine cut off), a rolling
+  restart of RabbitMQ (each task replaced by Swarm in turn) and pause-node of the Redis
+  primary, each round proven from the broker's side or by Docker on the node's engine;
 - ``invoke scale``: three consumers spread over the swarm nodes, each given a share;
 - a swarm node whose engine does not answer makes ``verify`` fail in one line naming it.
 
@@ -102,7 +103,8 @@ def proof_rounds(stack: str, faults: str) -> str:
     assert done.ok, done.out
     assert "INVALID" not in done.out, done.out
     for fault in faults.split(","):
-        assert f"{fault} on the leader, round 1 of 1" in done.out, done.out
+        on = "every node" if fault == "rolling-restart" else "the leader"
+        assert f"{fault} on {on}, round 1 of 1" in done.out, done.out
     lost = [int(n.replace(",", "")) for n in re.findall(r"acked [\d,]+, lost ([\d,]+),", done.out)]
     assert lost and not any(lost), done.out
     return done.out
@@ -148,15 +150,19 @@ def test_a_swarm_node_that_cannot_be_read_fails_verify_in_one_line(rig):
     assert "OK" not in checked.out and time.monotonic() - started < 120
 
 
-def test_rabbitmq_cluster_on_three_machines_loses_nothing_when_its_quorum_leader_is_killed(rig):
+def test_rabbitmq_cluster_on_three_machines_loses_nothing_when_its_quorum_leader_is_killed_or_all_restart(rig):
     deploy("rabbitmq-cluster")
     produce_and_verify("rabbitmq-cluster")
-    out = proof_rounds("rabbitmq-cluster", "kill-node")
+    out = proof_rounds("rabbitmq-cluster", "kill-node,rolling-restart")
     assert re.search(r"evidence: Docker: rabbitmq-\d started again", out), out
+    # the rolling restart: each node's task replaced by Swarm in turn, the cluster in sync between
+    assert len(re.findall(r"docker service update --force mqlab-rabbitmq-cluster_rabbitmq-\d", out)) == 3, out
+    assert "evidence: Docker: rabbitmq-1, rabbitmq-2, rabbitmq-3 started again" in out, out
 
 
-def test_redis_sentinel_on_three_machines_fails_over_when_its_primary_is_killed(rig):
+def test_redis_sentinel_on_three_machines_fails_over_when_its_primary_is_killed_or_frozen(rig):
     deploy("redis-sentinel")
     produce_and_verify("redis-sentinel")
-    out = proof_rounds("redis-sentinel", "kill-node")
+    out = proof_rounds("redis-sentinel", "kill-node,pause-node")
     assert re.search(r"evidence: Docker: redis-\d started again", out), out
+    assert re.search(r"evidence: sentinel-\d logged: \+sdown master mymaster redis-\d", out), out

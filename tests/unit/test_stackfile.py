@@ -138,3 +138,11 @@ def test_a_one_node_swarm_places_nothing(cfg):
     services = _placed(cfg, "kafka-cluster", 2, workers=0, labelled=0)
     assert all("placement" not in s["deploy"] for s in services.values())
     assert services["consumer"]["deploy"]["replicas"] == 2
+
+
+def test_expose_moves_the_gateways_ports_off_loopback(cfg):
+    # `invoke up <stack> --swarm --expose`: the same variable as on one engine (MQLAB_BIND)
+    shown = stackfile.rewrite(stackfile.flatten(cfg, get_stack("rabbitmq"), env={"MQLAB_BIND": "0.0.0.0"}))
+    assert shown.ports and {p.host_ip for p in shown.ports} == {"0.0.0.0"}
+    kept = stackfile.rewrite(stackfile.flatten(cfg, get_stack("rabbitmq")))
+    assert {p.host_ip for p in kept.ports} == {"127.0.0.1"}

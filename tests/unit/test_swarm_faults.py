@@ -24,7 +24,7 @@ class Labelled:
 def test_proof_faults_on_one_engine_and_on_swarm():
     assert "isolate-host" not in proof.FAULTS and "partition-node" in proof.FAULTS
     assert "isolate-host" in proof.SWARM_FAULTS
-    assert not {"partition-node", "rolling-restart"} & set(proof.SWARM_FAULTS)
+    assert "partition-node" not in proof.SWARM_FAULTS and "rolling-restart" in proof.SWARM_FAULTS
     stack = get_stack("kafka-cluster")
     proof.check_plan(stack, ["isolate-host"], ["leader"], 1, 200, swarm=True)
     with pytest.raises(UsageError, match="unknown fault isolate-host: choose from"):
@@ -33,7 +33,7 @@ def test_proof_faults_on_one_engine_and_on_swarm():
         proof.check_plan(stack, ["partition-node"], ["leader"], 1, 200, swarm=True)
 
 
-@pytest.mark.parametrize("fault", ["partition-node", "rolling-restart"])
+@pytest.mark.parametrize("fault", ["partition-node"])
 def test_what_swarm_cannot_do_is_refused_in_one_line(tmp_path, fault):
     cfg = LabConfig(root=tmp_path, offline=False, values={})
     with pytest.raises(UsageError) as refused:
@@ -52,3 +52,14 @@ def test_a_containers_service_on_one_engine_and_on_swarm():
     assert service_of(Labelled({"com.docker.compose.service": "kafka-2"})) == "kafka-2"
     assert service_of(Labelled({"com.docker.swarm.service.name": "mqlab-kafka-cluster_kafka-2"})) == "kafka-2"
     assert service_of(Labelled({}, name="lonely")) == "lonely"
+
+
+
+def test_expose_on_swarm_is_refused_with_the_default_credentials_before_anything_starts(tmp_path, monkeypatch):
+    from mqlab import hosts
+    from mqlab.stack import preflight
+
+    monkeypatch.setattr(preflight, "docker_client", lambda: pytest.fail("the engine was asked first"))
+    cfg = LabConfig(root=tmp_path, offline=False, values={})
+    with pytest.raises(UsageError, match="default"):
+        hosts.swarm_up(cfg, "rabbitmq-cluster", 1, print, expose=True)
