@@ -115,19 +115,20 @@ def kill_node(target, ctx) -> None:
     target.start()
 
 
-def current(ctx, target, timeout: float = 180.0):
-    """The node's running container now: on Swarm a killed or cut-off task is replaced by a
-    new one, on the same swarm node; on one engine, the target itself."""
+def current(ctx, target, replaced: bool = False):
+    """The node's running container now: on Swarm a killed, cut-off or restarted task is
+    replaced by a new one on the same swarm node (``replaced``: wait for one that is not
+    ``target``); on one engine, the target itself."""
     if not on_swarm(ctx.client):
         return target
     service, found = service_of(target), []
 
     def running() -> bool:
-        found[:] = containers(ctx.client, ctx.stack, service)
+        found[:] = [c for c in containers(ctx.client, ctx.stack, service) if not replaced or c.id != target.id]
         return bool(found)
 
-    if not poll_until(running, timeout, interval=1.0):
-        raise LabError(f"Swarm did not run {service} again within {timeout:.0f} s")
+    if not poll_until(running, HEALTHY_TIMEOUT, interval=1.0):
+        raise LabError(f"Swarm did not run {service} again within {HEALTHY_TIMEOUT:.0f} s")
     return found[0]
 
 
@@ -170,16 +171,9 @@ def _swarm_restart(ctx, c, service: str, note: str) -> None:
     stamp(ctx.echo, f"docker service update --force {name}: Swarm stops {c.name} (SIGTERM, graceful) and starts "
                     f"a new task{note}")
     ctx.client.local.services.get(name).force_update()
-    found: list = []
-
-    def replaced() -> bool:
-        found[:] = [n for n in containers(ctx.client, ctx.stack, service) if n.id != c.id]
-        return bool(found)
-
-    if not poll_until(replaced, HEALTHY_TIMEOUT, interval=1.0):
-        raise LabError(f"Swarm did not start a new task of {service} within {HEALTHY_TIMEOUT:.0f} s")
-    stamp(ctx.echo, f"Swarm started {found[0].name} on {ctx.client.node_of(found[0])}")
-    wait_healthy(found[0], ctx.echo)
+    found = current(ctx, c, replaced=True)
+    stamp(ctx.echo, f"Swarm started {found.name} on {ctx.client.node_of(found)}")
+    wait_healthy(found, ctx.echo)
     wait_in_sync(ctx.config, ctx.stack, ctx.mode, ctx.echo)
 
 

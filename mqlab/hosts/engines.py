@@ -42,6 +42,11 @@ class SwarmNode:
     address: str | None  # its engine for `docker -H`; None: the local engine
 
 
+def services_image(config: LabConfig) -> str:
+    """The services image (``.env``): the gateway runs it, and a node's receipts are read through it."""
+    return config.get("MQLAB_SERVICES_IMAGE")
+
+
 def parse_engines(text: str) -> dict[str, str]:
     """``a=unix:///x,b=ssh://y`` -> {"a": "unix:///x", "b": "ssh://y"}."""
     found = {}
@@ -141,7 +146,7 @@ def read_node(node: SwarmNode, stack: Stack, run_id: str, image: str, target: Pa
 
 def gather(config: LabConfig, client, stack: Stack, run_id: str, target: Path) -> dict[str, int]:
     """Every node's receipts of the run, copied into ``target``: files read per node."""
-    image = config.get("MQLAB_SERVICES_IMAGE") or "mqlab/services:0.1.0"
+    image = services_image(config)
     target.mkdir(parents=True, exist_ok=True)
     return {node.name: read_node(node, stack, run_id, image, target) for node in nodes(config, client)}
 

@@ -16,6 +16,7 @@ import docker
 from ..config import LabConfig
 from ..errors import LabError
 from ..stacks import Stack
+from .engines import services_image
 from .stackfile import Port
 
 LABEL = "mqlab.gateway"
@@ -30,10 +31,9 @@ def start(client, config: LabConfig, stack: Stack, ports: list[Port]) -> str:
     stop(client, stack)
     if not ports:
         return "no port to publish"
-    image = config.get("MQLAB_SERVICES_IMAGE") or "mqlab/services:0.1.0"
     routes = [f"{p.published}={p.service}:{p.target}" for p in ports]
     try:
-        client.containers.run(image, ["forward", *routes], name=name(stack), detach=True, init=True,
+        client.containers.run(services_image(config), ["forward", *routes], name=name(stack), detach=True, init=True,
                               network=f"{stack.project}_default", labels={LABEL: stack.name},
                               ports={f"{p.published}/tcp": (p.host_ip, p.published) for p in ports},
                               restart_policy={"Name": "unless-stopped"})

@@ -175,23 +175,28 @@ def plot(config: LabConfig, stack: Stack, report: ledger.Report) -> Path:
                         f"{report.lost:,} lost, {report.duplicated:,} duplicated", [panel])
 
 
-def swarm_gatherer(config: LabConfig, stack: Stack, run_id: str) -> Callable[[], None] | None:
-    """For a stack on Swarm: a call that copies the run's receipts from every node's engine into
-    the local ledger (LabError naming a node that cannot be read); None for one engine."""
+class SwarmReceipts:
+    """Copies a run's receipts from every swarm node's engine into the local ledger when called
+    (LabError naming a node that cannot be read); :attr:`read`: files per node, last time."""
+
+    def __init__(self, config: LabConfig, client, stack: Stack, run_id: str):
+        self.config, self.client, self.stack, self.run_id = config, client, stack, run_id
+        self.read: dict[str, int] = {}
+
+    def __call__(self) -> None:
+        from ..hosts import engines  # the hosts layer builds on this one
+
+        self.read = engines.gather(self.config, self.client, self.stack, self.run_id,
+                                   ledger.run_dir(self.config.ledger_dir, self.run_id))
+
+
+def swarm_gatherer(config: LabConfig, stack: Stack, run_id: str) -> SwarmReceipts | None:
+    """For a stack on Swarm, its :class:`SwarmReceipts`; None for one engine."""
     try:
         client = preflight.docker_client()
     except LabError:
         return None
-    if not preflight.swarm_services(client, stack):
-        return None
-    from ..hosts import engines  # the hosts layer builds on this one
-
-    def gather() -> None:
-        read.update(engines.gather(config, client, stack, run_id, ledger.run_dir(config.ledger_dir, run_id)))
-
-    read: dict[str, int] = {}
-    gather.read = read  # files read per swarm node, at the last gathering
-    return gather
+    return SwarmReceipts(config, client, stack, run_id) if preflight.swarm_services(client, stack) else None
 
 
 def verify(config: LabConfig, stack_name: str, run_id: str | None, settle: float, timeout: float,
